@@ -1,0 +1,118 @@
+/** In-process channel for unit tests: a Map with change notification (no polling). */
+import { type Channel, type ChannelStats, emptyStats } from './channel.js';
+import { ChannelError, WaitTimeoutError } from './errors.js';
+import { assertKey } from './keys.js';
+
+export class MemoryChannel implements Channel {
+  readonly kind = 'memory';
+  readonly endpoint = 'memory://';
+  private readonly store = new Map<string, Uint8Array>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private counters = emptyStats();
+  private closed = false;
+
+  async put(key: string, value: Uint8Array): Promise<void> {
+    this.check(key);
+    // Copy: a caller reusing its buffer must not change what readers see.
+    this.store.set(key, value.slice());
+    this.counters.put.requests++;
+    this.counters.put.bytes += value.byteLength;
+    const ws = this.waiters.get(key);
+    if (ws) for (const wake of [...ws]) wake();
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    this.check(key);
+    this.counters.get.requests++;
+    const v = this.store.get(key);
+    if (v) this.counters.get.bytes += v.byteLength;
+    return v;
+  }
+
+  async getMany(keys: string[]): Promise<Array<Uint8Array | undefined>> {
+    return Promise.all(keys.map((k) => this.get(k)));
+  }
+
+  async wait(key: string, deadline: number): Promise<Uint8Array> {
+    const [v] = await this.waitMany([key], deadline);
+    return v!;
+  }
+
+  waitMany(keys: string[], deadline: number, onValue?: (index: number, value: Uint8Array) => void): Promise<Uint8Array[]> {
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      const out: Array<Uint8Array | undefined> = new Array(keys.length);
+      let remaining = keys.length;
+      const cleanups: Array<() => void> = [];
+      const finish = (err?: Error) => {
+        clearTimeout(timer);
+        for (const c of cleanups) c();
+        if (err) reject(err);
+        else resolve(out as Uint8Array[]);
+      };
+      const timer = setTimeout(() => {
+        const missing = keys.filter((_, i) => out[i] === undefined);
+        finish(new WaitTimeoutError(missing, Date.now() - started, this.endpoint));
+      }, Math.max(0, deadline - Date.now()));
+      keys.forEach((key, i) => {
+        const take = (): boolean => {
+          const v = this.store.get(key);
+          if (v === undefined || out[i] !== undefined) return false;
+          this.counters.get.requests++;
+          this.counters.get.bytes += v.byteLength;
+          out[i] = v;
+          onValue?.(i, v);
+          if (--remaining === 0) finish();
+          return true;
+        };
+        if (take()) return;
+        const wake = () => {
+          if (take()) set.delete(wake);
+        };
+        let set = this.waiters.get(key);
+        if (!set) this.waiters.set(key, (set = new Set()));
+        set.add(wake);
+        cleanups.push(() => {
+          set!.delete(wake);
+          if (set!.size === 0) this.waiters.delete(key);
+        });
+      });
+      if (keys.length === 0) finish();
+    });
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    for (const k of keys) {
+      this.check(k);
+      this.store.delete(k);
+      this.counters.delete.requests++;
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    this.counters.list.requests++;
+    return [...this.store.keys()].filter((k) => k.startsWith(prefix)).sort();
+  }
+
+  stats(): ChannelStats {
+    return structuredClone(this.counters);
+  }
+
+  resetStats(): void {
+    this.counters = emptyStats();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  /** Number of keys held (tests use it to check that nothing is left behind). */
+  size(): number {
+    return this.store.size;
+  }
+
+  private check(key: string): void {
+    if (this.closed) throw new ChannelError('CHANNEL_CLOSED', 'memory channel is closed');
+    assertKey(key);
+  }
+}
