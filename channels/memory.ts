@@ -66,15 +66,16 @@ export class MemoryChannel implements Channel {
           return true;
         };
         if (take()) return;
-        const wake = () => {
-          if (take()) set.delete(wake);
-        };
         let set = this.waiters.get(key);
         if (!set) this.waiters.set(key, (set = new Set()));
-        set.add(wake);
+        const waiting = set;
+        const wake = () => {
+          if (take()) waiting.delete(wake);
+        };
+        waiting.add(wake);
         cleanups.push(() => {
-          set!.delete(wake);
-          if (set!.size === 0) this.waiters.delete(key);
+          waiting.delete(wake);
+          if (waiting.size === 0 && this.waiters.get(key) === waiting) this.waiters.delete(key);
         });
       });
       if (keys.length === 0) finish();

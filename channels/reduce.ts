@@ -1,0 +1,63 @@
+/**
+ * Reduction in rank order, fed in arrival order. Float addition is not associative, so summing in
+ * whatever order values arrive would make results depend on timing; this reducer adds rank 0, then
+ * rank 1, ... as soon as each prefix is complete, which overlaps the arithmetic with the wait and
+ * gives every pattern (and a plain local loop) bit-identical sums.
+ */
+import { CollectiveError } from './errors.js';
+
+export type ReduceOp = 'sum' | 'mean';
+
+export class OrderedReducer {
+  private readonly pending: Array<Float32Array | undefined>;
+  private next = 0;
+  private acc: Float32Array | undefined;
+
+  constructor(
+    private readonly world: number,
+    private readonly length: number,
+    private readonly what: string,
+  ) {
+    this.pending = new Array(world);
+  }
+
+  offer(rank: number, data: Float32Array): void {
+    if (data.length !== this.length) {
+      throw new CollectiveError('COLLECTIVE_MISMATCH', `${this.what}: rank ${rank} sent ${data.length} floats, expected ${this.length} (every rank must pass vectors of the same length)`);
+    }
+    this.pending[rank] = data;
+    while (this.next < this.world && this.pending[this.next] !== undefined) {
+      const v = this.pending[this.next]!;
+      this.pending[this.next] = undefined;
+      if (this.acc === undefined) this.acc = v.slice();
+      else addInto(this.acc, v);
+      this.next++;
+    }
+  }
+
+  /** The reduced vector; every rank must have been offered. */
+  result(op: ReduceOp): Float32Array {
+    if (this.next !== this.world || this.acc === undefined) {
+      throw new CollectiveError('COLLECTIVE_ARGUMENT', `${this.what}: reduction incomplete (${this.next} of ${this.world} ranks)`);
+    }
+    if (op === 'mean') divideInto(this.acc, this.world);
+    return this.acc;
+  }
+}
+
+export function addInto(acc: Float32Array, v: Float32Array): void {
+  const n = acc.length;
+  for (let i = 0; i < n; i++) acc[i]! += v[i]!;
+}
+
+export function divideInto(acc: Float32Array, divisor: number): void {
+  const n = acc.length;
+  for (let i = 0; i < n; i++) acc[i]! /= divisor;
+}
+
+/** The rank-order sum a local loop would compute: the reference the collectives must match bit for bit. */
+export function referenceReduce(vectors: Float32Array[], op: ReduceOp): Float32Array {
+  const r = new OrderedReducer(vectors.length, vectors[0]!.length, 'reference');
+  vectors.forEach((v, rank) => r.offer(rank, v));
+  return r.result(op);
+}

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Communicator, segmentBounds } from '../channels/collectives.js';
+import { CollectiveTimeoutError } from '../channels/errors.js';
+import { MemoryChannel } from '../channels/memory.js';
+import { referenceReduce } from '../channels/reduce.js';
+import { makeVector } from '../bench/vectors.js';
+
+type Pattern = 'allReduce' | 'scatterReduce';
+
+async function runWorld(channel: MemoryChannel, world: number, length: number, pattern: Pattern, rounds: number, op: 'sum' | 'mean', jobId = 'mem-test') {
+  const comms = Array.from({ length: world }, (_, rank) => new Communicator(channel, { jobId, rank, world, timeoutMs: 5000 }));
+  for (let round = 0; round < rounds; round++) {
+    const inputs = comms.map((_, rank) => makeVector(7, rank, round, length));
+    const expected = referenceReduce(inputs, op);
+    const outputs = await Promise.all(comms.map((c, rank) => c[pattern](inputs[rank]!, op)));
+    outputs.forEach((out, rank) => {
+      assert.equal(out.length, length);
+      assert.deepEqual(new Uint8Array(out.buffer, out.byteOffset, out.byteLength), new Uint8Array(expected.buffer), `${pattern} W=${world} n=${length} round ${round} rank ${rank}: result differs from the rank-order sum`);
+    });
+  }
+  await Promise.all(comms.map((c) => c.close()));
+}
+
+test('segments cover the vector exactly once, including when length < world', () => {
+  for (const [n, w] of [[0, 3], [2, 5], [7, 3], [1_000_003, 8]] as const) {
+    let covered = 0;
+    let prev = 0;
+    for (let j = 0; j < w; j++) {
+      const [lo, hi] = segmentBounds(n, w, j);
+      assert.equal(lo, prev);
+      assert.ok(hi >= lo);
+      covered += hi - lo;
+      prev = hi;
+    }
+    assert.equal(covered, n);
+  }
+});
+
+for (const pattern of ['allReduce', 'scatterReduce'] as const) {
+  test(`${pattern} on the memory channel: W = 1..8, lengths 0..1000, sum and mean, bit-exact, nothing left behind`, async () => {
+    const channel = new MemoryChannel();
+    for (let world = 1; world <= 8; world++) {
+      for (const length of [0, 1, world - 1, world + 1, 1000]) {
+        await runWorld(channel, world, length, pattern, 3, world % 2 === 0 ? 'mean' : 'sum');
+        assert.equal(channel.size(), 0, `${pattern} W=${world} n=${length}: keys left: ${(await channel.list('')).join(', ')}`);
+      }
+    }
+  });
+}
+
+test('two jobs and mixed patterns on one channel never mix', async () => {
+  const channel = new MemoryChannel();
+  const a = Array.from({ length: 3 }, (_, rank) => new Communicator(channel, { jobId: 'job-a', rank, world: 3 }));
+  const b = Array.from({ length: 3 }, (_, rank) => new Communicator(channel, { jobId: 'job-b', rank, world: 3 }));
+  for (let round = 0; round < 4; round++) {
+    const va = a.map((_, r) => makeVector(1, r, round, 50));
+    const vb = b.map((_, r) => makeVector(2, r, round, 50));
+    const pattern: Pattern = round % 2 ? 'allReduce' : 'scatterReduce';
+    const [ra, rb] = await Promise.all([Promise.all(a.map((c, r) => c[pattern](va[r]!))), Promise.all(b.map((c, r) => c[pattern](vb[r]!)))]);
+    assert.deepEqual(Array.from(ra[1]!), Array.from(referenceReduce(va, 'sum')));
+    assert.deepEqual(Array.from(rb[2]!), Array.from(referenceReduce(vb, 'sum')));
+  }
+  await Promise.all([...a, ...b].map((c) => c.close()));
+  assert.equal(channel.size(), 0);
+});
+
+test('a missing rank makes the round fail with a typed error naming it', async () => {
+  const channel = new MemoryChannel();
+  const comms = [0, 1, 2, 3].map((rank) => new Communicator(channel, { jobId: 'timeout', rank, world: 4, timeoutMs: 150 }));
+  const v = Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8);
+  // Ranks 2 and 3 never call.
+  const results = await Promise.allSettled([comms[0]!.scatterReduce(v), comms[1]!.scatterReduce(v)]);
+  for (const r of results) {
+    assert.equal(r.status, 'rejected');
+    const e = (r as PromiseRejectedResult).reason as CollectiveTimeoutError;
+    assert.ok(e instanceof CollectiveTimeoutError);
+    assert.equal(e.code, 'COLLECTIVE_TIMEOUT');
+    assert.equal(e.round, 0);
+  }
+  const e0 = (results[0] as PromiseRejectedResult).reason as CollectiveTimeoutError;
+  assert.deepEqual(e0.missingRanks, [2, 3]);
+  assert.match(e0.message, /^scatterreduce round 0: rank 0 waited \d+ ms; ranks 2, 3 never arrived$/);
+  const leader = new Communicator(channel, { jobId: 'timeout2', rank: 0, world: 3, timeoutMs: 100 });
+  await assert.rejects(leader.allReduce(v), { code: 'COLLECTIVE_TIMEOUT', message: /ranks 1, 2 never arrived/ });
+});
+
+test('vectors of different lengths are refused naming the rank', async () => {
+  const channel = new MemoryChannel();
+  const [c0, c1] = [0, 1].map((rank) => new Communicator(channel, { jobId: 'mismatch', rank, world: 2, timeoutMs: 300 }));
+  const results = await Promise.allSettled([c0!.allReduce(new Float32Array(4)), c1!.allReduce(new Float32Array(5))]);
+  assert.equal(results[0]!.status, 'rejected');
+  assert.match(String((results[0] as PromiseRejectedResult).reason.message), /rank 1 sent 5 floats, expected 4/);
+});
+
+test('bad rank or world is refused at construction', () => {
+  const channel = new MemoryChannel();
+  assert.throws(() => new Communicator(channel, { jobId: 'x', rank: 3, world: 3 }), { code: 'COLLECTIVE_ARGUMENT', message: 'rank must be an integer in [0, 2], got 3' });
+  assert.throws(() => new Communicator(channel, { jobId: 'x', rank: 0, world: 0 }), { code: 'COLLECTIVE_ARGUMENT', message: 'world must be a positive integer, got 0' });
+  assert.throws(() => new Communicator(channel, { jobId: 'bad id', rank: 0, world: 1 }), { code: 'KEY_INVALID' });
+});
