@@ -3,13 +3,24 @@ import { type Channel, type ChannelStats, emptyStats } from './channel.js';
 import { ChannelError, WaitTimeoutError } from './errors.js';
 import { assertKey } from './keys.js';
 
+/** The data behind memory channels; several clients may share one store, as on a real server. */
+export class MemoryStore {
+  readonly values = new Map<string, Uint8Array>();
+  readonly waiters = new Map<string, Set<() => void>>();
+}
+
 export class MemoryChannel implements Channel {
   readonly kind = 'memory';
   readonly endpoint = 'memory://';
-  private readonly store = new Map<string, Uint8Array>();
-  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly store: Map<string, Uint8Array>;
+  private readonly waiters: Map<string, Set<() => void>>;
   private counters = emptyStats();
   private closed = false;
+
+  constructor(shared: MemoryStore = new MemoryStore()) {
+    this.store = shared.values;
+    this.waiters = shared.waiters;
+  }
 
   async put(key: string, value: Uint8Array): Promise<void> {
     this.check(key);
@@ -40,6 +51,11 @@ export class MemoryChannel implements Channel {
 
   waitMany(keys: string[], deadline: number, onValue?: (index: number, value: Uint8Array) => void): Promise<Uint8Array[]> {
     const started = Date.now();
+    try {
+      for (const k of keys) this.check(k);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return new Promise((resolve, reject) => {
       const out: Array<Uint8Array | undefined> = new Array(keys.length);
       let remaining = keys.length;
@@ -91,6 +107,7 @@ export class MemoryChannel implements Channel {
   }
 
   async list(prefix: string): Promise<string[]> {
+    if (this.closed) throw new ChannelError('CHANNEL_CLOSED', 'memory channel is closed');
     this.counters.list.requests++;
     return [...this.store.keys()].filter((k) => k.startsWith(prefix)).sort();
   }

@@ -1,0 +1,439 @@
+/**
+ * Memcached channel (memjs, binary protocol).
+ *
+ * Item layout: every item stored at a user key starts with a 1-byte tag.
+ *   0x00  inline: the rest of the item is the value.
+ *   0x01  manifest (MANIFEST_BYTES): the value lives in `count` chunk items whose keys derive from
+ *         the key and a random 8-byte write id, so a rewrite never touches chunks a reader may be
+ *         fetching. Chunks are written first and the manifest last: a reader sees the old value,
+ *         the new value or nothing, never a mix.
+ * Chunk items hold raw bytes (no tag) and never expire: an expiry would silently drop live data.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import memjs from 'memjs';
+import type { Client as MemjsClient } from 'memjs';
+import { type Channel, type ChannelStats, type OpKind, emptyStats } from './channel.js';
+import { ChannelError } from './errors.js';
+import { MAX_KEY_BYTES, assertKey } from './keys.js';
+import { FAST_POLL, pollMany } from './poll.js';
+import { type MemcachedSpec, memcachedSpec } from './spec.js';
+
+type Client = MemjsClient<Buffer, Buffer | null>;
+
+const TAG_INLINE = 0x00;
+const TAG_MANIFEST = 0x01;
+const MANIFEST_VERSION = 1;
+/** tag(1) version(1) count(u32) total(u64) chunkBytes(u32) writeId(8). */
+export const MANIFEST_BYTES = 1 + 1 + 4 + 8 + 4 + 8;
+/** Chunk locations remembered for overwrite/delete clean-up. */
+const KNOWN_CAPACITY = 10_000;
+/** Grace on top of memjs' own timeout before we declare a request lost (memjs can miss a closed socket). */
+const BACKSTOP_GRACE_MS = 1_000;
+const PROBE_KEY = 'cirrus~probe';
+
+export interface Manifest {
+  count: number;
+  totalBytes: number;
+  chunkBytes: number;
+  /** 16 hex digits. */
+  writeId: string;
+}
+
+export function encodeManifest(m: Manifest): Buffer {
+  const b = Buffer.alloc(MANIFEST_BYTES);
+  b[0] = TAG_MANIFEST;
+  b[1] = MANIFEST_VERSION;
+  b.writeUInt32BE(m.count, 2);
+  b.writeBigUInt64BE(BigInt(m.totalBytes), 6);
+  b.writeUInt32BE(m.chunkBytes, 14);
+  b.write(m.writeId, 18, 8, 'hex');
+  return b;
+}
+
+/** Parses a manifest item; undefined when `item` is not a well-formed manifest. */
+export function decodeManifest(item: Uint8Array): Manifest | undefined {
+  if (item.byteLength !== MANIFEST_BYTES || item[0] !== TAG_MANIFEST || item[1] !== MANIFEST_VERSION) return undefined;
+  const b = Buffer.from(item.buffer, item.byteOffset, item.byteLength);
+  const count = b.readUInt32BE(2);
+  const total = b.readBigUInt64BE(6);
+  const chunkBytes = b.readUInt32BE(14);
+  if (total > BigInt(Number.MAX_SAFE_INTEGER) || chunkBytes === 0) return undefined;
+  const totalBytes = Number(total);
+  if (count !== Math.ceil(totalBytes / chunkBytes) || count === 0) return undefined;
+  return { count, totalBytes, chunkBytes, writeId: b.toString('hex', 18, 26) };
+}
+
+/** Key of chunk `index` of the value written with `writeId` at `key`. */
+export function chunkKey(key: string, writeId: string, index: number): string {
+  const direct = `${key}~${writeId}.${index}`;
+  if (Buffer.byteLength(direct) <= MAX_KEY_BYTES) return direct;
+  // Long keys: chunk keys only need to be unique, and the write id already makes them so.
+  const digest = createHash('sha256').update(key).digest('hex').slice(0, 40);
+  return `~chunk/${digest}~${writeId}.${index}`;
+}
+
+export function chunkKeys(key: string, m: Pick<Manifest, 'count' | 'writeId'>): string[] {
+  return Array.from({ length: m.count }, (_, i) => chunkKey(key, m.writeId, i));
+}
+
+/** What this client last saw at a key: inline (no chunks) or the chunk set of a manifest. */
+type Known = { kind: 'inline' } | { kind: 'chunked'; count: number; writeId: string };
+const INLINE: Known = { kind: 'inline' };
+
+/** Map with least-recently-used eviction (Map keeps insertion order; re-insert on use). */
+class LruMap<K, V> {
+  private readonly map = new Map<K, V>();
+  constructor(private readonly capacity: number) {}
+  get(key: K): V | undefined {
+    const v = this.map.get(key);
+    if (v !== undefined) {
+      this.map.delete(key);
+      this.map.set(key, v);
+    }
+    return v;
+  }
+  set(key: K, value: V): void {
+    this.map.delete(key);
+    this.map.set(key, value);
+    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as K);
+  }
+  delete(key: K): void {
+    this.map.delete(key);
+  }
+}
+
+type Decoded = { kind: 'inline'; value: Uint8Array } | { kind: 'manifest'; manifest: Manifest };
+
+const silentLogger = { log: (): void => undefined };
+
+function reason(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function hint(e: unknown): string {
+  return /too large/i.test(reason(e))
+    ? ' (the server item size limit, memcached -I, is below chunkBytes plus ~100 bytes of item overhead: lower chunkBytes or raise -I)'
+    : '';
+}
+
+function view(b: Uint8Array, start: number, end = b.byteLength): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset + start, end - start);
+}
+
+export class MemcachedChannel implements Channel {
+  readonly kind = 'memcached';
+  readonly endpoint: string;
+  private readonly server: string;
+  private readonly timeoutMs: number;
+  private readonly chunkBytes: number;
+  private readonly clients: Client[];
+  private nextClient = 0;
+  private counters = emptyStats();
+  private closed = false;
+  private readonly known = new LruMap<string, Known>(KNOWN_CAPACITY);
+  /** Keys with a put in flight: reads must not overwrite what the put records in `known`. */
+  private readonly putting = new Map<string, number>();
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+
+  constructor(spec: MemcachedSpec) {
+    const r = memcachedSpec.safeParse(spec);
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      throw new ChannelError('CHANNEL_ENDPOINT', `memcached spec ${['', ...issue.path.map(String)].join('.') || '.'}: ${issue.message}`);
+    }
+    const s = r.data;
+    this.server = s.server;
+    this.endpoint = `memcached://${s.server}`;
+    this.timeoutMs = s.timeoutMs;
+    this.chunkBytes = s.chunkBytes;
+    // One memjs Client per connection: each owns one socket, so requests spread over sockets.
+    this.clients = Array.from({ length: s.connections }, () =>
+      memjs.Client.create(s.server, {
+        timeout: s.timeoutMs / 1000,
+        conntimeout: s.timeoutMs / 1000,
+        // memjs retries after a fixed delay on any error; fail fast and let the caller decide.
+        retries: 0,
+        keepAlive: true,
+        logger: silentLogger,
+      }) as unknown as Client,
+    );
+  }
+
+  /** Creates a channel and checks the server answers within spec.timeoutMs. */
+  static async open(spec: MemcachedSpec): Promise<MemcachedChannel> {
+    const ch = new MemcachedChannel(spec);
+    try {
+      await ch.probe();
+    } catch (e) {
+      ch.abort(new Error('probe failed'));
+      throw new ChannelError('CHANNEL_UNREACHABLE', `memcached at ${ch.server} is unreachable: ${reason(e)}`, { cause: e });
+    }
+    return ch;
+  }
+
+  async put(key: string, value: Uint8Array): Promise<void> {
+    this.check(key);
+    this.putting.set(key, (this.putting.get(key) ?? 0) + 1);
+    try {
+      const previous = this.known.get(key);
+      let now: Known;
+      if (value.byteLength + 1 <= this.chunkBytes) {
+        const item = Buffer.allocUnsafe(value.byteLength + 1);
+        item[0] = TAG_INLINE;
+        item.set(value, 1);
+        await this.rawSet(key, item, value.byteLength);
+        now = INLINE;
+      } else {
+        now = await this.putChunked(key, value);
+      }
+      this.known.set(key, now);
+      if (previous?.kind === 'chunked' && !(now.kind === 'chunked' && now.writeId === previous.writeId)) {
+        // The old chunks are garbage now; a failure here must not fail a put that succeeded.
+        await this.deleteRaw(chunkKeys(key, previous)).catch(() => undefined);
+      }
+    } finally {
+      const n = this.putting.get(key)! - 1;
+      if (n === 0) this.putting.delete(key);
+      else this.putting.set(key, n);
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    this.check(key);
+    return this.read(key);
+  }
+
+  async getMany(keys: string[]): Promise<Array<Uint8Array | undefined>> {
+    for (const k of keys) this.check(k);
+    // memjs pipelines concurrent requests on each socket.
+    return Promise.all(keys.map((k) => this.read(k)));
+  }
+
+  async wait(key: string, deadline: number): Promise<Uint8Array> {
+    const [v] = await this.waitMany([key], deadline);
+    return v!;
+  }
+
+  async waitMany(keys: string[], deadline: number, onValue?: (index: number, value: Uint8Array) => void): Promise<Uint8Array[]> {
+    for (const k of keys) this.check(k);
+    return pollMany(keys, deadline, (missing) => Promise.all(missing.map((k) => this.read(k))), FAST_POLL, this.endpoint, onValue);
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    for (const k of keys) this.check(k);
+    await Promise.all(keys.map((k) => this.deleteOne(k)));
+  }
+
+  stats(): ChannelStats {
+    return structuredClone(this.counters);
+  }
+
+  resetStats(): void {
+    this.counters = emptyStats();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Let requests already on the wire finish (each is bounded by its timeout) before closing sockets.
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    for (const c of this.clients) c.close();
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private check(key: string): void {
+    if (this.closed) throw new ChannelError('CHANNEL_CLOSED', `${this.endpoint}: channel is closed`);
+    assertKey(key);
+  }
+
+  private async putChunked(key: string, value: Uint8Array): Promise<Known> {
+    const size = this.chunkBytes;
+    const count = Math.ceil(value.byteLength / size);
+    const writeId = randomBytes(8).toString('hex');
+    const keys = chunkKeys(key, { count, writeId });
+    try {
+      // Views, not copies: memjs copies each chunk into its request buffer synchronously.
+      await Promise.all(keys.map((k, i) => this.rawSet(k, view(value, i * size, Math.min(value.byteLength, (i + 1) * size)))));
+      await this.rawSet(key, encodeManifest({ count, totalBytes: value.byteLength, chunkBytes: size, writeId }));
+    } catch (e) {
+      // No manifest points at these chunks; drop whatever made it (best effort).
+      await this.deleteRaw(keys).catch(() => undefined);
+      throw e;
+    }
+    return { kind: 'chunked', count, writeId };
+  }
+
+  private remember(key: string, k: Known | undefined): void {
+    if (this.putting.has(key)) return;
+    if (k === undefined) this.known.delete(key);
+    else this.known.set(key, k);
+  }
+
+  private async read(key: string): Promise<Uint8Array | undefined> {
+    let item = await this.rawGet(key);
+    for (let attempt = 0; ; attempt++) {
+      if (item === undefined) {
+        this.remember(key, undefined);
+        return undefined;
+      }
+      const d = this.decode(key, item);
+      if (d.kind === 'inline') {
+        this.counters.get.bytes += d.value.byteLength;
+        this.remember(key, INLINE);
+        return d.value;
+      }
+      this.counters.get.bytes += item.byteLength;
+      const m = d.manifest;
+      const value = await this.fetchChunks(key, m);
+      if (value !== undefined) {
+        this.remember(key, { kind: 'chunked', count: m.count, writeId: m.writeId });
+        return value;
+      }
+      // A chunk vanished: normally the value was overwritten or deleted under us. Look again once.
+      if (attempt >= 1) return undefined;
+      const again = await this.rawGet(key);
+      if (again !== undefined && Buffer.compare(again, item) === 0) {
+        throw new ChannelError(
+          'CHANNEL_CORRUPT',
+          `${this.endpoint}: value at '${key}' lost chunks while its manifest is still present (evicted? give memcached more memory with -m)`,
+        );
+      }
+      item = again;
+    }
+  }
+
+  private decode(key: string, item: Buffer): Decoded {
+    if (item.byteLength >= 1 && item[0] === TAG_INLINE) {
+      // A view into memjs' receive buffer: no copy. Plain Uint8Array so callers' slice() copies.
+      return { kind: 'inline', value: new Uint8Array(item.buffer, item.byteOffset + 1, item.byteLength - 1) };
+    }
+    const manifest = decodeManifest(item);
+    if (manifest) return { kind: 'manifest', manifest };
+    throw new ChannelError(
+      'CHANNEL_CORRUPT',
+      `${this.endpoint}: item at '${key}' (${item.byteLength} bytes, tag ${item[0] ?? 'none'}) was not written by a Cirrus memcached channel`,
+    );
+  }
+
+  /** The assembled value, or undefined when a chunk is missing. */
+  private async fetchChunks(key: string, m: Manifest): Promise<Uint8Array | undefined> {
+    const out = new Uint8Array(m.totalBytes);
+    let missing = false;
+    await Promise.all(
+      chunkKeys(key, m).map(async (k, i) => {
+        const chunk = await this.rawGet(k);
+        if (chunk === undefined) {
+          missing = true;
+          return;
+        }
+        const expected = i < m.count - 1 ? m.chunkBytes : m.totalBytes - i * m.chunkBytes;
+        this.counters.get.bytes += chunk.byteLength;
+        if (chunk.byteLength !== expected) {
+          throw new ChannelError('CHANNEL_CORRUPT', `${this.endpoint}: chunk ${i} of '${key}' has ${chunk.byteLength} bytes, expected ${expected}`);
+        }
+        out.set(chunk, i * m.chunkBytes);
+      }),
+    );
+    return missing ? undefined : out;
+  }
+
+  private async deleteOne(key: string): Promise<void> {
+    let known = this.known.get(key);
+    if (known === undefined) {
+      // Unknown key: read it to learn whether chunks hang off it.
+      const item = await this.rawGet(key);
+      if (item !== undefined) {
+        this.counters.get.bytes += item.byteLength;
+        const m = decodeManifest(item);
+        known = m ? { kind: 'chunked', count: m.count, writeId: m.writeId } : INLINE;
+      }
+    }
+    // Manifest first: a reader then sees "gone" rather than a manifest whose chunks are missing.
+    await this.rawDelete(key);
+    this.known.delete(key);
+    if (known?.kind === 'chunked') await this.deleteRaw(chunkKeys(key, known));
+  }
+
+  private async deleteRaw(keys: string[]): Promise<void> {
+    await Promise.all(keys.map((k) => this.rawDelete(k)));
+  }
+
+  private async rawGet(key: string): Promise<Buffer | undefined> {
+    const r = await this.send('get', key, (c) => c.get(key));
+    return r.value ?? undefined;
+  }
+
+  /** `bytes`: payload to count (inline puts count the value, not the tag). */
+  private async rawSet(key: string, item: Buffer, bytes = item.byteLength): Promise<void> {
+    this.counters.put.bytes += bytes;
+    await this.send('put', key, (c) => c.set(key, item, {}));
+  }
+
+  private async rawDelete(key: string): Promise<void> {
+    await this.send('delete', key, (c) => c.delete(key));
+  }
+
+  /** One memcached request: counted, spread round-robin over the connections, never left hanging. */
+  private send<T>(kind: OpKind, key: string, op: (c: Client) => Promise<T>): Promise<T> {
+    // After close(), only requests of operations still draining may go out (memjs would reconnect).
+    if (this.closed && this.inFlight === 0) {
+      return Promise.reject(new ChannelError('CHANNEL_CLOSED', `${this.endpoint}: channel is closed`));
+    }
+    const client = this.clients[this.nextClient]!;
+    this.nextClient = (this.nextClient + 1) % this.clients.length;
+    this.counters[kind].requests++;
+    this.inFlight++;
+    const label = kind === 'put' ? 'set' : kind;
+    return new Promise<T>((resolve, reject) => {
+      const fail = (e: unknown) =>
+        reject(
+          e instanceof ChannelError
+            ? e
+            : new ChannelError('CHANNEL_REQUEST', `memcached ${label} of '${key}' at ${this.endpoint} failed: ${reason(e)}${hint(e)}`, { cause: e }),
+        );
+      // memjs times requests out itself, but loses requests pending on a socket the server closed.
+      const backstop = setTimeout(() => {
+        const err = new Error(`no response within ${this.timeoutMs + BACKSTOP_GRACE_MS} ms`);
+        fail(err);
+        for (const s of client.servers) s.error(err);
+      }, this.timeoutMs + BACKSTOP_GRACE_MS);
+      op(client).then(
+        (v) => {
+          clearTimeout(backstop);
+          resolve(v);
+        },
+        (e: unknown) => {
+          clearTimeout(backstop);
+          fail(e);
+        },
+      );
+    }).finally(() => {
+      if (--this.inFlight === 0 && this.drained) {
+        const d = this.drained;
+        this.drained = undefined;
+        d();
+      }
+    });
+  }
+
+  /** A get on every connection (opens all sockets), bounded by timeoutMs. Not counted in stats. */
+  private async probe(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
+    try {
+      await Promise.race([Promise.all(this.clients.map((c) => c.get(PROBE_KEY))), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Drops every socket at once and fails whatever is pending on them. */
+  private abort(err: Error): void {
+    this.closed = true;
+    for (const c of this.clients) for (const s of c.servers) s.error(err);
+  }
+}

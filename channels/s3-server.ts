@@ -1,0 +1,85 @@
+/**
+ * An S3-compatible server inside this process (s3rver), for tests, demos and single-machine runs.
+ * s3rver keeps objects as files under `directory`; note that its store is not atomic (a PUT in
+ * flight is visible with partial bytes), which S3Channel's envelope tolerates.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import S3rver from 's3rver';
+import type { S3Spec } from './spec.js';
+
+export interface S3ServerOptions {
+  /** Where objects are stored; kept on stop. Default: a fresh temp dir, removed on stop. */
+  directory?: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** Buckets created at start. Default ['cirrus']. */
+  buckets?: string[];
+  /** Suppress s3rver's request log. Default true. */
+  silent?: boolean;
+}
+
+export interface S3Server {
+  endpoint: string;
+  port: number;
+  directory: string;
+  stop(): Promise<void>;
+}
+
+/** s3rver's fixed credentials (it checks signatures, so the SDK must sign with these). */
+export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+/** How long stop() lets in-flight requests finish before cutting their connections. */
+const STOP_GRACE_MS = 2_000;
+
+export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Server> {
+  const ownDirectory = opts.directory === undefined;
+  const directory = opts.directory ?? (await mkdtemp(join(tmpdir(), 'cirrus-s3rver-')));
+  const buckets = opts.buckets ?? ['cirrus'];
+  const instance = new S3rver({
+    address: '127.0.0.1',
+    port: opts.port ?? 0,
+    directory,
+    silent: opts.silent ?? true,
+    configureBuckets: buckets.map((name) => ({ name })),
+  });
+  let port: number;
+  try {
+    ({ port } = await instance.run());
+  } catch (err) {
+    if (ownDirectory) await rm(directory, { recursive: true, force: true });
+    throw err;
+  }
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopped ??= (async () => {
+      const http = instance.httpServer;
+      const closing = instance.close();
+      // Idle keep-alive sockets of clients that were never destroyed would hold close() open.
+      http?.closeIdleConnections();
+      const force = setTimeout(() => http?.closeAllConnections(), STOP_GRACE_MS);
+      force.unref();
+      try {
+        await closing;
+      } finally {
+        clearTimeout(force);
+        if (ownDirectory) await rm(directory, { recursive: true, force: true });
+      }
+    })());
+  return { endpoint: `http://127.0.0.1:${port}`, port, directory, stop };
+}
+
+/** A complete S3 channel spec (valid as input and as parsed spec) pointing at `server`. */
+export function s3SpecFor(server: Pick<S3Server, 'endpoint'>, bucket = 'cirrus', prefix = ''): S3Spec {
+  return {
+    kind: 's3',
+    bucket,
+    endpoint: server.endpoint,
+    region: 'us-east-1',
+    prefix,
+    forcePathStyle: true,
+    credentials: { ...S3RVER_CREDENTIALS },
+    timeoutMs: 10_000,
+  };
+}

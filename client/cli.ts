@@ -1,0 +1,91 @@
+/** The `cirrus` command line. Each subcommand loads its module only when it runs. */
+import { Command, InvalidArgumentError } from 'commander';
+
+function list<T extends string>(allowed: readonly T[], name: string) {
+  return (value: string): T[] => {
+    const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+    for (const it of items) {
+      if (!(allowed as readonly string[]).includes(it)) throw new InvalidArgumentError(`${name}: '${it}' is not one of ${allowed.join(', ')}`);
+    }
+    return items as T[];
+  };
+}
+
+function positiveInts(name: string) {
+  return (value: string): number[] =>
+    value.split(',').map((s) => {
+      const n = Number(s.replace(/_/g, '').trim());
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name}: '${s}' is not a positive integer`);
+      return n;
+    });
+}
+
+export function buildProgram(): Command {
+  const program = new Command('cirrus').description('Serverless ML training: stateless workers, pluggable channels, collectives').showHelpAfterError();
+
+  const bench = program.command('bench').description('benchmarks (each prints a table and writes JSON to bench/results/)');
+  bench
+    .command('channels')
+    .description('AllReduce/ScatterReduce round times on memcached, s3 and the parameter server, against the bare clients')
+    .option('--quick', 'a reduced grid that finishes in under 2 minutes')
+    .option('--json', 'print the rows as one JSON array on stdout')
+    .option('--channels <list>', 'channels to run (memcached,s3,ps)', list(['memcached', 's3', 'ps'] as const, '--channels'))
+    .option('--patterns <list>', 'patterns to run (allreduce,scatterreduce)', list(['allreduce', 'scatterreduce'] as const, '--patterns'))
+    .option('--workers <list>', 'worker counts, e.g. 2,4,8', positiveInts('--workers'))
+    .option('--floats <list>', 'vector lengths, e.g. 30,1000000', positiveInts('--floats'))
+    .option('--rounds <n>', 'rounds per configuration', (v) => positiveInts('--rounds')(v)[0]!)
+    .action(async (o: { quick?: boolean; json?: boolean; channels?: Array<'memcached' | 's3' | 'ps'>; patterns?: Array<'allreduce' | 'scatterreduce'>; workers?: number[]; floats?: number[]; rounds?: number }) => {
+      const { benchChannels } = await import('../bench/channels.js');
+      const result = await benchChannels({
+        quick: o.quick ?? false,
+        ...(o.channels ? { channels: o.channels } : {}),
+        ...(o.patterns ? { patterns: o.patterns } : {}),
+        ...(o.workers ? { workers: o.workers } : {}),
+        ...(o.floats ? { floats: o.floats } : {}),
+        ...(o.rounds ? { rounds: o.rounds } : {}),
+        log: (l) => process.stderr.write(l + '\n'),
+      });
+      if (o.json) {
+        process.stdout.write(JSON.stringify(result.rows) + '\n');
+      } else {
+        process.stdout.write(result.table + '\n\n');
+        if (result.comparison) process.stdout.write(result.comparison + '\n\n');
+        process.stdout.write(`ratio = round time / bare client time for the same requests and bytes\nresults written to ${result.file}\n`);
+      }
+    });
+
+  program
+    .command('ps')
+    .description('run a parameter server in the foreground')
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--port <port>', 'port (0 picks a free one)', (v) => positiveIntOrZero(v, '--port'), 0)
+    .action(async (o: { host: string; port: number }) => {
+      const { startParamServer } = await import('../paramserver/index.js');
+      const server = await startParamServer({ host: o.host, port: o.port });
+      process.stdout.write(`listening ${server.address}\n`);
+      const stop = async () => {
+        await server.stop();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+
+  return program;
+}
+
+function positiveIntOrZero(v: string, name: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${name}: '${v}' is not a port number (0-65535)`);
+  return n;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    process.stderr.write(`cirrus: ${err.code ? `${err.code}: ` : ''}${err.message}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Errors of the parameter-server room. Self-contained on purpose: the server and client must not
+ * depend on the channels room (the `ps` channel adapter maps these to ChannelError instead).
+ */
+
+export type PsErrorCode =
+  /** No connection could be opened (refused, DNS failure, connect deadline). */
+  | 'PS_UNREACHABLE'
+  /** The connection failed or was closed while requests were pending, or was used after close(). */
+  | 'PS_CONNECTION'
+  /** No reply arrived within the request's timeout. */
+  | 'PS_TIMEOUT'
+  /** The peer broke the framing rules (bad length, undecodable frame). */
+  | 'PS_PROTOCOL'
+  /** Server status BAD_REQUEST: malformed or truncated payload, unsupported version. */
+  | 'PS_BAD_REQUEST'
+  /** Server status TOO_LARGE: frame over the size limit, or the store's memory bound. */
+  | 'PS_TOO_LARGE'
+  /** Server status UNKNOWN_OP. */
+  | 'PS_UNKNOWN_OP'
+  /** Server status SHUTTING_DOWN. */
+  | 'PS_SHUTTING_DOWN'
+  /** Server status INTERNAL, or a status this client does not know. */
+  | 'PS_INTERNAL'
+  /** A caller passed an invalid argument (empty key, key over 65535 bytes, bad address). */
+  | 'PS_ARGUMENT';
+
+export class PsError extends Error {
+  readonly code: PsErrorCode;
+  /** Short cause without the surrounding context (e.g. 'connect ECONNREFUSED 127.0.0.1:7070'). */
+  readonly detail: string;
+  constructor(code: PsErrorCode, message: string, options?: { cause?: unknown; detail?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PsError';
+    this.code = code;
+    this.detail = options?.detail ?? message;
+  }
+}
+
+/** A frame whose declared length exceeds the receiver's limit; carries the request id when known. */
+export class FrameTooLargeError extends PsError {
+  readonly requestId: number;
+  readonly frameBytes: number;
+  readonly maxFrameBytes: number;
+  constructor(requestId: number, frameBytes: number, maxFrameBytes: number) {
+    super('PS_TOO_LARGE', `frame of ${frameBytes} bytes exceeds the limit of ${maxFrameBytes} bytes`);
+    this.name = 'FrameTooLargeError';
+    this.requestId = requestId;
+    this.frameBytes = frameBytes;
+    this.maxFrameBytes = maxFrameBytes;
+  }
+}

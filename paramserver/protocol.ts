@@ -1,0 +1,352 @@
+/**
+ * Wire protocol of the parameter server (see PROTOCOL.md for the tables). Every message is a
+ * length-prefixed frame, little-endian:
+ *
+ *   u32 frameLength   bytes after this field
+ *   u8  version       PROTOCOL_VERSION (1)
+ *   u32 requestId     chosen by the client, echoed in the reply
+ *   u8  code          opcode in a request, status in a reply
+ *   ... payload       frameLength - 6 bytes
+ *
+ * New operations are new opcodes; the header never changes within a version, so a receiver can
+ * always skip a frame it does not understand and answer UNKNOWN_OP.
+ */
+import type { Socket } from 'node:net';
+import { FrameTooLargeError, PsError } from './errors.js';
+
+export const PROTOCOL_VERSION = 1;
+/** Size of the u32 length prefix. */
+export const LENGTH_BYTES = 4;
+/** version + requestId + code: the part of the header counted in frameLength. */
+export const BODY_HEADER_BYTES = 6;
+/** Full header on the wire. */
+export const HEADER_BYTES = LENGTH_BYTES + BODY_HEADER_BYTES;
+/** Default limit on frameLength. */
+export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024;
+/** Largest encodable key, in UTF-8 bytes (u16 length). */
+export const MAX_KEY_BYTES = 0xffff;
+
+/**
+ * Decoded frames live in their own ArrayBuffer with the body starting at this offset, so the
+ * payload starts at byteOffset 8: tensor frames stored as values then decode as zero-copy views.
+ */
+const FRAME_PAD = (8 - (BODY_HEADER_BYTES % 8)) % 8;
+export const PAYLOAD_BYTE_OFFSET = FRAME_PAD + BODY_HEADER_BYTES;
+
+export const Op = {
+  PING: 1,
+  SET: 2,
+  GET: 3,
+  DEL: 4,
+  WAIT: 5,
+  STATS: 6,
+  LIST: 7,
+} as const;
+export type OpName = keyof typeof Op;
+export type OpCode = (typeof Op)[OpName];
+
+export const Status = {
+  OK: 0,
+  NOT_FOUND: 1,
+  TIMEOUT: 2,
+  BAD_REQUEST: 3,
+  TOO_LARGE: 4,
+  UNKNOWN_OP: 5,
+  SHUTTING_DOWN: 6,
+  INTERNAL: 7,
+} as const;
+export type StatusName = keyof typeof Status;
+export type StatusCode = (typeof Status)[StatusName];
+
+const OP_NAMES = new Map<number, OpName>(Object.entries(Op).map(([k, v]) => [v, k as OpName]));
+const STATUS_NAMES = new Map<number, StatusName>(Object.entries(Status).map(([k, v]) => [v, k as StatusName]));
+
+export function opName(code: number): OpName | undefined {
+  return OP_NAMES.get(code);
+}
+
+export function statusName(code: number): string {
+  return STATUS_NAMES.get(code) ?? `status ${code}`;
+}
+
+/** One decoded frame: a request (code = opcode) or a reply (code = status). */
+export interface Frame {
+  version: number;
+  id: number;
+  code: number;
+  /** View into the frame's own buffer, starting at byteOffset PAYLOAD_BYTE_OFFSET. */
+  payload: Uint8Array;
+}
+
+/**
+ * Incremental frame decoder. Socket chunks are queued as they arrive and each frame is copied
+ * exactly once, into its own buffer, when its last byte is in: no re-concatenation per chunk, and
+ * a frame never keeps a socket chunk alive.
+ */
+export class FrameDecoder {
+  private readonly chunks: Uint8Array[] = [];
+  /** Read offset into chunks[0]. */
+  private head = 0;
+  private buffered = 0;
+  readonly maxFrameBytes: number;
+
+  constructor(opts: { maxFrameBytes?: number } = {}) {
+    this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  }
+
+  /** Bytes received but not yet returned as frames. */
+  get pendingBytes(): number {
+    return this.buffered;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (chunk.byteLength === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.byteLength;
+  }
+
+  /**
+   * The next complete frame, or undefined until more bytes arrive. Throws PsError('PS_PROTOCOL')
+   * for a length that cannot hold a header and FrameTooLargeError over the limit; the stream
+   * cannot be resynchronised after either, so the caller should drop the connection.
+   */
+  next(): Frame | undefined {
+    if (this.buffered < LENGTH_BYTES) return undefined;
+    const length = this.peekU32(0);
+    if (length < BODY_HEADER_BYTES) {
+      throw new PsError('PS_PROTOCOL', `frame length ${length} is shorter than the ${BODY_HEADER_BYTES}-byte header`);
+    }
+    if (length > this.maxFrameBytes) {
+      // Wait for the header so the rejection can name the request (10 bytes, never the body).
+      if (this.buffered < HEADER_BYTES) return undefined;
+      throw new FrameTooLargeError(this.peekU32(LENGTH_BYTES + 1), length, this.maxFrameBytes);
+    }
+    if (this.buffered < LENGTH_BYTES + length) return undefined;
+    this.skip(LENGTH_BYTES);
+    const buffer = new ArrayBuffer(FRAME_PAD + length);
+    const body = new Uint8Array(buffer, FRAME_PAD, length);
+    this.take(body);
+    const view = new DataView(buffer, FRAME_PAD, BODY_HEADER_BYTES);
+    return {
+      version: view.getUint8(0),
+      id: view.getUint32(1, true),
+      code: view.getUint8(5),
+      payload: new Uint8Array(buffer, PAYLOAD_BYTE_OFFSET, length - BODY_HEADER_BYTES),
+    };
+  }
+
+  private peekByte(offset: number): number {
+    let pos = this.head + offset;
+    for (const c of this.chunks) {
+      if (pos < c.byteLength) return c[pos]!;
+      pos -= c.byteLength;
+    }
+    throw new RangeError('FrameDecoder: peek past the buffered bytes');
+  }
+
+  private peekU32(offset: number): number {
+    // Assembled byte by byte because the 4 bytes may straddle chunks.
+    return (this.peekByte(offset) | (this.peekByte(offset + 1) << 8) | (this.peekByte(offset + 2) << 16) | (this.peekByte(offset + 3) << 24)) >>> 0;
+  }
+
+  private skip(n: number): void {
+    this.consume(n, undefined);
+  }
+
+  private take(dest: Uint8Array): void {
+    this.consume(dest.byteLength, dest);
+  }
+
+  private consume(n: number, dest: Uint8Array | undefined): void {
+    let written = 0;
+    let drop = 0;
+    while (written < n) {
+      const c = this.chunks[drop]!;
+      const avail = c.byteLength - this.head;
+      const step = Math.min(avail, n - written);
+      if (dest) dest.set(c.subarray(this.head, this.head + step), written);
+      written += step;
+      if (step === avail) {
+        drop++;
+        this.head = 0;
+      } else {
+        this.head += step;
+      }
+    }
+    // One splice per frame keeps consumption linear in the number of chunks.
+    if (drop > 0) this.chunks.splice(0, drop);
+    this.buffered -= n;
+  }
+}
+
+/** The 10-byte header of a frame whose payload is `payloadBytes` long. */
+export function encodeHeader(id: number, code: number, payloadBytes: number): Uint8Array {
+  const header = new Uint8Array(HEADER_BYTES);
+  const view = new DataView(header.buffer);
+  view.setUint32(0, BODY_HEADER_BYTES + payloadBytes, true);
+  view.setUint8(4, PROTOCOL_VERSION);
+  view.setUint32(5, id >>> 0, true);
+  view.setUint8(9, code);
+  return header;
+}
+
+/** Below this total size a frame is assembled into one buffer (one small copy beats a writev). */
+const COALESCE_BYTES = 16 * 1024;
+
+/**
+ * Writes one frame. Large payload parts go to the socket as they are, inside cork/uncork, so the
+ * kernel gets one writev and a value is never copied in user space. Returns socket.write's
+ * back-pressure signal.
+ */
+export function writeFrame(socket: Socket, id: number, code: number, parts: readonly Uint8Array[]): boolean {
+  let payloadBytes = 0;
+  for (const p of parts) payloadBytes += p.byteLength;
+  const header = encodeHeader(id, code, payloadBytes);
+  if (payloadBytes + HEADER_BYTES <= COALESCE_BYTES) {
+    if (parts.length === 0) return socket.write(header);
+    const frame = new Uint8Array(HEADER_BYTES + payloadBytes);
+    frame.set(header, 0);
+    let at = HEADER_BYTES;
+    for (const p of parts) {
+      frame.set(p, at);
+      at += p.byteLength;
+    }
+    return socket.write(frame);
+  }
+  socket.cork();
+  let ok = socket.write(header);
+  for (const p of parts) if (p.byteLength > 0) ok = socket.write(p);
+  socket.uncork();
+  return ok;
+}
+
+const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+
+/** u16 length + UTF-8 bytes. Keys must be 1..65535 bytes; a LIST prefix may be empty. */
+export function encodeKey(key: string, allowEmpty = false): Uint8Array {
+  const utf8 = encoder.encode(key);
+  if (utf8.byteLength > MAX_KEY_BYTES) throw new PsError('PS_ARGUMENT', `key of ${utf8.byteLength} UTF-8 bytes is too long (at most ${MAX_KEY_BYTES})`);
+  if (utf8.byteLength === 0 && !allowEmpty) throw new PsError('PS_ARGUMENT', 'key must not be empty');
+  const out = new Uint8Array(2 + utf8.byteLength);
+  new DataView(out.buffer).setUint16(0, utf8.byteLength, true);
+  out.set(utf8, 2);
+  return out;
+}
+
+/** DEL payload: u32 count, then `count` keys. */
+export function encodeKeyList(keys: readonly string[]): Uint8Array {
+  const encoded = keys.map((k) => encodeKey(k));
+  let size = 4;
+  for (const e of encoded) size += e.byteLength;
+  const out = new Uint8Array(size);
+  new DataView(out.buffer).setUint32(0, encoded.length, true);
+  let at = 4;
+  for (const e of encoded) {
+    out.set(e, at);
+    at += e.byteLength;
+  }
+  return out;
+}
+
+/** WAIT payload: u32 timeoutMs, then the key. */
+export function encodeWait(key: string, timeoutMs: number): Uint8Array {
+  const k = encodeKey(key);
+  const out = new Uint8Array(4 + k.byteLength);
+  new DataView(out.buffer).setUint32(0, clampU32(timeoutMs), true);
+  out.set(k, 4);
+  return out;
+}
+
+export function encodeU32(n: number): Uint8Array {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, clampU32(n), true);
+  return out;
+}
+
+function clampU32(n: number): number {
+  if (!Number.isFinite(n) || n <= 0) return 0;
+  return Math.min(Math.floor(n), 0xffffffff);
+}
+
+/**
+ * Sequential reader over a payload. Every read is bounds-checked and throws
+ * PsError('PS_BAD_REQUEST') naming what was being read, so a truncated payload becomes a status,
+ * never a crash.
+ */
+export class PayloadReader {
+  private offset = 0;
+  private readonly view: DataView;
+  constructor(private readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  get remaining(): number {
+    return this.bytes.byteLength - this.offset;
+  }
+
+  u32(what: string): number {
+    this.need(4, what);
+    const v = this.view.getUint32(this.offset, true);
+    this.offset += 4;
+    return v;
+  }
+
+  key(what = 'key', allowEmpty = false): string {
+    this.need(2, `${what} length`);
+    const n = this.view.getUint16(this.offset, true);
+    this.offset += 2;
+    if (n === 0 && !allowEmpty) throw new PsError('PS_BAD_REQUEST', `${what} is empty`);
+    this.need(n, what);
+    const raw = this.bytes.subarray(this.offset, this.offset + n);
+    this.offset += n;
+    try {
+      return strictDecoder.decode(raw);
+    } catch {
+      throw new PsError('PS_BAD_REQUEST', `${what} is not valid UTF-8`);
+    }
+  }
+
+  /** The rest of the payload as a view (no copy). */
+  rest(): Uint8Array {
+    const out = this.bytes.subarray(this.offset);
+    this.offset = this.bytes.byteLength;
+    return out;
+  }
+
+  /** Rejects trailing bytes: a payload longer than its op defines is malformed. */
+  end(what: string): void {
+    if (this.remaining !== 0) throw new PsError('PS_BAD_REQUEST', `${what}: ${this.remaining} unexpected trailing bytes`);
+  }
+
+  private need(n: number, what: string): void {
+    if (this.remaining < n) {
+      throw new PsError('PS_BAD_REQUEST', `truncated payload: ${what} needs ${n} bytes at offset ${this.offset}, only ${this.remaining} left`);
+    }
+  }
+}
+
+/** LIST reply payload: u32 count, then `count` keys. */
+export function decodeKeyList(payload: Uint8Array, what: string): string[] {
+  const r = new PayloadReader(payload);
+  const count = r.u32(`${what} count`);
+  const keys: string[] = [];
+  for (let i = 0; i < count; i++) keys.push(r.key(`${what} key ${i}`));
+  r.end(what);
+  return keys;
+}
+
+export function decodeU32(payload: Uint8Array, what: string): number {
+  const r = new PayloadReader(payload);
+  const n = r.u32(what);
+  r.end(what);
+  return n;
+}
+
+export function encodeText(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+export function decodeText(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes);
+}

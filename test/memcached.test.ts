@@ -1,0 +1,329 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import memjs from 'memjs';
+import { ChannelError, WaitTimeoutError } from '../channels/errors.js';
+import { MANIFEST_BYTES, MemcachedChannel, chunkKeys, decodeManifest } from '../channels/memcached.js';
+import { type MemcachedServer, findMemcachedBinary, startMemcached } from '../channels/memcached-server.js';
+import type { MemcachedSpec } from '../channels/spec.js';
+
+const MiB = 1024 * 1024;
+const binary = findMemcachedBinary();
+const missingMessage = 'memcached is not installed (install it with `apt-get install memcached`)';
+
+if (binary === undefined && process.env.CI === 'true') {
+  test('memcached binary is available in CI', () => {
+    assert.fail(`${missingMessage}; CI must run the memcached channel tests`);
+  });
+}
+
+test('startMemcached names the missing binary and how to install it', async () => {
+  await assert.rejects(startMemcached({ binary: '/nonexistent/bin/memcached' }), (e: unknown) => {
+    assert.ok(e instanceof ChannelError);
+    assert.equal(e.code, 'CHANNEL_UNREACHABLE');
+    assert.match(e.message, /memcached was not found/);
+    assert.match(e.message, /apt-get install memcached/);
+    return true;
+  });
+});
+
+/** A port with nothing listening on it. */
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function same(actual: Uint8Array | undefined, expected: Uint8Array): boolean {
+  return actual !== undefined && actual.byteLength === expected.byteLength && Buffer.compare(Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength), expected) === 0;
+}
+
+describe('memcached channel', { skip: binary === undefined ? `${missingMessage}; skipping` : false }, () => {
+  let server: MemcachedServer;
+  const opened: MemcachedChannel[] = [];
+  let raw: memjs.Client;
+
+  const spec = (over: Partial<MemcachedSpec> = {}): MemcachedSpec => ({ kind: 'memcached', server: server.address, timeoutMs: 5_000, chunkBytes: 512 * 1024, connections: 2, ...over });
+  const open = async (over: Partial<MemcachedSpec> = {}): Promise<MemcachedChannel> => {
+    const ch = await MemcachedChannel.open(spec(over));
+    opened.push(ch);
+    return ch;
+  };
+  const rawGet = async (key: string): Promise<Buffer | null> => (await raw.get(key)).value;
+  /** Chunk keys of the value currently stored at `key`, read with a raw client. */
+  const storedChunkKeys = async (key: string): Promise<string[]> => {
+    const item = await rawGet(key);
+    assert.ok(item, `${key} should exist`);
+    const m = decodeManifest(item);
+    assert.ok(m, `${key} should hold a manifest`);
+    return chunkKeys(key, m);
+  };
+
+  before(async () => {
+    server = await startMemcached();
+    raw = memjs.Client.create(server.address, { retries: 0, logger: { log: () => undefined } });
+  });
+
+  after(async () => {
+    for (const ch of opened) await ch.close();
+    raw?.close();
+    await server?.stop();
+  });
+
+  test('inline values of 0, 1 and 1000 bytes round trip and are counted exactly', async () => {
+    const ch = await open();
+    assert.equal(ch.kind, 'memcached');
+    assert.equal(ch.endpoint, `memcached://${server.address}`);
+    for (const n of [0, 1, 1000]) {
+      const v = randomBytes(n);
+      ch.resetStats();
+      await ch.put(`inline/${n}`, v);
+      const got = await ch.get(`inline/${n}`);
+      assert.ok(same(got, v), `value of ${n} bytes`);
+      assert.deepEqual(ch.stats(), { put: { requests: 1, bytes: n }, get: { requests: 1, bytes: n }, list: { requests: 0, bytes: 0 }, delete: { requests: 0, bytes: 0 } });
+      const item = await rawGet(`inline/${n}`);
+      assert.equal(item?.byteLength, n + 1);
+      assert.equal(item?.[0], 0x00);
+    }
+  });
+
+  test('a get that misses is one request of 0 bytes', async () => {
+    const ch = await open();
+    ch.resetStats();
+    assert.equal(await ch.get('missing/one'), undefined);
+    assert.deepEqual(ch.stats().get, { requests: 1, bytes: 0 });
+    assert.equal('list' in ch, false);
+  });
+
+  test('a 3.5 MiB value is chunked at 1 MiB: 4 chunk puts + 1 manifest put, byte-exact', async () => {
+    const ch = await open({ chunkBytes: MiB });
+    const v = randomBytes(3.5 * MiB);
+    ch.resetStats();
+    await ch.put('chunked/3.5', v);
+    assert.deepEqual(ch.stats().put, { requests: 5, bytes: v.byteLength + MANIFEST_BYTES });
+    const keys = await storedChunkKeys('chunked/3.5');
+    assert.equal(keys.length, 4);
+    const sizes = await Promise.all(keys.map(async (k) => (await rawGet(k))?.byteLength));
+    assert.deepEqual(sizes, [MiB, MiB, MiB, MiB / 2]);
+
+    ch.resetStats();
+    const got = await ch.get('chunked/3.5');
+    assert.ok(same(got, v));
+    // Assembled into a fresh buffer of exactly the value's size.
+    assert.equal(got!.byteOffset, 0);
+    assert.equal(got!.buffer.byteLength, v.byteLength);
+    assert.deepEqual(ch.stats().get, { requests: 5, bytes: v.byteLength + MANIFEST_BYTES });
+  });
+
+  test('a 16 MiB value round trips', async () => {
+    const ch = await open();
+    const v = randomBytes(16 * MiB);
+    await ch.put('chunked/16', v);
+    assert.ok(same(await ch.get('chunked/16'), v));
+    // Another client (nothing cached) reads it too.
+    const other = await open({ connections: 1 });
+    assert.ok(same(await other.get('chunked/16'), v));
+  });
+
+  test('a chunked value at a 250-byte key uses chunk keys within 250 bytes', async () => {
+    const ch = await open({ chunkBytes: 64 * 1024 });
+    const key = 'k/' + 'x'.repeat(248);
+    assert.equal(Buffer.byteLength(key), 250);
+    const v = randomBytes(200 * 1024);
+    await ch.put(key, v);
+    const keys = await storedChunkKeys(key);
+    assert.equal(keys.length, 4);
+    for (const k of keys) assert.ok(Buffer.byteLength(k) <= 250, k);
+    assert.ok(same(await ch.get(key), v));
+    await ch.delete([key]);
+    for (const k of keys) assert.equal(await rawGet(k), null);
+  });
+
+  test('overwriting a chunked value removes its old chunks', async () => {
+    const ch = await open({ chunkBytes: 64 * 1024 });
+    await ch.put('over/a', randomBytes(300 * 1024));
+    const oldKeys = await storedChunkKeys('over/a');
+    assert.equal(oldKeys.length, 5);
+    for (const k of oldKeys) assert.notEqual(await rawGet(k), null);
+
+    // chunked -> chunked: old chunks gone, new ones present
+    const mid = randomBytes(130 * 1024);
+    await ch.put('over/a', mid);
+    const midKeys = await storedChunkKeys('over/a');
+    assert.equal(midKeys.length, 3);
+    for (const k of oldKeys) assert.equal(await rawGet(k), null, `${k} should be deleted`);
+    for (const k of midKeys) assert.notEqual(await rawGet(k), null);
+    assert.ok(same(await ch.get('over/a'), mid));
+
+    // chunked -> inline
+    const small = randomBytes(10);
+    await ch.put('over/a', small);
+    for (const k of midKeys) assert.equal(await rawGet(k), null, `${k} should be deleted`);
+    assert.ok(same(await ch.get('over/a'), small));
+  });
+
+  test('a client that read a chunked value cleans up its chunks when it overwrites it', async () => {
+    const writer = await open({ chunkBytes: 64 * 1024 });
+    const reader = await open({ chunkBytes: 64 * 1024 });
+    await writer.put('over/b', randomBytes(200 * 1024));
+    const keys = await storedChunkKeys('over/b');
+    assert.ok(await reader.get('over/b'));
+    await reader.put('over/b', new Uint8Array([1, 2, 3]));
+    for (const k of keys) assert.equal(await rawGet(k), null);
+  });
+
+  test('delete removes the manifest and its chunks, also from a client that never saw the key', async () => {
+    const ch = await open({ chunkBytes: 64 * 1024 });
+    await ch.put('del/a', randomBytes(150 * 1024));
+    await ch.put('del/b', randomBytes(150 * 1024));
+    await ch.put('del/c', randomBytes(100));
+    const aKeys = await storedChunkKeys('del/a');
+    const bKeys = await storedChunkKeys('del/b');
+
+    ch.resetStats();
+    await ch.delete(['del/a', 'del/never-written']);
+    // del/a known: 1 manifest delete + 3 chunk deletes, no read; the unknown key costs a get (miss) and a delete.
+    assert.deepEqual(ch.stats().delete, { requests: 1 + 3 + 1, bytes: 0 });
+    assert.deepEqual(ch.stats().get, { requests: 1, bytes: 0 });
+    assert.equal(await rawGet('del/a'), null);
+    for (const k of aKeys) assert.equal(await rawGet(k), null);
+
+    const fresh = await open({ chunkBytes: 64 * 1024 });
+    await fresh.delete(['del/b', 'del/c']);
+    assert.equal(await rawGet('del/b'), null);
+    assert.equal(await rawGet('del/c'), null);
+    for (const k of bKeys) assert.equal(await rawGet(k), null);
+    assert.equal(await ch.get('del/b'), undefined);
+  });
+
+  test('a reader polling during an 8 MiB write never sees a partial value', async () => {
+    const writer = await open();
+    const reader = await open();
+    for (let round = 0; round < 4; round++) {
+      const key = `race/new/${round}`;
+      const v = randomBytes(8 * MiB + round);
+      const put = writer.put(key, v);
+      let got: Uint8Array | undefined;
+      while ((got = await reader.get(key)) === undefined);
+      assert.equal(got.byteLength, v.byteLength);
+      assert.ok(same(got, v));
+      await put;
+    }
+
+    // Overwrites: every read is exactly the old or the new value (a reader whose chunks were
+    // replaced under it re-reads the manifest).
+    const key = 'race/over';
+    let current: Buffer = randomBytes(8 * MiB);
+    await writer.put(key, current);
+    for (let round = 0; round < 4; round++) {
+      const next = randomBytes(8 * MiB - 1000 * (round + 1));
+      let done = false;
+      const put = writer.put(key, next).then(() => {
+        done = true;
+      });
+      let reads = 0;
+      // Several readers at once, so some of them hold the old manifest when its chunks go.
+      await Promise.all(
+        [0, 1, 2].map(async () => {
+          while (!done) {
+            const got = await reader.get(key);
+            reads++;
+            assert.ok(got !== undefined, 'an overwritten key never reads as missing');
+            assert.ok(same(got, current) || same(got, next), `a read in round ${round} has ${got.byteLength} bytes and matches neither value`);
+          }
+        }),
+      );
+      await put;
+      assert.ok(reads > 0);
+      assert.ok(same(await reader.get(key), next));
+      current = next;
+    }
+  });
+
+  test('waitMany times out naming exactly the missing keys, and resolves once they are written', async () => {
+    const waiter = await open();
+    const writer = await open();
+    await writer.put('wait/b', new Uint8Array([2]));
+    const keys = ['wait/a', 'wait/b', 'wait/c'];
+    await assert.rejects(waiter.waitMany(keys, Date.now() + 200), (e: unknown) => {
+      assert.ok(e instanceof WaitTimeoutError);
+      assert.equal(e.code, 'CHANNEL_TIMEOUT');
+      assert.deepEqual(e.missingKeys, ['wait/a', 'wait/c']);
+      return true;
+    });
+
+    const arrived: number[] = [];
+    const timer = setTimeout(() => {
+      void writer.put('wait/a', new Uint8Array([1]));
+      void writer.put('wait/c', randomBytes(600 * 1024)); // chunked
+    }, 50);
+    const values = await waiter.waitMany(keys, Date.now() + 10_000, (i) => arrived.push(i));
+    clearTimeout(timer);
+    assert.deepEqual([...values[0]!], [1]);
+    assert.deepEqual([...values[1]!], [2]);
+    assert.equal(values[2]!.byteLength, 600 * 1024);
+    assert.ok(same(values[2], (await writer.get('wait/c'))!));
+    assert.deepEqual(arrived.sort(), [0, 1, 2]);
+    assert.deepEqual([...(await waiter.wait('wait/a', Date.now() + 1_000))], [1]);
+  });
+
+  test('open() on a port with nothing listening fails with CHANNEL_UNREACHABLE naming the endpoint', { timeout: 10_000 }, async () => {
+    const port = await closedPort();
+    await assert.rejects(MemcachedChannel.open({ kind: 'memcached', server: `127.0.0.1:${port}`, timeoutMs: 1_000, chunkBytes: MiB, connections: 2 }), (e: unknown) => {
+      assert.ok(e instanceof ChannelError);
+      assert.equal(e.code, 'CHANNEL_UNREACHABLE');
+      assert.match(e.message, new RegExp(`memcached at 127\\.0\\.0\\.1:${port} is unreachable`));
+      return true;
+    });
+  });
+
+  test('open() on a server that never answers gives up after timeoutMs', { timeout: 10_000 }, async () => {
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((s) => {
+      sockets.add(s);
+      s.on('data', () => undefined);
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      await assert.rejects(MemcachedChannel.open({ kind: 'memcached', server: `127.0.0.1:${port}`, timeoutMs: 300, chunkBytes: MiB, connections: 1 }), (e: unknown) => {
+        assert.ok(e instanceof ChannelError);
+        assert.equal(e.code, 'CHANNEL_UNREACHABLE');
+        assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port} is unreachable: no answer within 300 ms`));
+        return true;
+      });
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
+  test('items not written by the channel and chunks lost under a manifest are reported as corrupt', async () => {
+    const ch = await open({ chunkBytes: 64 * 1024 });
+    await raw.set('corrupt/foreign', Buffer.from('hello'), {});
+    await assert.rejects(ch.get('corrupt/foreign'), { code: 'CHANNEL_CORRUPT' });
+
+    await ch.put('corrupt/evicted', randomBytes(100 * 1024));
+    const keys = await storedChunkKeys('corrupt/evicted');
+    await raw.delete(keys[1]!);
+    await assert.rejects(ch.get('corrupt/evicted'), { code: 'CHANNEL_CORRUPT' });
+  });
+
+  test('invalid keys and closed channels are rejected', async () => {
+    const ch = await MemcachedChannel.open(spec());
+    await assert.rejects(ch.put('has space', new Uint8Array(1)), { code: 'KEY_INVALID' });
+    await assert.rejects(ch.get(''), { code: 'KEY_INVALID' });
+    await assert.rejects(ch.getMany(['ok', 'x'.repeat(251)]), { code: 'KEY_INVALID' });
+    await ch.close();
+    await assert.rejects(ch.get('ok'), { code: 'CHANNEL_CLOSED' });
+    await assert.rejects(ch.put('ok', new Uint8Array(1)), { code: 'CHANNEL_CLOSED' });
+    await ch.close();
+  });
+});
