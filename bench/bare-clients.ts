@@ -4,7 +4,7 @@
  * with none of the framework around them (no framing, no waiting, no reduction).
  */
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import memjs from 'memjs';
+import { createLinearClient } from '../channels/memjs-linear.js';
 import type { ChannelSpec } from '../channels/spec.js';
 import { ParamClient } from '../paramserver/index.js';
 
@@ -30,7 +30,7 @@ export async function openBareClient(spec: ChannelSpec): Promise<BareClient> {
 }
 
 function bareMemcached(server: string, chunkBytes: number, connections: number, timeoutMs: number): BareClient {
-  const clients = Array.from({ length: connections }, () => memjs.Client.create(server, { timeout: timeoutMs / 1000, retries: 0 }));
+  const clients = Array.from({ length: connections }, () => createLinearClient(server, { timeout: timeoutMs / 1000, retries: 0, keepAlive: true }));
   let next = 0;
   const pick = () => clients[next++ % clients.length]!;
   // The adapter splits values above chunkBytes into chunks of chunkBytes: do the same requests.

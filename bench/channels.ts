@@ -18,7 +18,8 @@ import { machineInfo } from './machine.js';
 import { formatTable } from './table.js';
 
 export type BenchChannel = 'memcached' | 's3' | 'ps';
-export type BenchPattern = 'allreduce' | 'scatterreduce';
+export type { BenchPattern } from './collective-worker.js';
+import type { BenchPattern } from './collective-worker.js';
 
 export interface ChannelBenchOptions {
   quick?: boolean;
@@ -54,7 +55,7 @@ export const DEFAULT_RESULTS_DIR = fileURLToPath(new URL('../../bench/results/',
 export async function benchChannels(opts: ChannelBenchOptions = {}): Promise<{ rows: ChannelBenchRow[]; file: string; table: string; comparison: string }> {
   const quick = opts.quick ?? false;
   const channels = opts.channels ?? ['memcached', 's3', 'ps'];
-  const patterns = opts.patterns ?? ['allreduce', 'scatterreduce'];
+  const patterns = opts.patterns ?? (['allreduce', 'allgather', 'scatterreduce'] as BenchPattern[]);
   const workers = opts.workers ?? (quick ? [4] : [2, 4, 8]);
   const floats = opts.floats ?? (quick ? [30, 1_000_000] : [30, 10_000, 1_000_000, 4_000_000]);
   const log = opts.log ?? (() => {});

@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import type { BareReport, CollectiveReport, WorkerConfig } from './collective-worker.js';
 
 const WORKER = fileURLToPath(new URL('./collective-worker.js', import.meta.url));
+/** Extra node flags for the workers, e.g. CIRRUS_BENCH_NODE_ARGS='--cpu-prof' to profile them. */
+const NODE_ARGS = (process.env.CIRRUS_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 export type RunConfig = Omit<WorkerConfig, 'rank'>;
 
@@ -32,16 +34,14 @@ export async function runCollective(config: RunConfig, overallTimeoutMs = 120_00
     notify?.();
   };
   for (const rank of ranks ?? Array.from({ length: config.world }, (_, r) => r)) {
-    const child = spawn(process.execPath, [WORKER, JSON.stringify({ ...config, rank })], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_ARGS, WORKER, JSON.stringify({ ...config, rank })], { stdio: ['pipe', 'pipe', 'pipe'] });
     children.push(child);
     inbox[rank] = [];
     stderr[rank] = '';
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        inbox[rank]!.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        fail(new Error(`worker ${rank} printed a line that is not JSON: ${line.slice(0, 200)}`));
-      }
+      // Protocol lines are JSON objects; anything else (e.g. node's --trace-gc) is passed through.
+      if (line.startsWith('{')) inbox[rank]!.push(JSON.parse(line) as Record<string, unknown>);
+      else if (process.env.CIRRUS_BENCH_NODE_ARGS) process.stderr.write(`[worker ${rank}] ${line}\n`);
       notify?.();
     });
     child.stderr!.on('data', (d: Buffer) => {

@@ -15,13 +15,19 @@ import { openBareClient } from './bare-clients.js';
 import { RecordingChannel, type RoundTraffic } from './recording-channel.js';
 import { makeVector } from './vectors.js';
 
+export type BenchPattern = 'allreduce' | 'allgather' | 'scatterreduce';
+const CYCLE: BenchPattern[] = ['scatterreduce', 'allreduce', 'allgather'];
+
 export interface WorkerConfig {
   channel: unknown;
   jobId: string;
   rank: number;
   world: number;
-  /** 'alternate' switches pattern every round (tests that rounds of different patterns never mix). */
-  pattern: 'allreduce' | 'scatterreduce' | 'alternate';
+  /**
+   * 'allreduce' = leader AllReduce, 'allgather' = AllReduce by gathering, 'scatterreduce';
+   * 'alternate' cycles through all three (tests that rounds of different patterns never mix).
+   */
+  pattern: BenchPattern | 'alternate';
   op: 'sum' | 'mean';
   floats: number;
   rounds: number;
@@ -88,8 +94,9 @@ async function main(): Promise<void> {
     const before = channel.stats();
     channel.take();
     const t0 = performance.now();
-    const pattern = config.pattern === 'alternate' ? (round % 2 === 0 ? 'scatterreduce' : 'allreduce') : config.pattern;
-    const out = pattern === 'allreduce' ? await comm.allReduce(v, config.op) : await comm.scatterReduce(v, config.op);
+    const pattern = config.pattern === 'alternate' ? CYCLE[round % CYCLE.length]! : config.pattern;
+    const out =
+      pattern === 'scatterreduce' ? await comm.scatterReduce(v, config.op) : await comm.allReduce(v, config.op, pattern === 'allgather' ? 'gather' : 'leader');
     report.durationsMs.push(performance.now() - t0);
     traffic.push(channel.take());
     const after = channel.stats();

@@ -66,12 +66,20 @@ export function dtypeOf(data: TypedArray): DType {
   throw new TypeError('encodeTensor: unsupported array type (expected a numeric typed array)');
 }
 
+/** Size of the frame that encodes `count` elements of `dtype` in `ndim` dimensions. */
+export function frameBytes(dtype: DType, count: number, ndim = 1): number {
+  return headerBytes(ndim) + count * DTYPES[dtype].bytes;
+}
+
 export function headerBytes(ndim: number): number {
   return Math.ceil((FIXED_HEADER + 4 * ndim) / 8) * 8;
 }
 
-/** Encodes `data` (shape defaults to [length]) into one freshly allocated frame. */
-export function encodeTensor(data: TypedArray, shape: number[] = [data.length]): Uint8Array {
+/**
+ * Encodes `data` (shape defaults to [length]) into one frame: a fresh buffer, or `into` when it
+ * has exactly the frame's size (callers that send many equal-sized frames reuse their buffers).
+ */
+export function encodeTensor(data: TypedArray, shape: number[] = [data.length], into?: Uint8Array): Uint8Array {
   const dtype = dtypeOf(data);
   if (shape.length > MAX_NDIM) throw new FrameError('FRAME_SHAPE', `encodeTensor: ${shape.length} dimensions, at most ${MAX_NDIM} allowed`);
   let count = 1;
@@ -83,7 +91,7 @@ export function encodeTensor(data: TypedArray, shape: number[] = [data.length]):
     throw new FrameError('FRAME_SHAPE', `encodeTensor: shape [${shape.join(', ')}] holds ${count} elements but the array has ${data.length}`);
   }
   const h = headerBytes(shape.length);
-  const frame = new Uint8Array(h + data.byteLength);
+  const frame = into && into.byteLength === h + data.byteLength ? into : new Uint8Array(h + data.byteLength);
   writeHeader(frame, dtype, shape, data.byteLength);
   frame.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), h);
   return frame;

@@ -6,21 +6,26 @@
  *   job/<jobId>/coll/<stream>/<round>/out/<segment>               the reduced segment
  *   job/<jobId>/coll/<stream>/fin/<rank>                          written by close()
  *
- * AllReduce has one segment, reduced by rank 0. ScatterReduce splits the vector into W segments;
- * rank j reduces segment j. Cleanup without extra messages: a contribution has one reader, which
+ * AllReduce has one segment, reduced by rank 0 ('leader'), or, for small vectors, reduced by every
+ * rank from all contributions ('gather': one hop instead of two, at W-1 times the reads).
+ * ScatterReduce splits the vector into W segments; rank j reduces segment j. Cleanup without extra messages: a contribution has one reader, which
  * deletes it once read. A reduced segment has W-1 readers; its publisher deletes it when it has
  * collected the next round's contributions to that segment, which proves every rank finished
  * reading the earlier round. What the last round left is removed by close(): every rank writes a
  * fin key listing its outputs still pending, and rank 0 deletes them with the fin keys.
  */
 import type { Channel } from './channel.js';
-import { decodeFloat32, encodeTensor } from './codec.js';
+import { decodeFloat32, encodeTensor, frameBytes } from './codec.js';
 import { CollectiveError, CollectiveTimeoutError, WaitTimeoutError } from './errors.js';
 import { jobKey } from './keys.js';
 import { packMessage, unpackMessage } from './messages.js';
 import { OrderedReducer, type ReduceOp } from './reduce.js';
 
 export type CollectivePattern = 'allreduce' | 'scatterreduce';
+export type AllReduceAlgorithm = 'auto' | 'leader' | 'gather';
+
+/** 'auto' gathers when each rank would read at most this many bytes of contributions. */
+export const GATHER_MAX_BYTES = 64 * 1024;
 
 export interface CommunicatorOptions {
   jobId: string;
@@ -32,6 +37,8 @@ export interface CommunicatorOptions {
   timeoutMs?: number;
   /** First round number, for a worker generation resuming a run (default 0). */
   startRound?: number;
+  /** How allReduce reduces: 'leader' (rank 0 reduces and publishes), 'gather' (every rank reads every contribution) or 'auto' (gather for small vectors). */
+  allReduceAlgorithm?: AllReduceAlgorithm;
 }
 
 /** Segment j of a length-n vector split W ways: [floor(j n / W), floor((j+1) n / W)). */
@@ -45,10 +52,13 @@ export class Communicator {
   readonly world: number;
   readonly stream: string;
   readonly timeoutMs: number;
+  readonly allReduceAlgorithm: AllReduceAlgorithm;
   private nextRound: number;
   /** Outputs this rank published whose readers have not yet all been proven done. */
   private pendingOutputs: string[] = [];
   private readonly background = new Set<Promise<void>>();
+  /** Frame buffers reused across rounds: large allocations make V8 run full GCs. */
+  private readonly framePool = new Map<number, Uint8Array[]>();
   private backgroundError: unknown;
   private closed = false;
 
@@ -65,6 +75,7 @@ export class Communicator {
     this.stream = opts.stream ?? 'grad';
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.nextRound = opts.startRound ?? 0;
+    this.allReduceAlgorithm = opts.allReduceAlgorithm ?? 'auto';
     jobKey(jobId, 'coll', this.stream); // validates the id and stream name early
   }
 
@@ -73,14 +84,20 @@ export class Communicator {
     return this.nextRound;
   }
 
-  /** Every rank gets the element-wise sum (or mean) of all ranks' vectors; rank 0 reduces. */
-  async allReduce(vec: Float32Array, op: ReduceOp = 'sum'): Promise<Float32Array> {
+  /**
+   * Every rank gets the element-wise sum (or mean) of all ranks' vectors. Rank 0 reduces and
+   * publishes, or every rank gathers all contributions when the vector is small (see
+   * allReduceAlgorithm). Results are bit-identical either way.
+   */
+  async allReduce(vec: Float32Array, op: ReduceOp = 'sum', algorithm: AllReduceAlgorithm = this.allReduceAlgorithm): Promise<Float32Array> {
     const round = this.beginRound();
     if (this.world === 1) return finishLocal(vec);
     const deadline = Date.now() + this.timeoutMs;
     const what = `allreduce round ${round}`;
+    const gather = algorithm === 'gather' || (algorithm === 'auto' && vec.byteLength * (this.world - 1) <= GATHER_MAX_BYTES);
+    if (gather) return this.gatherReduce(round, vec, op, deadline);
     if (this.rank !== 0) {
-      await this.channel.put(this.inKey(round, 0, this.rank), encodeTensor(vec));
+      await this.putVector(this.inKey(round, 0, this.rank), vec);
       const out = await this.awaitRanks('allreduce', round, [this.outKey(round, 0)], [0], deadline);
       return checkLength(decodeFloat32(out[0]!, this.outKey(round, 0)), vec.length, what);
     }
@@ -100,7 +117,7 @@ export class Communicator {
     for (let j = 0; j < this.world; j++) {
       const [lo, hi] = segmentBounds(n, this.world, j);
       if (j === this.rank || hi === lo) continue;
-      sends.push(this.channel.put(this.inKey(round, j, this.rank), encodeTensor(vec.subarray(lo, hi))));
+      sends.push(this.putVector(this.inKey(round, j, this.rank), vec.subarray(lo, hi)));
     }
     const [mlo, mhi] = segmentBounds(n, this.world, this.rank);
     const [, own] = await Promise.all([
@@ -156,6 +173,39 @@ export class Communicator {
     if (this.backgroundError) throw this.backgroundError;
   }
 
+  /** Publishes this rank's vector and reduces everyone's locally, in rank order. */
+  private async gatherReduce(round: number, vec: Float32Array, op: ReduceOp, deadline: number): Promise<Float32Array> {
+    const what = `allreduce round ${round}`;
+    const mine = this.inKey(round, 0, this.rank);
+    const reducer = new OrderedReducer(this.world, vec.length, what);
+    const sources = Array.from({ length: this.world }, (_, r) => r).filter((r) => r !== this.rank);
+    const keys = sources.map((r) => this.inKey(round, 0, r));
+    let firstError: unknown;
+    reducer.offer(this.rank, vec);
+    await Promise.all([
+      this.putVector(mine, vec),
+      this.awaitRanks('allreduce', round, keys, sources, deadline, (i, bytes) => {
+        try {
+          reducer.offer(sources[i]!, decodeFloat32(bytes, keys[i]!));
+        } catch (e) {
+          firstError ??= e;
+        }
+      }),
+    ]);
+    if (firstError) throw firstError;
+    // Every rank has entered this round, so everything this rank published before has been read;
+    // this round's contribution has W-1 readers and waits for the same proof next time.
+    this.retirePendingAndKeep([mine]);
+    return reducer.result(op);
+  }
+
+  /** Deletes (in the background) the outputs proven read, then remembers `published` as pending. */
+  private retirePendingAndKeep(published: string[], alsoDelete: string[] = []): void {
+    const doomed = [...alsoDelete, ...this.pendingOutputs];
+    if (doomed.length > 0) this.inBackground(this.channel.delete(doomed));
+    this.pendingOutputs = published;
+  }
+
   /** Waits for contributions to segment `seg`, reduces them in rank order, publishes the result. */
   private async reduceSegment(pattern: CollectivePattern, round: number, seg: number, own: Float32Array, op: ReduceOp, deadline: number): Promise<Float32Array> {
     const what = `${pattern} round ${round} segment ${seg}`;
@@ -172,13 +222,28 @@ export class Communicator {
       }
     });
     if (firstError) throw firstError;
-    // Every rank has now entered this round, so all earlier outputs have been read.
-    this.inBackground(this.channel.delete([...keys, ...this.pendingOutputs]));
+    // Every rank has now entered this round, so all earlier outputs have been read; the
+    // contributions had one reader, this rank.
     const result = reducer.result(op);
     const outKey = this.outKey(round, seg);
-    await this.channel.put(outKey, encodeTensor(result));
+    this.retirePendingAndKeep([], keys);
+    await this.putVector(outKey, result);
     this.pendingOutputs = [outKey];
     return result;
+  }
+
+  /** Encodes into a pooled buffer; a channel no longer needs the bytes once put() resolves. */
+  private async putVector(key: string, vec: Float32Array): Promise<void> {
+    const size = frameBytes('float32', vec.length);
+    const free = this.framePool.get(size);
+    const frame = encodeTensor(vec, [vec.length], free?.pop());
+    try {
+      await this.channel.put(key, frame);
+    } finally {
+      if (free) free.push(frame);
+      else this.framePool.set(size, [frame]);
+      if (this.framePool.size > 8) this.framePool.delete(this.framePool.keys().next().value!);
+    }
   }
 
   /** waitMany that turns a timeout into a CollectiveTimeoutError naming the ranks. */

@@ -10,15 +10,15 @@
  * Chunk items hold raw bytes (no tag) and never expire: an expiry would silently drop live data.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import memjs from 'memjs';
 import type { Client as MemjsClient } from 'memjs';
 import { type Channel, type ChannelStats, type OpKind, emptyStats } from './channel.js';
 import { ChannelError } from './errors.js';
+import { createLinearClient } from './memjs-linear.js';
 import { MAX_KEY_BYTES, assertKey } from './keys.js';
 import { FAST_POLL, pollMany } from './poll.js';
 import { type MemcachedSpec, memcachedSpec } from './spec.js';
 
-type Client = MemjsClient<Buffer, Buffer | null>;
+type Client = MemjsClient;
 
 const TAG_INLINE = 0x00;
 const TAG_MANIFEST = 0x01;
@@ -135,6 +135,7 @@ export class MemcachedChannel implements Channel {
   private readonly putting = new Map<string, number>();
   private inFlight = 0;
   private drained: (() => void) | undefined;
+  private closing: Promise<void> | undefined;
 
   constructor(spec: MemcachedSpec) {
     const r = memcachedSpec.safeParse(spec);
@@ -149,14 +150,14 @@ export class MemcachedChannel implements Channel {
     this.chunkBytes = s.chunkBytes;
     // One memjs Client per connection: each owns one socket, so requests spread over sockets.
     this.clients = Array.from({ length: s.connections }, () =>
-      memjs.Client.create(s.server, {
+      createLinearClient(s.server, {
         timeout: s.timeoutMs / 1000,
         conntimeout: s.timeoutMs / 1000,
         // memjs retries after a fixed delay on any error; fail fast and let the caller decide.
         retries: 0,
         keepAlive: true,
         logger: silentLogger,
-      }) as unknown as Client,
+      }),
     );
   }
 
@@ -176,7 +177,6 @@ export class MemcachedChannel implements Channel {
     this.check(key);
     this.putting.set(key, (this.putting.get(key) ?? 0) + 1);
     try {
-      const previous = this.known.get(key);
       let now: Known;
       if (value.byteLength + 1 <= this.chunkBytes) {
         const item = Buffer.allocUnsafe(value.byteLength + 1);
@@ -187,6 +187,9 @@ export class MemcachedChannel implements Channel {
       } else {
         now = await this.putChunked(key, value);
       }
+      // Read what the key held only now: with two puts on one key from this client, each one cleans
+      // up after whichever manifest it replaced.
+      const previous = this.known.get(key);
       this.known.set(key, now);
       if (previous?.kind === 'chunked' && !(now.kind === 'chunked' && now.writeId === previous.writeId)) {
         // The old chunks are garbage now; a failure here must not fail a put that succeeded.
@@ -233,12 +236,14 @@ export class MemcachedChannel implements Channel {
     this.counters = emptyStats();
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    // Let requests already on the wire finish (each is bounded by its timeout) before closing sockets.
-    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
-    for (const c of this.clients) c.close();
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      // Let requests already on the wire finish (each is bounded by its timeout) before closing sockets.
+      if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+      for (const c of this.clients) c.close();
+    })();
+    return this.closing;
   }
 
   // ---- internals -------------------------------------------------------------------------------
@@ -345,8 +350,8 @@ export class MemcachedChannel implements Channel {
       // Unknown key: read it to learn whether chunks hang off it.
       const item = await this.rawGet(key);
       if (item !== undefined) {
-        this.counters.get.bytes += item.byteLength;
         const m = decodeManifest(item);
+        this.counters.get.bytes += m || item[0] !== TAG_INLINE ? item.byteLength : item.byteLength - 1;
         known = m ? { kind: 'chunked', count: m.count, writeId: m.writeId } : INLINE;
       }
     }

@@ -6,8 +6,8 @@
 import { WaitTimeoutError } from './errors.js';
 
 export interface PollPolicy {
-  /** Polls issued back to back before sleeping. */
-  eagerPolls: number;
+  /** For this long (ms) after the wait starts, polls go out back to back, each after the last answer. */
+  eagerMs: number;
   /** First sleep, in ms. */
   initialDelayMs: number;
   /** Growth factor per sleep. */
@@ -18,19 +18,19 @@ export interface PollPolicy {
   jitter: number;
 }
 
-export const FAST_POLL: PollPolicy = { eagerPolls: 6, initialDelayMs: 0.5, factor: 1.5, maxDelayMs: 10, jitter: 0.5 };
-export const SLOW_POLL: PollPolicy = { eagerPolls: 1, initialDelayMs: 4, factor: 1.6, maxDelayMs: 100, jitter: 0.5 };
+export const FAST_POLL: PollPolicy = { eagerMs: 3, initialDelayMs: 1, factor: 1.5, maxDelayMs: 10, jitter: 0.5 };
+export const SLOW_POLL: PollPolicy = { eagerMs: 0, initialDelayMs: 4, factor: 1.6, maxDelayMs: 100, jitter: 0.5 };
 
 export class Backoff {
-  private attempt = 0;
+  private readonly eagerUntil: number;
   private delay: number;
   constructor(private readonly policy: PollPolicy) {
     this.delay = policy.initialDelayMs;
+    this.eagerUntil = performance.now() + policy.eagerMs;
   }
   /** Sleeps before the next poll (or only yields to the event loop while still eager). */
   async pause(deadline: number): Promise<void> {
-    this.attempt++;
-    if (this.attempt <= this.policy.eagerPolls) {
+    if (performance.now() < this.eagerUntil) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       return;
     }

@@ -3,6 +3,7 @@
  * s3rver keeps objects as files under `directory`; note that its store is not atomic (a PUT in
  * flight is visible with partial bytes), which S3Channel's envelope tolerates.
  */
+import nodeCrypto from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +34,36 @@ export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3R
 /** How long stop() lets in-flight requests finish before cutting their connections. */
 const STOP_GRACE_MS = 2_000;
 
+let desShimmed = false;
+
+/**
+ * s3rver encrypts ListObjectsV2 continuation tokens with single DES ('des'), which OpenSSL 3
+ * (Node >= 17) no longer offers: every truncated listing (more than 1000 keys, and even HeadBucket,
+ * which s3rver answers by listing) fails with HTTP 500. Triple DES with three equal keys *is*
+ * single DES, so route 'des' there. Only calls that would otherwise throw are affected.
+ */
+function shimSingleDes(): void {
+  if (desShimmed) return;
+  desShimmed = true;
+  try {
+    nodeCrypto.createCipheriv('des', Buffer.alloc(8), Buffer.alloc(8));
+    return; // this OpenSSL still has DES
+  } catch {
+    // fall through and install the shim
+  }
+  const tripled = (key: unknown): unknown =>
+    key instanceof Uint8Array && key.byteLength === 8 ? Buffer.concat([key, key, key]) : key;
+  const isDes = (algorithm: unknown): boolean => typeof algorithm === 'string' && ['des', 'des-cbc'].includes(algorithm.toLowerCase());
+  type Factory = (algorithm: string, key: unknown, iv: unknown, options?: unknown) => unknown;
+  const wrap = (original: Factory): Factory =>
+    (algorithm, key, iv, options) => (isDes(algorithm) ? original('des-ede3-cbc', tripled(key), iv, options) : original(algorithm, key, iv, options));
+  const target = nodeCrypto as unknown as Record<'createCipheriv' | 'createDecipheriv', Factory>;
+  target.createCipheriv = wrap(target.createCipheriv.bind(nodeCrypto));
+  target.createDecipheriv = wrap(target.createDecipheriv.bind(nodeCrypto));
+}
+
 export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Server> {
+  shimSingleDes();
   const ownDirectory = opts.directory === undefined;
   const directory = opts.directory ?? (await mkdtemp(join(tmpdir(), 'cirrus-s3rver-')));
   const buckets = opts.buckets ?? ['cirrus'];

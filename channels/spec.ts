@@ -20,7 +20,7 @@ export const memcachedSpec = z
     /** Per-request timeout in ms (memjs' own default, 0.5 s, is too short under load). */
     timeoutMs: z.number().int().positive().max(600_000).default(5_000),
     /** Values above this many bytes are split into chunks of this size. At most 1 MiB. */
-    chunkBytes: z.number().int().min(1024).max(1024 * 1024).default(512 * 1024),
+    chunkBytes: z.number().int().min(1024).max(1024 * 1024).default(256 * 1024),
     /** Parallel connections to the server (requests are spread over them). */
     connections: z.number().int().min(1).max(16).default(2),
   })

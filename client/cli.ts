@@ -30,11 +30,11 @@ export function buildProgram(): Command {
     .option('--quick', 'a reduced grid that finishes in under 2 minutes')
     .option('--json', 'print the rows as one JSON array on stdout')
     .option('--channels <list>', 'channels to run (memcached,s3,ps)', list(['memcached', 's3', 'ps'] as const, '--channels'))
-    .option('--patterns <list>', 'patterns to run (allreduce,scatterreduce)', list(['allreduce', 'scatterreduce'] as const, '--patterns'))
+    .option('--patterns <list>', 'patterns to run (allreduce,allgather,scatterreduce)', list(['allreduce', 'allgather', 'scatterreduce'] as const, '--patterns'))
     .option('--workers <list>', 'worker counts, e.g. 2,4,8', positiveInts('--workers'))
     .option('--floats <list>', 'vector lengths, e.g. 30,1000000', positiveInts('--floats'))
     .option('--rounds <n>', 'rounds per configuration', (v) => positiveInts('--rounds')(v)[0]!)
-    .action(async (o: { quick?: boolean; json?: boolean; channels?: Array<'memcached' | 's3' | 'ps'>; patterns?: Array<'allreduce' | 'scatterreduce'>; workers?: number[]; floats?: number[]; rounds?: number }) => {
+    .action(async (o: { quick?: boolean; json?: boolean; channels?: Array<'memcached' | 's3' | 'ps'>; patterns?: Array<'allreduce' | 'allgather' | 'scatterreduce'>; workers?: number[]; floats?: number[]; rounds?: number }) => {
       const { benchChannels } = await import('../bench/channels.js');
       const result = await benchChannels({
         quick: o.quick ?? false,

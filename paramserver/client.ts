@@ -94,7 +94,7 @@ export class ParamClient {
   }
 
   /** Opens a connection; rejects with PsError('PS_UNREACHABLE') naming the address on failure or deadline. */
-  static connect(address: string, opts: ParamClientOptions = {}): Promise<ParamClient> {
+  static async connect(address: string, opts: ParamClientOptions = {}): Promise<ParamClient> {
     const { host, port } = parseAddress(address);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
@@ -143,7 +143,13 @@ export class ParamClient {
         reject(new PsError('PS_TIMEOUT', `${label(opcode)} to parameter server at ${this.address}: no reply within ${timeoutMs} ms`));
       }, Math.min(Math.max(1, timeoutMs), MAX_TIMER_MS));
       this.pending.set(id, { resolve, reject, timer });
-      writeFrame(this.socket, id, opcode, parts);
+      try {
+        writeFrame(this.socket, id, opcode, parts);
+      } catch (err) {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(err instanceof PsError ? err : new PsError('PS_CONNECTION', `${label(opcode)} to parameter server at ${this.address}: write failed: ${String(err)}`, { cause: err }));
+      }
     });
   }
 

@@ -22,6 +22,8 @@ export type PsErrorCode =
   | 'PS_SHUTTING_DOWN'
   /** Server status INTERNAL, or a status this client does not know. */
   | 'PS_INTERNAL'
+  /** The server could not bind its address (port in use, bad host). */
+  | 'PS_LISTEN'
   /** A caller passed an invalid argument (empty key, key over 65535 bytes, bad address). */
   | 'PS_ARGUMENT';
 

@@ -181,6 +181,10 @@ export class FrameDecoder {
 
 /** The 10-byte header of a frame whose payload is `payloadBytes` long. */
 export function encodeHeader(id: number, code: number, payloadBytes: number): Uint8Array {
+  // frameLength is a u32: a larger frame would silently wrap and desynchronise the stream.
+  if (BODY_HEADER_BYTES + payloadBytes > 0xffffffff) {
+    throw new PsError('PS_TOO_LARGE', `payload of ${payloadBytes} bytes does not fit in one frame (at most ${0xffffffff - BODY_HEADER_BYTES})`);
+  }
   const header = new Uint8Array(HEADER_BYTES);
   const view = new DataView(header.buffer);
   view.setUint32(0, BODY_HEADER_BYTES + payloadBytes, true);

@@ -118,7 +118,7 @@ class ServerImpl implements ParamServer {
   constructor(opts: ParamServerOptions) {
     this.maxFrameBytes = positive(opts.maxFrameBytes, DEFAULT_MAX_FRAME_BYTES, 'maxFrameBytes');
     this.idleTimeoutMs = opts.idleTimeoutMs === 0 ? 0 : positive(opts.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 'idleTimeoutMs');
-    this.maxBytes = opts.maxBytes === 0 ? 0 : positive(opts.maxBytes, DEFAULT_MAX_BYTES, 'maxBytes');
+    this.maxBytes = positive(opts.maxBytes, DEFAULT_MAX_BYTES, 'maxBytes');
     for (const name of Object.keys(Op)) this.opCounts[name.toLowerCase()] = 0;
     this.opCounts.unknown = 0;
     for (const name of Object.keys(Status)) this.replyCounts[name.toLowerCase()] = 0;
@@ -127,7 +127,7 @@ class ServerImpl implements ParamServer {
 
   listen(host: string, port: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(new PsError('PS_UNREACHABLE', `parameter server cannot listen on ${host}:${port}: ${err.message}`, { cause: err, detail: err.message }));
+      const onError = (err: Error) => reject(new PsError('PS_LISTEN', `parameter server cannot listen on ${host}:${port}: ${err.message}`, { cause: err, detail: err.message }));
       this.server.once('error', onError);
       this.server.listen(port, host, () => {
         this.server.off('error', onError);

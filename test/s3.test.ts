@@ -76,17 +76,23 @@ before(async () => {
 });
 
 after(async () => {
-  if (channel) {
-    // Leave nothing behind, whatever the tests did.
-    const reopened = await S3Channel.open(s3SpecFor(server));
-    await reopened.delete(await reopened.list(''));
-    assert.deepEqual(await reopened.list(''), []);
-    await reopened.close();
-    await channel.close();
-  }
-  raw?.destroy();
   const dir = server?.directory;
-  await server?.stop();
+  try {
+    if (channel) {
+      // Leave nothing behind, whatever the tests did.
+      const reopened = await S3Channel.open(s3SpecFor(server));
+      try {
+        await reopened.delete(await reopened.list(''));
+        assert.deepEqual(await reopened.list(''), []);
+      } finally {
+        await reopened.close();
+        await channel.close();
+      }
+    }
+  } finally {
+    raw?.destroy();
+    await server?.stop();
+  }
   if (dir) assert.equal(existsSync(dir), false, 'the temp dir is removed on stop');
 });
 
