@@ -10,6 +10,7 @@ export function formatTable(headers: string[], rows: Array<Array<string | number
 export function formatNumber(x: number): string {
   if (!Number.isFinite(x)) return String(x);
   if (x === 0) return '0';
+  if (Number.isInteger(x) && Math.abs(x) < 1e12) return String(x);
   const a = Math.abs(x);
   if (a >= 1e6) return x.toExponential(2);
   if (a >= 100) return x.toFixed(0);

@@ -5,6 +5,7 @@
  */
 import nodeCrypto from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import S3rver from 's3rver';
@@ -62,6 +63,37 @@ function shimSingleDes(): void {
   target.createDecipheriv = wrap(target.createDecipheriv.bind(nodeCrypto));
 }
 
+/**
+ * s3rver announces an object's size, then streams its file; an overwrite during the read truncates
+ * the file and the response ends short of its Content-Length. The client then waits for bytes
+ * that never come until the keep-alive timeout (5 s) closes the socket. Closing the connection as
+ * soon as such a response ends turns the stall into an immediate, retryable error.
+ */
+function cutShortBodies(req: IncomingMessage, res: ServerResponse): void {
+  if (req.method !== 'GET') return;
+  let sent = 0;
+  const count = (chunk: unknown): void => {
+    if (typeof chunk === 'string') sent += Buffer.byteLength(chunk);
+    else if (chunk instanceof Uint8Array) sent += chunk.byteLength;
+  };
+  const write = res.write;
+  const end = res.end;
+  res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+    count(chunk);
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof res.write;
+  res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+    if (typeof chunk !== 'function') count(chunk);
+    return (end as (...args: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+  } as typeof res.end;
+  // Taken now: the response lets go of its socket once it finishes.
+  const socket = res.socket;
+  res.on('finish', () => {
+    const declared = Number(res.getHeader('content-length'));
+    if (Number.isFinite(declared) && sent < declared) socket?.destroy();
+  });
+}
+
 export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Server> {
   shimSingleDes();
   const ownDirectory = opts.directory === undefined;
@@ -81,6 +113,7 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
     if (ownDirectory) await rm(directory, { recursive: true, force: true });
     throw err;
   }
+  instance.httpServer?.prependListener('request', cutShortBodies);
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {

@@ -35,6 +35,10 @@ import { assertKey } from './keys.js';
 import { pollMany, SLOW_POLL } from './poll.js';
 import type { S3Spec } from './spec.js';
 
+// The SDK warns on every Node 20 process that future releases will need Node 22; the versions this
+// package pins support Node 20, so the warning is noise in every worker's stderr.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export const ENVELOPE_MAGIC = Uint8Array.of(0x43, 0x52, 0x53, 0x33); // 'CRS3'
 export const ENVELOPE_VERSION = 1;
 export const ENVELOPE_HEADER_BYTES = 24;

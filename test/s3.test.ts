@@ -223,6 +223,31 @@ describe('S3Channel on s3rver', () => {
     assert.ok(readsComplete >= 3);
   });
 
+  it('while a key is overwritten, readers see the old value, the new value or undefined, never a mix', async (t) => {
+    const key = 'race/overwrite';
+    const values = [new Uint8Array(randomBytes(4 * MiB)), new Uint8Array(randomBytes(4 * MiB))];
+    await channel.put(key, values[0]!);
+    let done = false;
+    const seen = { undefined: 0, first: 0, second: 0 };
+    const reader = (async () => {
+      while (!done) {
+        const got = await channel.get(key);
+        if (got === undefined) seen.undefined++;
+        else if (sameBytes(got, values[0]!)) seen.first++;
+        else {
+          assert.ok(sameBytes(got, values[1]!), `a read returned ${got.byteLength} bytes that match neither value`);
+          seen.second++;
+        }
+      }
+    })();
+    for (let i = 1; i <= 6; i++) await channel.put(key, values[i % 2]!);
+    done = true;
+    await reader;
+    assert.ok(sameBytes((await channel.get(key))!, values[0]!));
+    t.diagnostic(`reads during overwrites: ${JSON.stringify(seen)}`);
+    await channel.delete([key]);
+  });
+
   it('treats truncated or mismatched envelopes as not yet written, then as corrupt', async () => {
     const value = pattern(4096, 3);
     await channel.put('env/full', value);
