@@ -45,6 +45,8 @@ export interface ChannelBenchRow {
   costUsd: number;
   bareMs: number;
   ratio: number;
+  /** Set when the configuration failed (the numbers are then NaN). */
+  error?: string;
 }
 
 /** LambdaML's best measured round times (W = 4, local memcached) the issue compares against. */
@@ -72,10 +74,19 @@ export async function benchChannels(opts: ChannelBenchOptions = {}): Promise<{ r
             const warmup = Math.min(3, Math.floor(rounds / 4));
             log(`bench channels: ${kind} ${pattern} W=${world} floats=${n} (${rounds} rounds)`);
             const jobId = `bench-${kind}-${pattern}-${world}-${n}-${process.pid}`;
-            const result = await runCollective(
-              { channel: server.spec, jobId, world, pattern, op: 'mean', floats: n, rounds, seed: 1, varyPerRound: false, hashes: false, bare: true, timeoutMs: 120_000 },
-              600_000,
-            );
+            let result: Awaited<ReturnType<typeof runCollective>>;
+            try {
+              result = await runCollective(
+                { channel: server.spec, jobId, world, pattern, op: 'mean', floats: n, rounds, seed: 1, varyPerRound: false, hashes: false, bare: true, timeoutMs: 120_000 },
+                600_000,
+              );
+            } catch (e) {
+              // One failed configuration must not lose the rest of a long run: record it and go on.
+              const error = (e as Error).message.split('\n')[0]!;
+              log(`bench channels: ${kind} ${pattern} W=${world} floats=${n} FAILED: ${error}`);
+              rows.push({ channel: kind, pattern, workers: world, floats: n, medianMs: NaN, p95Ms: NaN, requests: NaN, bytes: NaN, costUsd: NaN, bareMs: NaN, ratio: NaN, error });
+              continue;
+            }
             const times = roundTimes(result.collective, warmup);
             const bare = roundTimes(result.bare!, warmup);
             // Traffic of one round: all ranks' counters, averaged over the measured rounds.
@@ -108,8 +119,12 @@ export async function benchChannels(opts: ChannelBenchOptions = {}): Promise<{ r
 
   const table = formatTable(
     ['channel', 'pattern', 'W', 'floats', 'median ms', 'p95 ms', 'requests', 'bytes', 'cost $/round', 'bare ms', 'ratio'],
-    rows.map((r) => [r.channel, r.pattern, r.workers, r.floats, r.medianMs, r.p95Ms, Math.round(r.requests), Math.round(r.bytes), r.costUsd, r.bareMs, r.ratio]),
-  );
+    rows.map((r) =>
+      r.error
+        ? [r.channel, r.pattern, r.workers, r.floats, 'FAILED', '-', '-', '-', '-', '-', '-']
+        : [r.channel, r.pattern, r.workers, r.floats, r.medianMs, r.p95Ms, Math.round(r.requests), Math.round(r.bytes), r.costUsd, r.bareMs, r.ratio],
+    ),
+  ) + rows.filter((r) => r.error).map((r) => `\nFAILED ${r.channel} ${r.pattern} W=${r.workers} floats=${r.floats}: ${r.error}`).join('');
   const comparison = lambdaMlComparison(rows);
   const dir = opts.resultsDir ?? DEFAULT_RESULTS_DIR;
   mkdirSync(dir, { recursive: true });
@@ -156,7 +171,8 @@ async function startChannelServer(kind: BenchChannel): Promise<BenchServer> {
   switch (kind) {
     case 'memcached': {
       if (!findMemcachedBinary()) throw new Error('bench channels: memcached is not installed (apt-get install memcached), or leave it out with --channels s3,ps');
-      const m = await startMemcached();
+      // Room for W = 8 x 4M floats in flight plus slab fragmentation: an evicted chunk fails the round.
+      const m = await startMemcached({ memoryMb: 4096 });
       return { spec: { kind: 'memcached', server: m.address }, stop: () => m.stop() };
     }
     case 's3': {
