@@ -108,6 +108,33 @@ interface Suspect {
   reads: number;
 }
 
+/**
+ * The S3 client every S3 user in this package builds from an S3Spec (channel, object store), so
+ * all talk to s3rver, MinIO and AWS with the same settings. Without spec.credentials the SDK's
+ * standard credential chain applies.
+ */
+export function createS3Client(spec: S3Spec): S3Client {
+  const config: S3ClientConfig = {
+    region: spec.region,
+    // Without these the SDK streams uploads with aws-chunked framing and trailing checksums,
+    // which s3rver stores verbatim inside the object.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    // Connect and idle limits so a dead or black-holed endpoint fails instead of hanging; no
+    // total-request limit, which would cut large transfers on slow links.
+    requestHandler: { connectionTimeout: spec.timeoutMs, socketTimeout: spec.timeoutMs },
+  };
+  if (spec.endpoint) {
+    config.endpoint = spec.endpoint;
+    // Custom endpoints (s3rver, MinIO) rarely resolve virtual-host bucket names.
+    config.forcePathStyle = spec.forcePathStyle ?? true;
+  } else if (spec.forcePathStyle !== undefined) {
+    config.forcePathStyle = spec.forcePathStyle;
+  }
+  if (spec.credentials) config.credentials = { ...spec.credentials };
+  return new S3Client(config);
+}
+
 export class S3Channel implements Channel {
   readonly kind = 's3';
   readonly endpoint: string;
@@ -129,25 +156,7 @@ export class S3Channel implements Channel {
     this.concurrency = Math.max(1, options.concurrency ?? 16);
     this.corruptAfterMs = options.corruptAfterMs ?? 5_000;
     this.endpoint = `s3://${spec.bucket}/${spec.prefix}` + (spec.endpoint ? `@${spec.endpoint}` : '');
-    const config: S3ClientConfig = {
-      region: spec.region,
-      // Without these the SDK streams uploads with aws-chunked framing and trailing checksums,
-      // which s3rver stores verbatim inside the object.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      // Connect and idle limits so a dead or black-holed endpoint fails instead of hanging; no
-      // total-request limit, which would cut large transfers on slow links.
-      requestHandler: { connectionTimeout: spec.timeoutMs, socketTimeout: spec.timeoutMs },
-    };
-    if (spec.endpoint) {
-      config.endpoint = spec.endpoint;
-      // Custom endpoints (s3rver, MinIO) rarely resolve virtual-host bucket names.
-      config.forcePathStyle = spec.forcePathStyle ?? true;
-    } else if (spec.forcePathStyle !== undefined) {
-      config.forcePathStyle = spec.forcePathStyle;
-    }
-    if (spec.credentials) config.credentials = { ...spec.credentials };
-    this.client = new S3Client(config);
+    this.client = createS3Client(spec);
   }
 
   /** Creates the channel and checks that the bucket answers within spec.timeoutMs. */

@@ -1,5 +1,6 @@
 /** The `cirrus` command line. Each subcommand loads its module only when it runs. */
 import { Command, InvalidArgumentError } from 'commander';
+import { addDatasetCommands } from './cli-datasets.js';
 
 function list<T extends string>(allowed: readonly T[], name: string) {
   return (value: string): T[] => {
@@ -22,6 +23,8 @@ function positiveInts(name: string) {
 
 export function buildProgram(): Command {
   const program = new Command('cirrus').description('Serverless ML training: stateless workers, pluggable channels, collectives').showHelpAfterError();
+
+  addDatasetCommands(program);
 
   const bench = program.command('bench').description('benchmarks (each prints a table and writes JSON to bench/results/)');
   bench

@@ -7,33 +7,22 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import memjs from 'memjs';
-import type { MemcachedServer } from '../channels/memcached-server.js';
 import { referenceReduce } from '../channels/reduce.js';
 import { S3Channel } from '../channels/s3.js';
-import { s3SpecFor, startS3Server, type S3Server } from '../channels/s3-server.js';
+import { s3SpecFor } from '../channels/s3-server.js';
 import { parseChannelSpec, type ChannelSpecInput, type S3Spec } from '../channels/spec.js';
-import { ParamClient, startParamServer, type ParamServer } from '../paramserver/index.js';
+import { ParamClient } from '../paramserver/index.js';
 import { runCollective } from '../bench/collective-runner.js';
 import { makeVector } from '../bench/vectors.js';
-import { memcachedForTests } from './support/servers.js';
+import { startTestServers, type TestServers } from './support/servers.js';
 
-let memcached: MemcachedServer | undefined;
-let memcachedSkip: string | undefined;
-let s3: S3Server;
-let ps: ParamServer;
 
+let servers: TestServers;
 before(async () => {
-  const m = await memcachedForTests();
-  memcached = m.server;
-  memcachedSkip = m.skip;
-  s3 = await startS3Server({ buckets: ['cirrus'] });
-  ps = await startParamServer({ port: 0 });
+  servers = await startTestServers();
 });
-
 after(async () => {
-  await memcached?.stop();
-  await s3?.stop();
-  await ps?.stop();
+  await servers?.stop();
 });
 
 function expectedHashes(world: number, floats: number, rounds: number, op: 'sum' | 'mean'): string[] {
@@ -56,12 +45,12 @@ const configs = (world: number) => [
 ];
 
 test('memcached: AllReduce and ScatterReduce, W = 1..8 processes, bit-exact, no keys left', async (t) => {
-  if (memcachedSkip) return t.skip(memcachedSkip);
-  const spec = { kind: 'memcached', server: memcached!.address } as const;
+  if (servers.memcachedSkip) return t.skip(servers.memcachedSkip);
+  const spec = { kind: 'memcached', server: servers.memcached!.address } as const;
   for (let world = 1; world <= 8; world++) for (const c of configs(world)) await check(spec, world, c.floats, c.op, `mc-${world}-${c.floats}`);
   // A large vector exercises chunked values (1M floats = 4 MB > one chunk).
   await check(spec, 4, 1_000_000, 'mean', 'mc-large');
-  const client = memjs.Client.create(memcached!.address, { timeout: 5 });
+  const client = memjs.Client.create(servers.memcached!.address, { timeout: 5 });
   try {
     const stats = await new Promise<Record<string, string>>((resolve, reject) =>
       client.stats((err, _server, s) => (err ? reject(err) : resolve(s as Record<string, string>))),
@@ -73,7 +62,7 @@ test('memcached: AllReduce and ScatterReduce, W = 1..8 processes, bit-exact, no 
 });
 
 test('s3 (s3rver): AllReduce and ScatterReduce, W = 1..8 processes, bit-exact, no keys left', async () => {
-  const spec = s3SpecFor(s3, 'cirrus');
+  const spec = s3SpecFor(servers.s3, 'cirrus');
   for (let world = 1; world <= 8; world++) for (const c of configs(world)) await check(spec, world, c.floats, c.op, `s3-${world}-${c.floats}`);
   await check(spec, 4, 1_000_000, 'sum', 's3-large');
   const ch = await S3Channel.open(parseChannelSpec(spec) as S3Spec);
@@ -85,9 +74,9 @@ test('s3 (s3rver): AllReduce and ScatterReduce, W = 1..8 processes, bit-exact, n
 });
 
 test('ps: AllReduce and ScatterReduce, W = 1..8 processes, bit-exact, no keys left', async () => {
-  const spec = { kind: 'ps', address: ps.address } as const;
+  const spec = { kind: 'ps', address: servers.ps.address } as const;
   for (let world = 1; world <= 8; world++) for (const c of configs(world)) await check(spec, world, c.floats, c.op, `ps-${world}-${c.floats}`);
-  const client = await ParamClient.connect(ps.address);
+  const client = await ParamClient.connect(servers.ps.address);
   try {
     assert.deepEqual(await client.list('job/'), []);
   } finally {
@@ -96,7 +85,7 @@ test('ps: AllReduce and ScatterReduce, W = 1..8 processes, bit-exact, no keys le
 });
 
 test('a worker that never arrives fails the round with the missing rank named', async () => {
-  const spec = { kind: 'ps', address: ps.address } as const;
+  const spec = { kind: 'ps', address: servers.ps.address } as const;
   // world 3 but only ranks 0 and 1 are started: run the runner with a 2-process world that claims 3.
   const err = await runCollective({ channel: spec, jobId: 'missing-rank', world: 3, pattern: 'allreduce', op: 'sum', floats: 10, rounds: 1, seed: 1, varyPerRound: true, hashes: false, bare: false, timeoutMs: 1500 }, 60_000, [0, 1]).then(
     () => undefined,

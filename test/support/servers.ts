@@ -4,6 +4,8 @@
  */
 import type { TestContext } from 'node:test';
 import { findMemcachedBinary, startMemcached, type MemcachedServer } from '../../channels/memcached-server.js';
+import { startS3Server, type S3Server } from '../../channels/s3-server.js';
+import { startParamServer, type ParamServer } from '../../paramserver/index.js';
 
 export const IN_CI = process.env.CI === 'true';
 
@@ -20,4 +22,31 @@ export async function memcachedForTests(): Promise<{ server?: MemcachedServer; s
 export function skipIf(t: TestContext, reason: string | undefined): boolean {
   if (reason) t.skip(reason);
   return reason !== undefined;
+}
+
+export interface TestServers {
+  /** Undefined (with memcachedSkip set) when memcached is missing outside CI. */
+  memcached: MemcachedServer | undefined;
+  memcachedSkip: string | undefined;
+  s3: S3Server;
+  ps: ParamServer;
+  stop(): Promise<void>;
+}
+
+/** One of each real server: a private memcached, an in-process s3rver (bucket 'cirrus'), a parameter server. */
+export async function startTestServers(): Promise<TestServers> {
+  const m = await memcachedForTests();
+  const s3 = await startS3Server({ buckets: ['cirrus'] });
+  const ps = await startParamServer({ port: 0 });
+  return {
+    memcached: m.server,
+    memcachedSkip: m.skip,
+    s3,
+    ps,
+    async stop() {
+      await m.server?.stop();
+      await s3.stop();
+      await ps.stop();
+    },
+  };
 }

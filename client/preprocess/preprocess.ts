@@ -1,0 +1,84 @@
+/**
+ * `cirrus.preprocess(...)`: load a local file into a sharded dataset in the object store, then
+ * optionally normalize it with a fan-out of workers (statistics reduced first, then applied).
+ * The dataset becomes visible only when complete; a failed run leaves no manifest behind.
+ */
+import type { DatasetManifest } from '../../channels/datasets/manifest.js';
+import { LocalLauncher } from '../launchers/local.js';
+import type { Launcher } from '../launchers/types.js';
+import { openStore } from '../store.js';
+import { preprocessLocal, type HashOptions, type PreprocessFormat } from './pipeline.js';
+import { distributedTransform, type ScalingOp } from './transform.js';
+import type { DatasetTask } from '../../channels/datasets/manifest.js';
+
+export interface PreprocessOptions {
+  input: string;
+  format: PreprocessFormat;
+  name: string;
+  /** Object store URL; default: the embedded S3 server under .cirrus/. */
+  store?: string;
+  normalize?: 'minmax' | 'zscore';
+  /** Target range of min-max scaling, default [0, 1]. */
+  range?: [number, number];
+  hash?: HashOptions;
+  split?: number;
+  rowsPerShard?: number;
+  seed?: number;
+  task?: DatasetTask;
+  classes?: number;
+  labelColumn?: string | number;
+  overwrite?: boolean;
+  /** Shards per transform worker (default 2). */
+  shardsPerWorker?: number;
+  /** Launcher for the transform fan-out (default: local child processes). */
+  launcher?: Launcher;
+  onProgress?(bytesRead: number, totalBytes: number): void;
+  /** Reports each stage ('load', 'stats', 'transform') as it starts. */
+  onStage?(stage: string): void;
+}
+
+export async function preprocess(opts: PreprocessOptions): Promise<DatasetManifest> {
+  const handle = await openStore(opts.store);
+  const ownLauncher = opts.normalize && !opts.launcher ? new LocalLauncher() : undefined;
+  try {
+    // With normalization the loaded data is an intermediate dataset, removed once transformed.
+    const loadName = opts.normalize ? `${opts.name}.load-${Date.now().toString(36)}` : opts.name;
+    const writer = await handle.datasets.createWriter(loadName, { overwrite: opts.overwrite ?? false });
+    opts.onStage?.('load');
+    const loaded = await preprocessLocal({
+      input: opts.input,
+      format: opts.format,
+      name: loadName,
+      writer,
+      ...(opts.task ? { task: opts.task } : {}),
+      ...(opts.classes !== undefined ? { classes: opts.classes } : {}),
+      ...(opts.labelColumn !== undefined ? { labelColumn: opts.labelColumn } : {}),
+      ...(opts.hash ? { hash: opts.hash } : {}),
+      ...(opts.split !== undefined ? { split: opts.split } : {}),
+      ...(opts.rowsPerShard ? { rowsPerShard: opts.rowsPerShard } : {}),
+      ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+    if (!opts.normalize) return loaded.manifest;
+    try {
+      opts.onStage?.('normalize');
+      const op: ScalingOp = opts.normalize === 'minmax' ? { type: 'minmax', lo: opts.range?.[0] ?? 0, hi: opts.range?.[1] ?? 1 } : { type: 'zscore' };
+      const result = await distributedTransform({
+        store: handle.datasets.store,
+        source: loaded.manifest,
+        target: opts.name,
+        op,
+        launcher: opts.launcher ?? ownLauncher!,
+        shardsPerWorker: opts.shardsPerWorker ?? 2,
+        storeEndpoint: handle.workerTarget,
+        overwrite: opts.overwrite ?? false,
+      });
+      return result.manifest;
+    } finally {
+      await handle.datasets.remove(loadName).catch(() => undefined);
+    }
+  } finally {
+    await ownLauncher?.close();
+    await handle.close();
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The worker event: everything a stateless worker gets, as small plain JSON (keys, not data, so it
+ * fits Lambda's payload limit). Validated with zod on entry; a bad event fails with one error
+ * naming the offending field.
+ */
+import { z } from 'zod';
+import { channelSpec, s3Spec } from '../channels/spec.js';
+
+export class EventError extends Error {
+  readonly code = 'EVENT_INVALID' as const;
+  /** Dotted path of the offending field, e.g. 'event.task.shards[0]'. */
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(`${field}: ${message}`);
+    this.name = 'EventError';
+    this.field = field;
+  }
+}
+
+const objectKey = z.string().min(1, { message: 'expected a non-empty object key' });
+
+/** Launcher tests: sleep, allocate memory, throw, or exit abruptly, so the limits can be exercised. */
+export const noopTask = z
+  .object({
+    type: z.literal('noop'),
+    sleepMs: z.number().int().nonnegative().max(3_600_000).default(0),
+    /** Megabytes to allocate and hold (before sleeping). */
+    allocateMb: z.number().int().nonnegative().max(1_000_000).default(0),
+    /** 'heap': JS arrays (bounded by --max-old-space-size); 'buffer': off-heap bytes (bounded by RSS). */
+    allocate: z.enum(['heap', 'buffer']).default('heap'),
+    /** Throw an Error with this message (after sleeping). */
+    throwMessage: z.string().optional(),
+    /** process.exit(code) without reporting a result (after sleeping). */
+    exitCode: z.number().int().min(0).max(255).optional(),
+    /** Lines printed to stdout first (logs). */
+    log: z.array(z.string()).default([]),
+  })
+  .strict();
+
+/** Reads shards and returns their merged partial column statistics. */
+export const datasetStatsTask = z
+  .object({
+    type: z.literal('dataset-stats'),
+    shards: z.array(objectKey).min(1, { message: 'expected at least one shard key' }),
+  })
+  .strict();
+
+export const transformOp = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('minmax'), lo: z.number().finite(), hi: z.number().finite() }).strict(),
+  z.object({ type: z.literal('zscore') }).strict(),
+]);
+export type TransformOp = z.infer<typeof transformOp>;
+
+/** Reads shards, scales them with global statistics stored at statsKey, writes each to its target key. */
+export const datasetTransformTask = z
+  .object({
+    type: z.literal('dataset-transform'),
+    op: transformOp,
+    /** Object holding the global statistics as JSON ({count, min, max, mean, std}): too big for the event itself. */
+    statsKey: objectKey,
+    shards: z.array(z.object({ source: objectKey, target: objectKey }).strict()).min(1, { message: 'expected at least one shard' }),
+    /** Also return the statistics of the written shards (the new dataset's own statistics). */
+    outputStats: z.boolean().default(false),
+  })
+  .strict();
+
+export const workerTask = z.discriminatedUnion('type', [noopTask, datasetStatsTask, datasetTransformTask]);
+export type WorkerTask = z.infer<typeof workerTask>;
+export const TASK_TYPES = ['noop', 'dataset-stats', 'dataset-transform'] as const;
+
+export const workerEvent = z
+  .object({
+    jobId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: "expected 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit" }),
+    rank: z.number().int().nonnegative(),
+    world: z.number().int().positive(),
+    attempt: z.number().int().nonnegative(),
+    /** Epoch ms by which the worker must be done. */
+    deadlineMs: z.number().int().positive(),
+    task: workerTask,
+    params: z.record(z.string(), z.unknown()).default({}),
+    endpoints: z
+      .object({
+        /** An object store URL ('s3://...', 'file:///...') or an S3 spec object. */
+        store: z.union([z.string().min(1), s3Spec]),
+        channel: z.union([z.string().min(1), channelSpec]).optional(),
+      })
+      .strict(),
+  })
+  .strict()
+  .superRefine((e, ctx) => {
+    if (e.rank >= e.world) ctx.addIssue({ code: 'custom', path: ['rank'], message: `rank ${e.rank} is outside the world of ${e.world} workers` });
+  });
+
+export type WorkerEvent = z.infer<typeof workerEvent>;
+/** What a caller writes (defaults not yet applied). */
+export type WorkerEventInput = z.input<typeof workerEvent>;
+
+function fieldPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = 'event';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : `.${String(p)}`;
+  return out;
+}
+
+/** Validates an event; throws EventError naming the first bad field. */
+export function parseWorkerEvent(input: unknown): WorkerEvent {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new EventError('event', 'expected a JSON object');
+  // A clear message for the most common mistake, before zod's generic union message.
+  const task = (input as { task?: unknown }).task;
+  const type = (task as { type?: unknown } | null | undefined)?.type;
+  if (typeof task === 'object' && task !== null && !(TASK_TYPES as readonly unknown[]).includes(type)) {
+    throw new EventError('event.task.type', `unknown task type ${JSON.stringify(type)}; expected one of ${TASK_TYPES.join(', ')}`);
+  }
+  const r = workerEvent.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  let path = issue.path;
+  let message = issue.message;
+  // Unrecognized keys: name the key itself.
+  if (issue.code === 'unrecognized_keys') {
+    path = [...path, issue.keys[0]!];
+    message = 'unknown field';
+  }
+  throw new EventError(fieldPath(path), message);
+}

@@ -1,0 +1,160 @@
+/**
+ * The Lambda-style entry point of a stateless worker: validate the event, dispatch on task.type,
+ * return a plain JSON value (or throw a typed error with a `code`). The same function runs inside
+ * AWS Lambda and inside the local launcher's child processes (worker/main.ts).
+ */
+import { columnStats, type ShardRef } from '../channels/datasets/manifest.js';
+import { decodeShard, encodeShard, type Shard } from '../channels/datasets/shard.js';
+import type { ObjectStore } from '../channels/datasets/types.js';
+import { openObjectStore } from '../channels/object-store.js';
+import { mergeStats, shardStats, statsToJSON, type FinalStats, type PartialStats, type PartialStatsJSON } from '../algorithms/stats.js';
+import { minMaxScale, zScore } from '../algorithms/transforms.js';
+import { parseWorkerEvent, type TransformOp, type WorkerEvent } from './event.js';
+
+export type WorkerTaskErrorCode = 'SHARD_MISSING' | 'STATS_INVALID';
+
+export class WorkerTaskError extends Error {
+  readonly code: WorkerTaskErrorCode;
+  constructor(code: WorkerTaskErrorCode, message: string) {
+    super(message);
+    this.name = 'WorkerTaskError';
+    this.code = code;
+  }
+}
+
+export interface NoopResult {
+  pid: number;
+  /** Epoch ms when the task started and ended (the launcher tests check overlaps with them). */
+  startedAt: number;
+  endedAt: number;
+  allocatedMb: number;
+}
+
+export interface DatasetStatsResult {
+  rows: number;
+  shards: number;
+  stats: PartialStatsJSON;
+}
+
+export interface DatasetTransformResult {
+  shards: ShardRef[];
+  /** Statistics of the written shards, when the task asked for them. */
+  stats?: PartialStatsJSON;
+}
+
+export async function handler(event: unknown): Promise<unknown> {
+  const e = parseWorkerEvent(event);
+  const task = e.task;
+  switch (task.type) {
+    case 'noop':
+      return runNoop(task);
+    case 'dataset-stats':
+      return withStore(e, (store) => runStats(store, task.shards));
+    case 'dataset-transform':
+      return withStore(e, (store) => runTransform(store, task.op, task.statsKey, task.shards, task.outputStats));
+  }
+}
+
+async function withStore<T>(e: WorkerEvent, f: (store: ObjectStore) => Promise<T>): Promise<T> {
+  const store = await openObjectStore(e.endpoints.store);
+  try {
+    return await f(store);
+  } finally {
+    await store.close();
+  }
+}
+
+type NoopTask = Extract<WorkerEvent['task'], { type: 'noop' }>;
+
+async function runNoop(task: NoopTask): Promise<NoopResult> {
+  const startedAt = Date.now();
+  for (const line of task.log) console.log(line);
+  const held: unknown[] = [];
+  for (let mb = 0; mb < task.allocateMb; mb++) {
+    if (task.allocate === 'buffer') held.push(Buffer.alloc(1024 * 1024, 1));
+    // 131072 doubles = 1 MiB of V8 heap (arrays of doubles are stored unboxed).
+    else held.push(new Array<number>(131072).fill(mb + 0.5));
+  }
+  if (task.sleepMs > 0) await new Promise((r) => setTimeout(r, task.sleepMs));
+  if (task.exitCode !== undefined) process.exit(task.exitCode);
+  if (task.throwMessage !== undefined) throw new Error(task.throwMessage);
+  return { pid: process.pid, startedAt, endedAt: Date.now(), allocatedMb: held.length };
+}
+
+/**
+ * Reads shards one after another, fetching the next while the current one is processed, so
+ * memory holds at most two shards and the network overlaps the compute.
+ */
+async function forEachShard(store: ObjectStore, keys: string[], f: (shard: Shard, key: string, index: number) => Promise<void>): Promise<void> {
+  const fetch = (key: string): Promise<Uint8Array | undefined> => {
+    const p = store.get(key);
+    p.catch(() => undefined); // a prefetch that fails after an earlier error must not go unhandled
+    return p;
+  };
+  let next = fetch(keys[0]!);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const bytes = await next;
+    if (i + 1 < keys.length) next = fetch(keys[i + 1]!);
+    if (bytes === undefined) throw new WorkerTaskError('SHARD_MISSING', `shard '${key}' does not exist in ${store.url}`);
+    await f(decodeShard(bytes, key), key, i);
+  }
+}
+
+async function runStats(store: ObjectStore, keys: string[]): Promise<DatasetStatsResult> {
+  let acc: PartialStats | undefined;
+  await forEachShard(store, keys, async (shard) => {
+    const s = shardStats(shard);
+    acc = acc ? mergeStats(acc, s) : s;
+  });
+  return { rows: acc!.rows, shards: keys.length, stats: statsToJSON(acc!) };
+}
+
+async function loadStats(store: ObjectStore, key: string): Promise<FinalStats> {
+  const bytes = await store.get(key);
+  if (bytes === undefined) throw new WorkerTaskError('STATS_INVALID', `statistics object '${key}' does not exist in ${store.url}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch (err) {
+    throw new WorkerTaskError('STATS_INVALID', `statistics object '${key}' is not valid JSON: ${(err as Error).message}`);
+  }
+  const r = columnStats.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new WorkerTaskError('STATS_INVALID', `statistics object '${key}': ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return r.data;
+}
+
+async function runTransform(
+  store: ObjectStore,
+  op: TransformOp,
+  statsKey: string,
+  shards: Array<{ source: string; target: string }>,
+  outputStats: boolean,
+): Promise<DatasetTransformResult> {
+  const stats = await loadStats(store, statsKey);
+  const refs: ShardRef[] = [];
+  let acc: PartialStats | undefined;
+  await forEachShard(
+    store,
+    shards.map((s) => s.source),
+    async (shard, _key, i) => {
+      const out = op.type === 'minmax' ? minMaxScale(shard, stats, op.lo, op.hi) : zScore(shard, stats);
+      const bytes = encodeShard(out);
+      const target = shards[i]!.target;
+      await store.put(target, bytes);
+      const ref: ShardRef = { key: target, rows: out.rows, bytes: bytes.byteLength };
+      if (out.kind === 'sparse') ref.nnz = out.indices.length;
+      refs.push(ref);
+      if (outputStats) {
+        const s = shardStats(out);
+        acc = acc ? mergeStats(acc, s) : s;
+      }
+    },
+  );
+  const result: DatasetTransformResult = { shards: refs };
+  if (acc) result.stats = statsToJSON(acc);
+  return result;
+}

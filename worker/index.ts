@@ -1,0 +1,14 @@
+/** The worker room: the stateless side that trains on its share of a dataset. */
+export {
+  ShardIterator,
+  SplitMix32,
+  combineSeed,
+  permutation,
+  type Batch,
+  type DenseBatch,
+  type RatingsBatch,
+  type ShardIteratorOptions,
+  type ShardIteratorStats,
+  type ShardOrder,
+  type SparseBatch,
+} from './shard-iterator.js';
