@@ -12,3 +12,5 @@ export {
   type ShardOrder,
   type SparseBatch,
 } from './shard-iterator.js';
+export { handler } from './handler.js';
+export { parseWorkerEvent, workerEvent, EventError, TASK_TYPES, type WorkerEvent, type WorkerEventInput, type WorkerTask } from './event.js';

@@ -77,6 +77,8 @@ export interface ShardIteratorStats {
   bytesRead: number;
   /** Time batches() spent blocked on a shard fetch that had not completed. */
   waitMs: number;
+  /** The part of waitMs spent on the first shard, which no read-ahead can hide. */
+  firstWaitMs: number;
   /** Summed duration of the shard fetches (they overlap when prefetching). */
   fetchMs: number;
 }
@@ -161,7 +163,7 @@ export class ShardIterator {
   private readonly readAhead: number;
   private readonly order: ShardOrder;
   private readonly batchSize: number;
-  private counters: ShardIteratorStats = { shardsRead: 0, rowsRead: 0, bytesRead: 0, waitMs: 0, fetchMs: 0 };
+  private counters: ShardIteratorStats = { shardsRead: 0, rowsRead: 0, bytesRead: 0, waitMs: 0, firstWaitMs: 0, fetchMs: 0 };
 
   constructor(opts: ShardIteratorOptions) {
     const { manifest, rank, world, epoch, seed, batchSize } = opts;
@@ -220,12 +222,18 @@ export class ShardIterator {
       while (launched < list.length && launched <= k + this.readAhead) launch();
       const t0 = performance.now();
       const shard = await pending.shift()!;
-      this.counters.waitMs += performance.now() - t0;
+      const waited = performance.now() - t0;
+      this.counters.waitMs += waited;
+      if (k === 0) this.counters.firstWaitMs += waited;
       const rowOrder = this.order === 'random' ? permutation(shard.rows, new SplitMix32(combineSeed(this.seed, this.rank, this.epoch, 1 + list[k]!.index))) : undefined;
       for (let start = 0; start < shard.rows; start += this.batchSize) {
         const end = Math.min(shard.rows, start + this.batchSize);
         const batch = rowOrder ? gather(shard, rowOrder.subarray(start, end)) : slice(shard, start, end);
         this.counters.rowsRead += end - start;
+        // A consumer that computes synchronously between batches never lets the event loop run:
+        // for-await resumes through microtasks only. Yield a macrotask while fetches are in
+        // flight so their network callbacks make progress during the compute, not after it.
+        if (pending.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
         yield batch;
       }
     }

@@ -38,3 +38,5 @@ export {
   type SparseInputRow,
 } from './sharder.js';
 export { CRITEO_DEFAULT_BITS, PREPROCESS_FORMATS, preprocessLocal, type HashOptions, type PreprocessFormat, type PreprocessLocalOptions, type PreprocessResult } from './pipeline.js';
+export { distributedTransform, PreprocessError, WorkerFailedError, type DistributedTransformOptions, type DistributedTransformResult, type ScalingOp } from './transform.js';
+export { preprocess, type PreprocessOptions } from './preprocess.js';
