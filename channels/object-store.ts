@@ -13,6 +13,7 @@ import type { ObjectStore } from './datasets/types.js';
 import { ChannelError } from './errors.js';
 import { createS3Client } from './s3.js';
 import { parseChannelSpec, parseChannelUrl, type S3Spec, type s3Spec } from './spec.js';
+import { describeKeys, describeSdkError, httpStatus, isMissingKey } from './s3-errors.js';
 
 export type { ObjectStore } from './datasets/types.js';
 
@@ -89,10 +90,6 @@ function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-function describeKeys(keys: string[]): string {
-  if (keys.length === 1) return `'${keys[0]}'`;
-  return `${keys.length} keys ('${keys[0]}'${keys.length > 1 ? `, '${keys[1]}'` : ''}${keys.length > 2 ? ', ...' : ''})`;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Memory
@@ -264,7 +261,6 @@ export interface S3ObjectStoreOptions {
   deleteConcurrency?: number;
 }
 
-type SdkErrorShape = Error & { code?: string; errors?: unknown[]; $metadata?: { httpStatusCode?: number } };
 
 /**
  * Objects in a bucket under spec.prefix, stored as they are (no envelope). put() hands the caller's
@@ -323,7 +319,7 @@ export class S3ObjectStore implements ObjectStore {
       else if (status === 404) why = `bucket '${this.bucket}' does not exist`;
       else if (status === 403) why = `access to bucket '${this.bucket}' is denied (check the credentials)`;
       else if (status === 301) why = `bucket '${this.bucket}' is not in region ${this.spec.region}`;
-      else why = describe(err);
+      else why = describeSdkError(err);
       throw new ObjectStoreError('OBJECT_STORE_UNREACHABLE', `object store ${this.url} cannot be used: ${why}`, { cause: err });
     } finally {
       clearTimeout(timer);
@@ -433,7 +429,7 @@ export class S3ObjectStore implements ObjectStore {
 
   private requestError(op: string, what: string, err: unknown): ObjectStoreError {
     if (this.closed) return new ObjectStoreError('OBJECT_STORE_CLOSED', `${op} ${what} on ${this.url} failed: the store was closed`, { cause: err });
-    let reason = describe(err);
+    let reason = describeSdkError(err);
     // Without s3:ListBucket, S3 answers 403 instead of 404 for a missing key.
     if (op === 'GET' && httpStatus(err) === 403) reason += ' (S3 also answers 403 for a missing key when the caller lacks s3:ListBucket)';
     return new ObjectStoreError('OBJECT_STORE_REQUEST', `${op} ${what} on ${this.url} failed: ${reason}`, { cause: err });
@@ -442,30 +438,6 @@ export class S3ObjectStore implements ObjectStore {
 
 function clampInt(n: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, Math.floor(n)));
-}
-
-function httpStatus(err: unknown): number | undefined {
-  return (err as SdkErrorShape | undefined)?.$metadata?.httpStatusCode;
-}
-
-function isMissingKey(err: unknown): boolean {
-  const name = (err as SdkErrorShape | undefined)?.name;
-  if (name === 'NoSuchKey') return true;
-  // A 404 without a code; a missing bucket must stay an error.
-  return httpStatus(err) === 404 && name !== 'NoSuchBucket';
-}
-
-/** One line naming what failed: SDK error name, HTTP status, socket error code. */
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const e = err as SdkErrorShape;
-  let message = e.message;
-  // Node's multi-address connect failures are AggregateErrors with an empty message.
-  if (!message && Array.isArray(e.errors) && e.errors[0] instanceof Error) message = e.errors[0].message;
-  const parts = [e.name && e.name !== 'Error' ? e.name : undefined, e.code && !message.includes(e.code) ? e.code : undefined].filter(Boolean);
-  const status = httpStatus(err);
-  const head = parts.join(' ') + (status !== undefined ? ` (HTTP ${status})` : '');
-  return head ? `${head}: ${message || 'no message'}` : message || 'unknown error';
 }
 
 /**

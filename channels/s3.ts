@@ -34,6 +34,7 @@ import { ChannelError } from './errors.js';
 import { assertKey } from './keys.js';
 import { pollMany, SLOW_POLL } from './poll.js';
 import type { S3Spec } from './spec.js';
+import { describeKeys, describeSdkError, httpStatus, isMissingKey } from './s3-errors.js';
 
 // The SDK warns on every Node 20 process that future releases will need Node 22; the versions this
 // package pins support Node 20, so the warning is noise in every worker's stderr.
@@ -182,11 +183,11 @@ export class S3Channel implements Channel {
         throw new ChannelError('CHANNEL_UNREACHABLE', `S3 endpoint ${where} is unreachable: no answer within ${this.spec.timeoutMs} ms`, { cause: err });
       }
       const status = httpStatus(err);
-      if (status === undefined) throw new ChannelError('CHANNEL_UNREACHABLE', `S3 endpoint ${where} is unreachable: ${describe(err)}`, { cause: err });
+      if (status === undefined) throw new ChannelError('CHANNEL_UNREACHABLE', `S3 endpoint ${where} is unreachable: ${describeSdkError(err)}`, { cause: err });
       if (status === 404) throw new ChannelError('CHANNEL_ENDPOINT', `bucket '${this.bucket}' does not exist at ${where}`, { cause: err });
-      if (status === 403) throw new ChannelError('CHANNEL_ENDPOINT', `access to bucket '${this.bucket}' at ${where} is denied (check the credentials): ${describe(err)}`, { cause: err });
+      if (status === 403) throw new ChannelError('CHANNEL_ENDPOINT', `access to bucket '${this.bucket}' at ${where} is denied (check the credentials): ${describeSdkError(err)}`, { cause: err });
       if (status === 301) throw new ChannelError('CHANNEL_ENDPOINT', `bucket '${this.bucket}' is not in region ${this.spec.region} at ${where}`, { cause: err });
-      throw new ChannelError('CHANNEL_ENDPOINT', `bucket '${this.bucket}' at ${where} cannot be used: ${describe(err)}`, { cause: err });
+      throw new ChannelError('CHANNEL_ENDPOINT', `bucket '${this.bucket}' at ${where} cannot be used: ${describeSdkError(err)}`, { cause: err });
     } finally {
       clearTimeout(timer);
     }
@@ -350,42 +351,11 @@ export class S3Channel implements Channel {
 
   private requestError(op: string, what: string, err: unknown): ChannelError {
     if (this.closed) return new ChannelError('CHANNEL_CLOSED', `${op} ${what} on ${this.endpoint} failed: the channel was closed`, { cause: err });
-    let reason = describe(err);
+    let reason = describeSdkError(err);
     // Without s3:ListBucket, S3 answers 403 instead of 404 for a missing key.
     if (op === 'GET' && httpStatus(err) === 403) reason += ' (S3 also answers 403 for a missing key when the caller lacks s3:ListBucket)';
     return new ChannelError('CHANNEL_REQUEST', `${op} ${what} on ${this.endpoint} failed: ${reason}`, { cause: err });
   }
-}
-
-type SdkErrorShape = Error & { code?: string; errors?: unknown[]; $metadata?: { httpStatusCode?: number } };
-
-function httpStatus(err: unknown): number | undefined {
-  return (err as SdkErrorShape | undefined)?.$metadata?.httpStatusCode;
-}
-
-function isMissingKey(err: unknown): boolean {
-  const name = (err as SdkErrorShape | undefined)?.name;
-  if (name === 'NoSuchKey') return true;
-  // A HEAD-less 404 without a code; a missing bucket must stay an error.
-  return httpStatus(err) === 404 && name !== 'NoSuchBucket';
-}
-
-/** One line naming what failed: SDK error name, HTTP status, socket error code. */
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const e = err as SdkErrorShape;
-  let message = e.message;
-  // Node's multi-address connect failures are AggregateErrors with an empty message.
-  if (!message && Array.isArray(e.errors) && e.errors[0] instanceof Error) message = e.errors[0].message;
-  const parts = [e.name && e.name !== 'Error' ? e.name : undefined, e.code && !message.includes(e.code) ? e.code : undefined].filter(Boolean);
-  const status = httpStatus(err);
-  const head = parts.join(' ') + (status !== undefined ? ` (HTTP ${status})` : '');
-  return head ? `${head}: ${message || 'no message'}` : message || 'unknown error';
-}
-
-function describeKeys(keys: string[]): string {
-  if (keys.length === 1) return `'${keys[0]}'`;
-  return `${keys.length} keys ('${keys[0]}'${keys.length > 1 ? `, '${keys[1]}'` : ''}${keys.length > 2 ? ', ...' : ''})`;
 }
 
 /**
