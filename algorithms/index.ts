@@ -14,3 +14,27 @@ export {
   type StatsErrorCode,
 } from './stats.js';
 export { TransformError, minMaxScale, zScore, type TransformErrorCode } from './transforms.js';
+export {
+  DenseLogisticRegression,
+  LinearSVM,
+  MLP,
+  MODEL_TYPES,
+  ModelError,
+  SoftmaxRegression,
+  SparseLogisticRegression,
+  createModel,
+  createRng,
+  disableTfjsKernels,
+  enableTfjsKernels,
+  gemmNT,
+  gemmTN,
+  tfjsKernelBackend,
+  transpose,
+  type CreateModelOptions,
+  type ModelErrorCode,
+  type Rng,
+} from './models.js';
+export { OPTIMIZER_TYPES, OptimizerError, createOptimizer, type OptimizerErrorCode, type OptimizerState } from './optimizers.js';
+export { Evaluator, LOG_EPS, MetricsError, accuracy, auc, logLoss, top1Accuracy, type EvalReport, type MetricsErrorCode } from './metrics.js';
+export { TrainingError, trainReference, type ReferenceOptions, type ReferenceResult, type TrainingErrorCode } from './reference.js';
+export type { Batch, DenseBatch, EvalResult, Model, ModelSpec, ModelType, Optimizer, OptimizerSpec, SparseBatch } from './model.js';

@@ -1,6 +1,7 @@
 /** The `cirrus` command line. Each subcommand loads its module only when it runs. */
 import { Command, InvalidArgumentError } from 'commander';
 import { addDatasetCommands } from './cli-datasets.js';
+import { addTrainCommand } from './cli-train.js';
 
 function list<T extends string>(allowed: readonly T[], name: string) {
   return (value: string): T[] => {
@@ -24,6 +25,7 @@ function positiveInts(name: string) {
 export function buildProgram(): Command {
   const program = new Command('cirrus').description('Serverless ML training: stateless workers, pluggable channels, collectives').showHelpAfterError();
 
+  addTrainCommand(program);
   addDatasetCommands(program);
 
   const bench = program.command('bench').description('benchmarks (each prints a table and writes JSON to bench/results/)');

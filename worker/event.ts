@@ -64,9 +64,64 @@ export const datasetTransformTask = z
   })
   .strict();
 
-export const workerTask = z.discriminatedUnion('type', [noopTask, datasetStatsTask, datasetTransformTask]);
+export const modelSpecSchema = z
+  .object({
+    type: z.enum(['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp']),
+    features: z.number().int().positive(),
+    classes: z.number().int().min(2),
+    hidden: z.array(z.number().int().positive()).optional(),
+  })
+  .strict();
+
+export const optimizerSpecSchema = z
+  .object({
+    type: z.enum(['sgd', 'momentum', 'adagrad', 'adam']),
+    lr: z.number().positive(),
+    momentum: z.number().min(0).max(1).optional(),
+    beta1: z.number().min(0).max(1).optional(),
+    beta2: z.number().min(0).max(1).optional(),
+    eps: z.number().positive().optional(),
+  })
+  .strict();
+
+/**
+ * Train on this rank's share of a dataset. GA-SGD exchanges gradients every batch; MA-SGD averages
+ * models every `averageEvery` batches (0 = once per epoch). BSP: every rank takes part in every
+ * round. ASP: no barrier; each rank publishes its cumulative update and waits only when it would
+ * get more than `staleness` steps ahead of the slowest rank.
+ */
+export const trainTask = z
+  .object({
+    type: z.literal('train'),
+    dataset: z.string().min(1),
+    model: modelSpecSchema,
+    algorithm: z.enum(['ga-sgd', 'ma-sgd']),
+    sync: z.enum(['bsp', 'asp']),
+    collective: z.enum(['allreduce', 'scatterreduce']),
+    epochs: z.number().int().positive(),
+    batchSize: z.number().int().positive(),
+    optimizer: optimizerSpecSchema,
+    l2: z.number().min(0),
+    seed: z.number().int(),
+    averageEvery: z.number().int().nonnegative().default(0),
+    staleness: z.number().int().nonnegative().default(4),
+    readAhead: z.number().int().nonnegative().default(2),
+    order: z.enum(['random', 'sequential']).default('random'),
+    /** Rank 0 publishes the model for the client's evaluation every this many batches (0 = every epoch). */
+    publishEvery: z.number().int().nonnegative().default(0),
+    /** Generation number (0 first); generation g > 0 resumes from the checkpoints of generation g - 1. */
+    generation: z.number().int().nonnegative().default(0),
+    /** Stop and checkpoint this long before deadlineMs. */
+    checkpointMarginMs: z.number().int().nonnegative().default(5_000),
+    /** Longest wait for other ranks in one round. */
+    roundTimeoutMs: z.number().int().positive().default(120_000),
+  })
+  .strict();
+export type TrainTask = z.infer<typeof trainTask>;
+
+export const workerTask = z.discriminatedUnion('type', [noopTask, datasetStatsTask, datasetTransformTask, trainTask]);
 export type WorkerTask = z.infer<typeof workerTask>;
-export const TASK_TYPES = ['noop', 'dataset-stats', 'dataset-transform'] as const;
+export const TASK_TYPES = ['noop', 'dataset-stats', 'dataset-transform', 'train'] as const;
 
 export const workerEvent = z
   .object({

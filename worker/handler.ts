@@ -10,6 +10,7 @@ import { openObjectStore } from '../channels/object-store.js';
 import { mergeStats, shardStats, statsToJSON, type FinalStats, type PartialStats, type PartialStatsJSON } from '../algorithms/stats.js';
 import { minMaxScale, zScore } from '../algorithms/transforms.js';
 import { parseWorkerEvent, type TransformOp, type WorkerEvent } from './event.js';
+import { runTrain } from './train.js';
 
 export type WorkerTaskErrorCode = 'SHARD_MISSING' | 'STATS_INVALID';
 
@@ -52,6 +53,8 @@ export async function handler(event: unknown): Promise<unknown> {
       return withStore(e, (store) => runStats(store, task.shards));
     case 'dataset-transform':
       return withStore(e, (store) => runTransform(store, task.op, task.statsKey, task.shards, task.outputStats));
+    case 'train':
+      return runTrain({ ...e, task });
   }
 }
 

@@ -14,3 +14,4 @@ export {
 } from './shard-iterator.js';
 export { handler } from './handler.js';
 export { parseWorkerEvent, workerEvent, EventError, TASK_TYPES, type WorkerEvent, type WorkerEventInput, type WorkerTask } from './event.js';
+export { runTrain, checkModelFits, batchesPerRank, TrainError, type TrainDeps, type TrainResult, type TrainErrorCode, type TrainEvent, type Timings } from './train.js';

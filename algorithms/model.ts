@@ -1,0 +1,90 @@
+/**
+ * The model contract. Weights are one flat Float32Array, so collectives, checkpoints and the
+ * parameter server move a single vector. Classical models use hand-written Float32Array kernels.
+ */
+
+/** A minibatch of sparse rows: row r's nonzeros are indices/values[indptr[r] .. indptr[r+1]). */
+export interface SparseBatch {
+  kind: 'sparse';
+  rows: number;
+  cols: number;
+  labels: Float32Array;
+  /** rows + 1 offsets; may be absolute offsets into indices/values (indptr[0] need not be 0). */
+  indptr: Uint32Array;
+  indices: Uint32Array;
+  values: Float32Array;
+}
+
+/** A minibatch of dense rows, row-major. */
+export interface DenseBatch {
+  kind: 'dense';
+  rows: number;
+  cols: number;
+  labels: Float32Array;
+  x: Float32Array;
+}
+
+export type Batch = SparseBatch | DenseBatch;
+
+export type ModelType = 'sparse-lr' | 'dense-lr' | 'svm' | 'softmax' | 'mlp';
+
+export interface ModelSpec {
+  type: ModelType;
+  /** Input features (the dataset's feature count). */
+  features: number;
+  /** Output classes: 2 for binary models, k for softmax / MLP. */
+  classes: number;
+  /** MLP hidden layer widths. */
+  hidden?: number[];
+}
+
+export interface EvalResult {
+  rows: number;
+  /** Sum over rows of the loss (log-loss, hinge, cross-entropy): divide by rows for the mean. */
+  lossSum: number;
+  /** Rows whose predicted class equals the label (top-1). */
+  correct: number;
+  /** Binary models: the positive-class score of each row (for AUC). */
+  scores?: Float32Array;
+}
+
+export interface Model {
+  readonly spec: ModelSpec;
+  /** Number of parameters (length of the weight vector). */
+  readonly size: number;
+  /** Initial weights, deterministic for a seed. */
+  init(seed: number): Float32Array;
+  /**
+   * Adds the gradient of the SUM of the per-row losses over the batch into `grad` (which the caller
+   * zeroes) and returns that loss sum. No L2 and no division by the row count: distributed workers
+   * add their sums and row counts, divide once, and add the L2 term (l2 * w) once.
+   */
+  gradient(batch: Batch, weights: Float32Array, grad: Float32Array): number;
+  /** Loss sum and correct count over a batch, without L2. */
+  evaluate(batch: Batch, weights: Float32Array): EvalResult;
+  /** Class probabilities (binary: P(y=1) per row; multiclass: rows x classes, row-major). */
+  predict(batch: Batch, weights: Float32Array): Float32Array;
+}
+
+export interface OptimizerSpec {
+  type: 'sgd' | 'momentum' | 'adagrad' | 'adam';
+  lr: number;
+  /** momentum: coefficient (default 0.9). */
+  momentum?: number;
+  /** adam: decay rates (default 0.9, 0.999). */
+  beta1?: number;
+  beta2?: number;
+  /** adagrad / adam: denominator epsilon (default 1e-8). */
+  eps?: number;
+}
+
+export interface Optimizer {
+  readonly spec: OptimizerSpec;
+  /** Updates `weights` in place from the (already averaged, L2-included) gradient. */
+  step(weights: Float32Array, grad: Float32Array): void;
+  /** Steps taken so far (Adam's bias correction depends on it). */
+  readonly steps: number;
+  /** State to checkpoint (momentum / accumulators), and its restore. */
+  state(): { steps: number; buffers: Float32Array[] };
+  load(state: { steps: number; buffers: Float32Array[] }): void;
+}

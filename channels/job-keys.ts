@@ -1,0 +1,16 @@
+/**
+ * Keys a training job uses besides the collectives' own (all under job/<jobId>/, so `clean`
+ * removes a job with one prefix):
+ *   job/<id>/model/latest            the newest model a worker published (tensor frame) + version
+ *   job/<id>/progress/<rank>         a worker's latest progress record (msgpack)
+ *   job/<id>/ckpt/<generation>/<rank> checkpoint of a worker (msgpack: weights, optimizer state, position)
+ *   job/<id>/asp/<rank>              ASP: a worker's cumulative update and its step (msgpack)
+ *   job/<id>/final                   the final model (tensor frame), written by rank 0
+ */
+import { jobKey } from './keys.js';
+
+export const modelLatestKey = (jobId: string) => jobKey(jobId, 'model', 'latest');
+export const progressKey = (jobId: string, rank: number) => jobKey(jobId, 'progress', rank);
+export const checkpointKey = (jobId: string, generation: number, rank: number) => jobKey(jobId, 'ckpt', generation, rank);
+export const aspKey = (jobId: string, rank: number) => jobKey(jobId, 'asp', rank);
+export const finalModelKey = (jobId: string) => jobKey(jobId, 'final');

@@ -1,0 +1,63 @@
+/** `cirrus train <config.json> [--set key=value ...] [--json]` */
+import { readFileSync } from 'node:fs';
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { formatTable } from '../bench/table.js';
+import { saveModel } from './model-io.js';
+import { train } from './train.js';
+import { applyOverrides, TrainError, type TrainParamsInput } from './train-params.js';
+
+function readConfig(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TrainError('TRAIN_PARAMS', `${file}: cannot read the config: ${(e as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object');
+    return v as Record<string, unknown>;
+  } catch (e) {
+    throw new TrainError('TRAIN_PARAMS', `${file}: not a JSON object of training params: ${(e as Error).message}`);
+  }
+}
+
+export function addTrainCommand(program: Command): void {
+  program
+    .command('train <config>')
+    .description('train a model with stateless workers (config: a JSON file of cirrus.train params)')
+    .option('--set <key=value>', 'override a param (repeatable), e.g. --set workers=4 --set launcher.timeoutS=60', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--save <target>', 'save the trained model to a directory or s3://bucket/prefix')
+    .option('--json', 'print one JSON object at the end')
+    .action(async (config: string, o: { set: string[]; save?: string; json?: boolean }) => {
+      const params = applyOverrides(readConfig(config), o.set);
+      const epochs = typeof params.epochs === 'number' ? params.epochs : 5;
+      const bar = o.json || !process.stderr.isTTY ? undefined : new cliProgress.SingleBar({ format: 'train {bar} epoch {value}/{total} | loss {loss} | acc {acc} | {secs}s', hideCursor: true }, cliProgress.Presets.shades_classic);
+      bar?.start(epochs, 0, { loss: '-', acc: '-', secs: 0 });
+      const progress = (epoch: number, l: { testLoss: number; testAccuracy: number; wallSeconds: number }) => {
+        bar?.update(epoch, { loss: l.testLoss.toFixed(4), acc: (100 * l.testAccuracy).toFixed(2) + '%', secs: l.wallSeconds.toFixed(1) });
+        if (!bar && !o.json) process.stderr.write(`epoch ${epoch}: test loss ${l.testLoss.toFixed(4)}, test accuracy ${(100 * l.testAccuracy).toFixed(2)}% (${l.wallSeconds.toFixed(1)} s)\n`);
+      };
+      let result;
+      try {
+        result = await train(params as TrainParamsInput, { onEpochEnd: progress, onGeneration: (g) => g > 0 && !o.json && process.stderr.write(`\ngeneration ${g}: workers resumed from their checkpoints\n`) });
+      } finally {
+        bar?.stop();
+      }
+      if (o.save) await saveModel(result.model, o.save);
+      const m = result.metrics;
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ jobId: result.jobId, metrics: m, history: result.history, cost: result.cost, ...(o.save ? { saved: o.save } : {}) }) + '\n');
+        return;
+      }
+      process.stdout.write(
+        '\n' +
+          formatTable(
+            ['job', 'time s', 'test accuracy', 'test loss', 'train loss', 'epochs', 'updates/s', 'cost $'],
+            [[result.jobId, m.wallSeconds, `${(100 * m.testAccuracy).toFixed(2)}%`, m.testLoss, m.trainLoss, m.epochs, m.updatesPerSec, result.cost.usd]],
+          ) +
+          `\n${o.save ? `model saved to ${o.save}\n` : ''}`,
+      );
+    });
+}

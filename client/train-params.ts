@@ -1,0 +1,124 @@
+/**
+ * `cirrus.train(params)` parameters, validated with zod. Every error names its field and what is
+ * allowed. Names follow tfjs where they fit (epochs, batchSize).
+ */
+import { z } from 'zod';
+
+export const MODEL_TYPES = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp'] as const;
+
+const launcherSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('local'),
+      /** Memory cap per worker in MB (Lambda: 128-10240). */
+      memoryMb: z.number().int().min(128).max(10240).default(2048),
+      /** Time limit per worker generation in seconds (Lambda: at most 900). */
+      timeoutS: z.number().positive().max(900).default(900),
+      /** Workers running at once (default: all of them; BSP needs every worker running). */
+      concurrency: z.number().int().positive().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('lambda'),
+      functionName: z.string().min(1),
+      region: z.string().min(1).optional(),
+      endpoint: z.url().optional(),
+      memoryMb: z.number().int().min(128).max(10240).default(2048),
+      timeoutS: z.number().positive().max(900).default(900),
+      concurrency: z.number().int().positive().optional(),
+    })
+    .strict(),
+]);
+
+export const trainParamsSchema = z
+  .object({
+    /** Dataset name in the object store (see `cirrus preprocess`). */
+    dataset: z.string().min(1, { message: 'expected a dataset name' }),
+    /** Object store URL; default: the embedded S3 server under .cirrus/. */
+    store: z.string().min(1).optional(),
+    model: z.enum(MODEL_TYPES),
+    /** MLP hidden layer widths. */
+    hidden: z.array(z.number().int().positive()).min(1).default([128]),
+    algorithm: z.enum(['ga-sgd', 'ma-sgd']).default('ga-sgd'),
+    sync: z.enum(['bsp', 'asp']).default('bsp'),
+    /** 'ps' (the embedded parameter server), 'memcached' (a private memcached), 's3' (the object store's S3), or a channel URL. */
+    channel: z.string().min(1).default('ps'),
+    collective: z.enum(['allreduce', 'scatterreduce']).default('allreduce'),
+    workers: z.number().int().min(1, { message: 'expected at least 1 worker' }).max(1000).default(2),
+    epochs: z.number().int().min(1).max(100_000).default(5),
+    batchSize: z.number().int().min(1).max(1_000_000).default(128),
+    learningRate: z.number().positive({ message: 'expected a learning rate > 0' }).default(0.1),
+    optimizer: z.enum(['sgd', 'momentum', 'adagrad', 'adam']).default('sgd'),
+    momentum: z.number().min(0).max(1).optional(),
+    l2: z.number().min(0, { message: 'expected an L2 coefficient >= 0' }).default(0),
+    seed: z.number().int().default(0),
+    /** MA-SGD: batches between model averages (0 = once per epoch). */
+    averageEvery: z.number().int().nonnegative().default(0),
+    /** ASP: how many steps a worker may run ahead of the slowest. */
+    staleness: z.number().int().nonnegative().default(4),
+    readAhead: z.number().int().nonnegative().max(64).default(2),
+    launcher: launcherSchema.default({ type: 'local', memoryMb: 2048, timeoutS: 900 }),
+    /** The client evaluates the newest model on the test split every `evaluateEvery` seconds and at every epoch. */
+    evaluateEvery: z.number().positive().optional(),
+    /** Rank 0 publishes the model every this many batches (0 = every epoch). */
+    publishEvery: z.number().int().nonnegative().default(0),
+    stop: z
+      .object({
+        targetAccuracy: z.number().min(0).max(1).optional(),
+        targetLoss: z.number().positive().optional(),
+        maxSeconds: z.number().positive().optional(),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type TrainParams = z.infer<typeof trainParamsSchema>;
+export type TrainParamsInput = z.input<typeof trainParamsSchema>;
+
+export class TrainError extends Error {
+  readonly code: 'TRAIN_PARAMS' | 'TRAIN_MISFIT' | 'TRAIN_WORKER_FAILED' | 'TRAIN_CHANNEL' | 'TRAIN_STOPPED';
+  constructor(code: TrainError['code'], message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TrainError';
+    this.code = code;
+  }
+}
+
+/** Validates params; the error names the first bad field ('params.workers: expected ...'). */
+export function parseTrainParams(input: unknown): TrainParams {
+  const r = trainParamsSchema.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const path = ['params', ...issue.path.map(String)].join('.');
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') message = `unknown parameter(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}; allowed: ${Object.keys(trainParamsSchema.shape).join(', ')}`;
+  throw new TrainError('TRAIN_PARAMS', `${path}: ${message}`);
+}
+
+/**
+ * Applies `--set key=value` overrides (dotted keys into nested objects; values parsed as JSON
+ * when they parse, else kept as strings).
+ */
+export function applyOverrides(params: Record<string, unknown>, sets: string[]): Record<string, unknown> {
+  const out = structuredClone(params);
+  for (const s of sets) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new TrainError('TRAIN_PARAMS', `--set '${s}': expected key=value`);
+    const path = s.slice(0, eq).split('.');
+    let value: unknown = s.slice(eq + 1);
+    try {
+      value = JSON.parse(value as string);
+    } catch {
+      // a bare string such as --set model=softmax
+    }
+    let node = out as Record<string, unknown>;
+    for (const p of path.slice(0, -1)) {
+      if (typeof node[p] !== 'object' || node[p] === null) node[p] = {};
+      node = node[p] as Record<string, unknown>;
+    }
+    node[path[path.length - 1]!] = value;
+  }
+  return out;
+}

@@ -1,0 +1,450 @@
+/**
+ * `cirrus.train(params)`: the stateful client of a training run. It validates the params, checks
+ * the model fits the dataset, starts (or connects to) the channel, launches W stateless workers,
+ * evaluates the newest published model on the test split as training goes (Cirrus's error task),
+ * relaunches the next generation when workers checkpoint before their time limit, and returns the
+ * model, the loss-over-time history, the final metrics and a cost estimate. Every run removes its
+ * keys, workers and servers, whether it succeeds or fails.
+ */
+import { randomBytes } from 'node:crypto';
+import { Evaluator } from '../algorithms/metrics.js';
+import { createModel } from '../algorithms/models.js';
+import type { Batch, Model, ModelSpec } from '../algorithms/model.js';
+import { addStats, emptyStats, type Channel, type ChannelStats } from '../channels/channel.js';
+import type { DatasetManifest } from '../channels/datasets/manifest.js';
+import type { Shard } from '../channels/datasets/shard.js';
+import { openChannel } from '../channels/factory.js';
+import { aspKey, checkpointKey, finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
+import { jobPrefix } from '../channels/keys.js';
+import { startMemcached, type MemcachedServer } from '../channels/memcached-server.js';
+import { unpackMessage } from '../channels/messages.js';
+import { parseChannelUrl, type ChannelSpec } from '../channels/spec.js';
+import { startParamServer, type ParamServer } from '../paramserver/index.js';
+import { channelCostUsd, lambdaCostUsd, loadPrices } from './cost.js';
+import { LocalLauncher } from './launchers/local.js';
+import type { Launcher, WorkerEvent, WorkerHandle, WorkerResult } from './launchers/types.js';
+import { TrainedModel } from './model-io.js';
+import { openStore, type StoreHandle } from './store.js';
+import { parseTrainParams, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
+
+export interface EpochLogs {
+  epoch: number;
+  step: number;
+  wallSeconds: number;
+  trainLoss: number;
+  testLoss: number;
+  testAccuracy: number;
+  testAuc?: number;
+}
+
+export type HistoryRow = EpochLogs;
+
+export interface TrainCallbacks {
+  /** After each evaluation of a model published at the end of an epoch (epochs count from 1). */
+  onEpochEnd?(epoch: number, logs: EpochLogs): void | Promise<void>;
+  /** After each evaluation of a model published mid-epoch (publishEvery / evaluateEvery). */
+  onEvaluate?(logs: EpochLogs): void | Promise<void>;
+  /** Workers launched (generation 0) or relaunched (generation > 0). */
+  onGeneration?(generation: number): void;
+  /** A launcher factory, e.g. for the Lambda launcher; default from params.launcher. */
+  launcher?: (params: TrainParams) => Promise<Launcher> | Launcher;
+}
+
+export interface TrainMetrics {
+  testAccuracy: number;
+  testLoss: number;
+  testAuc?: number;
+  trainLoss: number;
+  epochs: number;
+  steps: number;
+  wallSeconds: number;
+  updatesPerSec: number;
+  generations: number;
+}
+
+export interface TrainCost {
+  usd: number;
+  workerUsd: number;
+  channelUsd: number;
+  storeUsd: number;
+  workerGbSeconds: number;
+  invocations: number;
+  channelRequests: number;
+  channelBytes: number;
+}
+
+export interface TrainResult {
+  jobId: string;
+  model: TrainedModel;
+  history: HistoryRow[];
+  metrics: TrainMetrics;
+  cost: TrainCost;
+}
+
+/** What a train worker returns (see worker/train.ts). */
+interface TrainWorkerValue {
+  status: 'done' | 'checkpointed';
+  epoch: number;
+  steps: number;
+  trainLoss: number;
+  channelStats?: ChannelStats;
+}
+
+interface PublishedModel {
+  weights: Float32Array;
+  step: number;
+  epoch: number;
+}
+
+const POLL_MS = 200;
+
+export async function train(input: TrainParamsInput, callbacks: TrainCallbacks = {}): Promise<TrainResult> {
+  const params = parseTrainParams(input);
+  const started = Date.now();
+  const jobId = `train-${started.toString(36)}-${randomBytes(3).toString('hex')}`;
+  const cleanups: Array<() => Promise<void>> = [];
+  let generationsUsed = 0;
+  const store = await openStore(params.store);
+  cleanups.push(() => store.close());
+  try {
+    const manifest = await store.datasets.manifest(params.dataset);
+    const spec = modelSpecFor(params, manifest);
+    const model = createModel(spec);
+    checkWorkers(params, manifest);
+    const testSet = await loadTestSet(store, manifest);
+
+    const channelSpec = await startChannel(params, store, cleanups);
+    const channel = await openChannel(channelSpec);
+    cleanups.push(() => channel.close());
+    cleanups.push(() => removeJobKeys(channel, jobId, params.workers, generationsUsed));
+
+    const launcher = callbacks.launcher ? await callbacks.launcher(params) : defaultLauncher(params);
+    cleanups.push(() => launcher.close());
+
+    const history: HistoryRow[] = [];
+    const results: WorkerResult[] = [];
+    let lastStep = -1;
+    let lastEpochEvaluated = 0;
+    let lastEvalAt = Date.now();
+    let stopReason: string | undefined;
+    let finalWeights: Float32Array | undefined;
+    let finalStep = 0;
+    let finalEpoch = 0;
+
+    const evaluateLatest = async (force: boolean): Promise<void> => {
+      const bytes = await channel.get(modelLatestKey(jobId));
+      if (!bytes) return;
+      const m = unpackMessage<PublishedModel>(bytes);
+      if (m.step === lastStep && !force) return;
+      const epochEnd = m.epoch > lastEpochEvaluated;
+      const due = params.evaluateEvery !== undefined && Date.now() - lastEvalAt >= params.evaluateEvery * 1000;
+      if (!epochEnd && !due && !force) return;
+      lastStep = m.step;
+      lastEvalAt = Date.now();
+      const ev = evaluate(model, m.weights, testSet);
+      const logs: EpochLogs = {
+        epoch: m.epoch,
+        step: m.step,
+        wallSeconds: (Date.now() - started) / 1000,
+        trainLoss: await meanTrainLoss(channel, jobId, params.workers),
+        testLoss: ev.loss,
+        testAccuracy: ev.accuracy,
+        ...(ev.auc !== undefined ? { testAuc: ev.auc } : {}),
+      };
+      history.push(logs);
+      finalWeights = m.weights;
+      finalStep = m.step;
+      finalEpoch = m.epoch;
+      if (epochEnd) {
+        lastEpochEvaluated = m.epoch;
+        await callbacks.onEpochEnd?.(m.epoch, logs);
+      } else await callbacks.onEvaluate?.(logs);
+      const st = params.stop;
+      if (st.targetAccuracy !== undefined && logs.testAccuracy >= st.targetAccuracy) stopReason = `reached the target accuracy ${st.targetAccuracy}`;
+      if (st.targetLoss !== undefined && logs.testLoss <= st.targetLoss) stopReason = `reached the target loss ${st.targetLoss}`;
+    };
+
+    for (let generation = 0; ; generation++) {
+      generationsUsed = generation + 1;
+      callbacks.onGeneration?.(generation);
+      const handles = await launchGeneration(launcher, params, spec, jobId, generation, store, channelSpec);
+      const outcome = await watch(handles, async () => {
+        await evaluateLatest(false);
+        if (params.stop.maxSeconds !== undefined && Date.now() - started >= params.stop.maxSeconds * 1000) stopReason ??= `reached the time limit of ${params.stop.maxSeconds} s`;
+        return stopReason;
+      });
+      results.push(...outcome.results);
+      if (outcome.stopped) break;
+      const failed = outcome.results.findIndex((r) => r.status !== 'ok');
+      if (failed >= 0) {
+        const r = outcome.results[failed]!;
+        throw new TrainError('TRAIN_WORKER_FAILED', `job ${jobId}: worker ${failed} ${r.status === 'timeout' ? 'hit its time limit without a checkpoint' : 'failed'}: ${r.error?.code ?? r.status}: ${r.error?.message ?? ''}`.trim());
+      }
+      const values = outcome.results.map((r) => r.value as TrainWorkerValue);
+      if (values.every((v) => v.status === 'done')) break;
+      if (!values.every((v) => v.status === 'checkpointed')) {
+        throw new TrainError('TRAIN_WORKER_FAILED', `job ${jobId}: workers disagree at the end of generation ${generation}: ${values.map((v) => v.status).join(', ')}`);
+      }
+    }
+
+    // The final model: what rank 0 wrote at the end, or the newest published one after a stop.
+    const finalBytes = await channel.get(finalModelKey(jobId));
+    if (finalBytes) {
+      const m = unpackMessage<PublishedModel>(finalBytes);
+      finalWeights = m.weights;
+      finalStep = m.step;
+      finalEpoch = m.epoch;
+    } else {
+      await evaluateLatest(true);
+    }
+    if (!finalWeights) throw new TrainError('TRAIN_WORKER_FAILED', `job ${jobId}: the workers ended without publishing a model`);
+    const final = evaluate(model, finalWeights, testSet);
+    if (history.length === 0 || history[history.length - 1]!.step !== finalStep) {
+      const logs: EpochLogs = {
+        epoch: finalEpoch,
+        step: finalStep,
+        wallSeconds: (Date.now() - started) / 1000,
+        trainLoss: await meanTrainLoss(channel, jobId, params.workers),
+        testLoss: final.loss,
+        testAccuracy: final.accuracy,
+        ...(final.auc !== undefined ? { testAuc: final.auc } : {}),
+      };
+      history.push(logs);
+      if (finalEpoch > lastEpochEvaluated) await callbacks.onEpochEnd?.(finalEpoch, logs);
+    }
+    const wallSeconds = (Date.now() - started) / 1000;
+    const last = history[history.length - 1]!;
+    const metrics: TrainMetrics = {
+      testAccuracy: final.accuracy,
+      testLoss: final.loss,
+      ...(final.auc !== undefined ? { testAuc: final.auc } : {}),
+      trainLoss: last.trainLoss,
+      epochs: finalEpoch,
+      steps: finalStep,
+      wallSeconds,
+      updatesPerSec: finalStep / wallSeconds,
+      generations: generationsUsed,
+    };
+    const cost = estimateCost(params, manifest, results, wallSeconds, channelSpec.kind);
+    const trained = new TrainedModel(spec, finalWeights.slice(), { dataset: params.dataset, jobId, epochs: finalEpoch, steps: finalStep, ...(stopReason ? { stopped: stopReason } : {}) });
+    return { jobId, model: trained, history, metrics, cost };
+  } finally {
+    // Reverse order: launcher (workers) first, then keys, channel, servers, store.
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  }
+}
+
+/** Derives the model spec from the params and the dataset, refusing models that do not fit. */
+export function modelSpecFor(params: TrainParams, m: DatasetManifest): ModelSpec {
+  const misfit = (why: string) => new TrainError('TRAIN_MISFIT', `params.model: ${params.model} does not fit dataset '${m.name}' (${m.kind}, ${m.task}): ${why}`);
+  if (m.kind === 'ratings') throw misfit('ratings datasets need a matrix-factorization model');
+  switch (params.model) {
+    case 'sparse-lr':
+      if (m.kind !== 'sparse') throw misfit("sparse-lr takes sparse data; use 'dense-lr' for dense data");
+      if (m.task !== 'binary') throw misfit('logistic regression needs binary labels');
+      return { type: 'sparse-lr', features: m.features, classes: 2 };
+    case 'dense-lr':
+      if (m.kind !== 'dense') throw misfit("dense-lr takes dense data; use 'sparse-lr' for sparse data");
+      if (m.task !== 'binary') throw misfit('logistic regression needs binary labels');
+      return { type: 'dense-lr', features: m.features, classes: 2 };
+    case 'svm':
+      if (m.task !== 'binary') throw misfit('a linear SVM needs binary labels');
+      return { type: 'svm', features: m.features, classes: 2 };
+    case 'softmax':
+    case 'mlp':
+      if (m.task !== 'multiclass' && m.task !== 'binary') throw misfit('it needs class labels');
+      if (params.model === 'mlp' && m.kind !== 'dense') throw misfit('the MLP takes dense data');
+      return { type: params.model, features: m.features, classes: Math.max(2, m.classes), ...(params.model === 'mlp' ? { hidden: params.hidden } : {}) };
+  }
+}
+
+function checkWorkers(params: TrainParams, m: DatasetManifest): void {
+  const shards = m.train.shards.length;
+  if (params.workers > shards) {
+    throw new TrainError('TRAIN_PARAMS', `params.workers: ${params.workers} workers but dataset '${m.name}' has only ${shards} train shards; use at most ${shards} workers or re-shard with a smaller --shard-rows`);
+  }
+  const concurrency = params.launcher.concurrency;
+  if (params.sync === 'bsp' && params.workers > 1 && concurrency !== undefined && concurrency < params.workers) {
+    throw new TrainError('TRAIN_PARAMS', `params.launcher.concurrency: BSP needs all ${params.workers} workers running at once, but concurrency is ${concurrency}`);
+  }
+}
+
+interface TestSet {
+  shards: Shard[];
+}
+
+async function loadTestSet(store: StoreHandle, m: DatasetManifest): Promise<TestSet> {
+  const shards: Shard[] = [];
+  for (const ref of m.test.shards) shards.push(await store.datasets.readShard(ref));
+  return { shards };
+}
+
+function evaluate(model: Model, weights: Float32Array, test: TestSet): { loss: number; accuracy: number; auc?: number } {
+  const ev = new Evaluator(model.spec.classes <= 2 && model.spec.type !== 'softmax' && model.spec.type !== 'mlp');
+  for (const shard of test.shards) {
+    if (shard.kind === 'ratings') continue;
+    // A shard has the shape of a batch; evaluate in slices to bound the MLP's activations.
+    const step = 8192;
+    for (let start = 0; start < shard.rows; start += step) ev.add(model.evaluate(sliceShard(shard, start, Math.min(shard.rows, start + step)), weights), sliceLabels(shard, start, step));
+  }
+  return ev.result();
+}
+
+function sliceLabels(shard: Exclude<Shard, { kind: 'ratings' }>, start: number, step: number): Float32Array {
+  return shard.labels.subarray(start, Math.min(shard.rows, start + step));
+}
+
+function sliceShard(shard: Exclude<Shard, { kind: 'ratings' }>, start: number, end: number): Batch {
+  if (shard.kind === 'sparse') {
+    return { kind: 'sparse', rows: end - start, cols: shard.cols, labels: shard.labels.subarray(start, end), indptr: shard.indptr.subarray(start, end + 1), indices: shard.indices, values: shard.values };
+  }
+  return { kind: 'dense', rows: end - start, cols: shard.cols, labels: shard.labels.subarray(start, end), x: shard.x.subarray(start * shard.cols, end * shard.cols) };
+}
+
+async function meanTrainLoss(channel: Channel, jobId: string, workers: number): Promise<number> {
+  const records = await channel.getMany(Array.from({ length: workers }, (_, r) => progressKey(jobId, r)));
+  const losses = records.flatMap((b) => (b ? [unpackMessage<{ trainLoss: number }>(b).trainLoss] : [])).filter(Number.isFinite);
+  return losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN;
+}
+
+/** The channel workers use: an embedded server started here, or the given URL. */
+async function startChannel(params: TrainParams, store: StoreHandle, cleanups: Array<() => Promise<void>>): Promise<ChannelSpec> {
+  switch (params.channel) {
+    case 'ps': {
+      const ps: ParamServer = await startParamServer({ port: 0 });
+      cleanups.push(() => ps.stop());
+      return parseChannelUrl(`ps://${ps.address}`);
+    }
+    case 'memcached': {
+      const mc: MemcachedServer = await startMemcached();
+      cleanups.push(() => mc.stop());
+      return parseChannelUrl(`memcached://${mc.address}`);
+    }
+    case 's3': {
+      if (typeof store.workerTarget === 'string') {
+        if (!store.workerTarget.startsWith('s3://')) throw new TrainError('TRAIN_CHANNEL', `params.channel: 's3' needs an S3 object store, but the store is ${store.workerTarget}`);
+        return parseChannelUrl(store.workerTarget);
+      }
+      return { ...store.workerTarget, prefix: 'channel/' };
+    }
+    default: {
+      const spec = parseChannelUrl(params.channel);
+      if (spec.kind === 'memory') throw new TrainError('TRAIN_CHANNEL', "params.channel: 'memory://' lives in one process and cannot reach worker processes; use ps, memcached or s3");
+      return spec;
+    }
+  }
+}
+
+function defaultLauncher(params: TrainParams): Launcher {
+  const l = params.launcher;
+  if (l.type === 'lambda') throw new TrainError('TRAIN_PARAMS', 'params.launcher: the lambda launcher needs a deployed function; pass it through callbacks.launcher');
+  return new LocalLauncher({ memoryMb: l.memoryMb, timeoutS: l.timeoutS, concurrency: l.concurrency ?? params.workers });
+}
+
+async function launchGeneration(launcher: Launcher, params: TrainParams, spec: ModelSpec, jobId: string, generation: number, store: StoreHandle, channel: ChannelSpec): Promise<WorkerHandle[]> {
+  const deadlineMs = Date.now() + params.launcher.timeoutS * 1000;
+  const handles: WorkerHandle[] = [];
+  for (let rank = 0; rank < params.workers; rank++) {
+    const event: WorkerEvent = {
+      jobId,
+      rank,
+      world: params.workers,
+      attempt: generation,
+      deadlineMs,
+      task: {
+        type: 'train',
+        dataset: params.dataset,
+        model: spec,
+        algorithm: params.algorithm,
+        sync: params.sync,
+        collective: params.collective,
+        epochs: params.epochs,
+        batchSize: params.batchSize,
+        optimizer: { type: params.optimizer, lr: params.learningRate, ...(params.momentum !== undefined ? { momentum: params.momentum } : {}) },
+        l2: params.l2,
+        seed: params.seed,
+        averageEvery: params.averageEvery,
+        staleness: params.staleness,
+        readAhead: params.readAhead,
+        publishEvery: params.publishEvery,
+        generation,
+      },
+      params: {},
+      endpoints: { store: store.workerTarget, channel },
+    };
+    handles.push(await launcher.launch(event));
+  }
+  return handles;
+}
+
+/**
+ * Waits for every worker, calling `tick` every POLL_MS; a failed worker or a stop request
+ * (tick returns a reason) kills the rest at once, so no worker waits out its round timeout.
+ */
+async function watch(handles: WorkerHandle[], tick: () => Promise<string | undefined>): Promise<{ results: WorkerResult[]; stopped: boolean }> {
+  let failed = false;
+  const all = Promise.all(
+    handles.map((h) =>
+      h.result.then((r) => {
+        if (r.status !== 'ok' && !failed) {
+          failed = true;
+          for (const other of handles) if (other !== h) other.kill(`worker ${h.rank} ${r.status}`);
+        }
+        return r;
+      }),
+    ),
+  );
+  let done = false;
+  void all.then(() => (done = true));
+  let stopped = false;
+  while (!done) {
+    await Promise.race([all, new Promise((r) => setTimeout(r, POLL_MS))]);
+    if (done) break;
+    const reason = await tick();
+    if (reason && !stopped) {
+      stopped = true;
+      for (const h of handles) h.kill(reason);
+    }
+  }
+  await tick();
+  const results = await all;
+  // Results of workers killed because another failed are not the story: keep the first failure first.
+  return { results, stopped };
+}
+
+function estimateCost(params: TrainParams, m: DatasetManifest, results: WorkerResult[], wallSeconds: number, channelKind: string): TrainCost {
+  const prices = loadPrices();
+  const workerGbSeconds = results.reduce((s, r) => s + (r.durationMs / 1000) * (params.launcher.memoryMb / 1024), 0);
+  const invocations = results.length;
+  const workerUsd = lambdaCostUsd(1, 1024, workerGbSeconds, invocations, prices);
+  let stats = emptyStats();
+  for (const r of results) {
+    const v = r.value as TrainWorkerValue | undefined;
+    if (v?.channelStats) stats = addStats(stats, v.channelStats);
+  }
+  const channelUsd = channelCostUsd(channelKind, stats, wallSeconds, prices);
+  // Dataset reads: every worker reads its train shards once per epoch; the client reads the test split.
+  const storeGets = params.epochs * m.train.shards.length + m.test.shards.length;
+  const storeUsd = (storeGets * prices.s3.getPer1000) / 1000;
+  return {
+    usd: workerUsd + channelUsd + storeUsd,
+    workerUsd,
+    channelUsd,
+    storeUsd,
+    workerGbSeconds,
+    invocations,
+    channelRequests: stats.put.requests + stats.get.requests + stats.list.requests + stats.delete.requests,
+    channelBytes: stats.put.bytes + stats.get.bytes + stats.list.bytes + stats.delete.bytes,
+  };
+}
+
+/** Deletes everything the job wrote: by listing where the channel can, and by known keys. */
+async function removeJobKeys(channel: Channel, jobId: string, workers: number, generations: number): Promise<void> {
+  const keys = [modelLatestKey(jobId), finalModelKey(jobId)];
+  for (let r = 0; r < workers; r++) {
+    keys.push(progressKey(jobId, r), aspKey(jobId, r));
+    for (let g = 0; g < generations; g++) keys.push(checkpointKey(jobId, g, r));
+  }
+  if (channel.list) keys.push(...(await channel.list(jobPrefix(jobId))));
+  await channel.delete([...new Set(keys)]);
+}

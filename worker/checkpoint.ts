@@ -1,0 +1,133 @@
+/**
+ * Worker checkpoints (Cirrus's generations): a worker near its deadline stops at an agreed point
+ * and writes everything its successor needs to job/<id>/ckpt/<generation>/<rank> (msgpack). The
+ * next generation loads generation - 1 and continues at the same epoch and batch. There is no
+ * running RNG to save: the batch order is a function of (seed, rank, epoch).
+ */
+import { checkpointKey } from '../channels/job-keys.js';
+import { packMessage, unpackMessage } from '../channels/messages.js';
+import { TrainError, type TrainContext, type TrainState } from './train-common.js';
+
+const FORMAT = 'cirrus-train-checkpoint';
+const VERSION = 1;
+
+interface CheckpointMessage {
+  format: typeof FORMAT;
+  version: typeof VERSION;
+  jobId: string;
+  generation: number;
+  rank: number;
+  world: number;
+  algorithm: string;
+  sync: string;
+  modelType: string;
+  modelSize: number;
+  weights: Float32Array;
+  optimizer: { steps: number; buffers: Float32Array[] };
+  epoch: number;
+  batchInEpoch: number;
+  step: number;
+  round: number;
+  epochLossSum: number;
+  epochRows: number;
+  /** null when no epoch has completed (msgpack keeps NaN, but null reads better to other tools). */
+  lastTrainLoss: number | null;
+  asp: { delta: Float32Array; clock: number } | null;
+  /** Always null: no PRNG state survives between batches (see the file comment). */
+  rng: null;
+  time: number;
+}
+
+export async function writeCheckpoint(ctx: TrainContext, state: TrainState): Promise<string> {
+  const key = checkpointKey(ctx.jobId, ctx.task.generation, ctx.rank);
+  const msg: CheckpointMessage = {
+    format: FORMAT,
+    version: VERSION,
+    jobId: ctx.jobId,
+    generation: ctx.task.generation,
+    rank: ctx.rank,
+    world: ctx.world,
+    algorithm: ctx.task.algorithm,
+    sync: ctx.task.sync,
+    modelType: ctx.task.model.type,
+    modelSize: ctx.model.size,
+    weights: state.weights,
+    optimizer: ctx.optimizer.state(),
+    epoch: state.epoch,
+    batchInEpoch: state.slot,
+    step: state.step,
+    round: state.round,
+    epochLossSum: state.epochLossSum,
+    epochRows: state.epochRows,
+    lastTrainLoss: Number.isNaN(state.lastTrainLoss) ? null : state.lastTrainLoss,
+    asp: state.asp ? { delta: state.asp.delta, clock: state.asp.clock } : null,
+    rng: null,
+    time: Date.now(),
+  };
+  const t0 = performance.now();
+  await ctx.sink.put(key, packMessage(msg));
+  ctx.timings.commMs += performance.now() - t0;
+  return key;
+}
+
+/**
+ * Loads generation - 1's checkpoint of this rank, checks it belongs to this run, restores the
+ * optimizer and returns the state to continue from.
+ */
+export async function loadCheckpoint(ctx: Omit<TrainContext, 'batchesPerRank' | 'roundsPerEpoch' | 'rowsTrained'>): Promise<TrainState> {
+  const { rank, task } = ctx;
+  const key = checkpointKey(ctx.jobId, task.generation - 1, rank);
+  const fail = (why: string): never => {
+    throw new TrainError('TRAIN_CHECKPOINT', rank, `generation ${task.generation} cannot resume from checkpoint '${key}': ${why}`);
+  };
+  const t0 = performance.now();
+  const bytes = await ctx.sink.get(key);
+  ctx.timings.commMs += performance.now() - t0;
+  if (bytes === undefined) return fail('it does not exist (did generation ' + (task.generation - 1) + ' checkpoint?)');
+  let m: Partial<CheckpointMessage>;
+  try {
+    m = unpackMessage<Partial<CheckpointMessage>>(bytes);
+  } catch (err) {
+    return fail(`it is not a msgpack message (${(err as Error).message})`);
+  }
+  if (typeof m !== 'object' || m === null || m.format !== FORMAT) return fail(`field 'format' is not '${FORMAT}'`);
+  if (m.version !== VERSION) return fail(`field 'version' is ${String(m.version)}, expected ${VERSION}`);
+  const expect = <K extends keyof CheckpointMessage>(field: K, want: CheckpointMessage[K]): void => {
+    if (m[field] !== want) fail(`field '${field}' is ${JSON.stringify(m[field])}, but this run has ${JSON.stringify(want)}`);
+  };
+  expect('jobId', ctx.jobId);
+  expect('rank', rank);
+  expect('world', ctx.world);
+  expect('algorithm', task.algorithm);
+  expect('sync', task.sync);
+  expect('modelType', task.model.type);
+  expect('modelSize', ctx.model.size);
+  const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  for (const f of ['epoch', 'batchInEpoch', 'step', 'round', 'epochRows'] as const) {
+    if (!isCount(m[f])) fail(`field '${f}' is ${JSON.stringify(m[f])}, expected a non-negative integer`);
+  }
+  if (typeof m.epochLossSum !== 'number') fail(`field 'epochLossSum' is not a number`);
+  if (!(m.weights instanceof Float32Array) || m.weights.length !== ctx.model.size) fail(`field 'weights' is not a Float32Array of ${ctx.model.size} floats`);
+  const opt = m.optimizer;
+  if (!opt || !isCount(opt.steps) || !Array.isArray(opt.buffers) || !opt.buffers.every((b) => b instanceof Float32Array)) {
+    fail(`field 'optimizer' is not {steps, buffers: Float32Array[]}`);
+  }
+  let asp: TrainState['asp'];
+  if (task.sync === 'asp') {
+    const a = m.asp;
+    if (!a || !(a.delta instanceof Float32Array) || a.delta.length !== ctx.model.size || !isCount(a.clock)) fail(`field 'asp' is not {delta: Float32Array of ${ctx.model.size} floats, clock}`);
+    asp = { delta: m.asp!.delta.slice(), clock: m.asp!.clock };
+  }
+  ctx.optimizer.load({ steps: opt!.steps, buffers: opt!.buffers.map((b) => b.slice()) });
+  return {
+    weights: m.weights!.slice(),
+    epoch: m.epoch!,
+    slot: m.batchInEpoch!,
+    step: m.step!,
+    round: m.round!,
+    epochLossSum: m.epochLossSum!,
+    epochRows: m.epochRows!,
+    lastTrainLoss: typeof m.lastTrainLoss === 'number' ? m.lastTrainLoss : NaN,
+    asp,
+  };
+}

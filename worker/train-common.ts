@@ -1,0 +1,255 @@
+/**
+ * What the training loops share: the per-worker context, the resumable position, the typed error,
+ * the epoch reader over a ShardIterator, the deadline watch and progress publishing.
+ */
+import type { Channel } from '../channels/channel.js';
+import type { DatasetManifest } from '../channels/datasets/manifest.js';
+import type { DatasetStore } from '../channels/datasets/store.js';
+import { finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
+import { packMessage } from '../channels/messages.js';
+import type { Batch, Model, Optimizer } from '../algorithms/model.js';
+import type { TrainTask, WorkerEvent } from './event.js';
+import { ShardIterator, type Batch as IteratorBatch } from './shard-iterator.js';
+
+export type TrainEvent = WorkerEvent & { task: TrainTask };
+
+export type TrainErrorCode =
+  /** The model spec does not fit the dataset (features, classes, kind, task). */
+  | 'TRAIN_MODEL_MISMATCH'
+  /** world > 1 without event.endpoints.channel. */
+  | 'TRAIN_NO_CHANNEL'
+  /** The dataset cannot be trained on by this world (no rows, too few shards, a bad shard). */
+  | 'TRAIN_DATASET'
+  /** The previous generation's checkpoint is missing or does not match this run. */
+  | 'TRAIN_CHECKPOINT'
+  /** The model or optimizer spec is invalid on its own (the algorithms room rejected it). */
+  | 'TRAIN_MODEL_SPEC'
+  /** A channel request failed. */
+  | 'TRAIN_CHANNEL'
+  /** Other ranks did not arrive within roundTimeoutMs (missingRanks names them). */
+  | 'COLLECTIVE_TIMEOUT'
+  | 'TRAIN_FAILED';
+
+export class TrainError extends Error {
+  readonly code: TrainErrorCode;
+  readonly rank: number;
+  /** The `code` of the underlying error, when it had one (e.g. 'DATASET_NOT_FOUND'). */
+  readonly causeCode: string | undefined;
+  /** COLLECTIVE_TIMEOUT: the ranks that never arrived. */
+  readonly missingRanks: number[] | undefined;
+  constructor(code: TrainErrorCode, rank: number, message: string, options?: { cause?: unknown; causeCode?: string; missingRanks?: number[] }) {
+    super(`rank ${rank}: ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'TrainError';
+    this.code = code;
+    this.rank = rank;
+    this.causeCode = options?.causeCode;
+    this.missingRanks = options?.missingRanks;
+  }
+}
+
+export interface Timings {
+  /** Gradients, optimizer steps and the arithmetic around them. */
+  computeMs: number;
+  /** Collectives, ASP publish/poll, progress and checkpoint writes. */
+  commMs: number;
+  /** Time blocked on the shard iterator (fetches the prefetch did not hide). */
+  dataWaitMs: number;
+  totalMs: number;
+}
+
+/** Where job keys (progress, model, checkpoints) go: the channel, or the object store when a lone worker has none. */
+export interface JobSink {
+  put(key: string, value: Uint8Array): Promise<void>;
+  get(key: string): Promise<Uint8Array | undefined>;
+}
+
+/** Everything a generation needs to continue where the previous one stopped. */
+export interface TrainState {
+  weights: Float32Array;
+  /** Position: the epoch being run and the batch slots of it already done (0..roundsPerEpoch). */
+  epoch: number;
+  slot: number;
+  /** Optimizer steps taken by this rank, over all generations. */
+  step: number;
+  /** Next collective round (BSP), so a resumed generation's round keys never collide with the last one's. */
+  round: number;
+  /** Loss sum and rows of the current epoch so far (GA/MA-SGD BSP: over all ranks; ASP: this rank). */
+  epochLossSum: number;
+  epochRows: number;
+  /** Mean loss of the last completed epoch (NaN before the first). */
+  lastTrainLoss: number;
+  /** ASP: this rank's cumulative update and its clock (batch slots done over all epochs). */
+  asp: { delta: Float32Array; clock: number } | undefined;
+}
+
+export interface TrainContext {
+  readonly event: TrainEvent;
+  readonly task: TrainTask;
+  readonly jobId: string;
+  readonly rank: number;
+  readonly world: number;
+  readonly manifest: DatasetManifest;
+  readonly data: Pick<DatasetStore, 'readShard'>;
+  readonly model: Model;
+  readonly optimizer: Optimizer;
+  readonly sink: JobSink;
+  /** Undefined only for a lone worker without a channel. */
+  readonly channel: Channel | undefined;
+  /** Batches per epoch of every rank (the partition is fixed, so the same each epoch). */
+  readonly batchesPerRank: readonly number[];
+  /** Batch slots per epoch: the maximum over ranks, so every rank takes part in every round. */
+  readonly roundsPerEpoch: number;
+  readonly timings: Timings;
+  /** Rows this rank computed gradients on in this generation. */
+  rowsTrained: number;
+}
+
+/** The loops end either having finished every epoch or because a stop was agreed. */
+export type LoopOutcome = 'done' | 'stopped';
+
+/**
+ * Batches per epoch of each rank, from the manifest alone: shard i belongs to rank i % world and
+ * yields ceil(rows / batchSize) batches (the iterator never merges shards).
+ */
+export function batchesPerRank(manifest: DatasetManifest, world: number, batchSize: number): number[] {
+  const out = new Array<number>(world).fill(0);
+  manifest.train.shards.forEach((ref, i) => {
+    out[i % world]! += Math.ceil(ref.rows / batchSize);
+  });
+  return out;
+}
+
+/** One epoch of this rank's batches, timing the waits; batches the previous generation did are skipped. */
+export class EpochReader {
+  private readonly it: AsyncGenerator<IteratorBatch, void, undefined>;
+  constructor(
+    private readonly ctx: TrainContext,
+    private readonly epoch: number,
+  ) {
+    const { task } = ctx;
+    this.it = new ShardIterator({
+      store: ctx.data,
+      manifest: ctx.manifest,
+      rank: ctx.rank,
+      world: ctx.world,
+      epoch,
+      seed: task.seed,
+      readAhead: task.readAhead,
+      order: task.order,
+      batchSize: task.batchSize,
+    }).batches();
+  }
+
+  async next(): Promise<Batch> {
+    const t0 = performance.now();
+    const r = await this.it.next();
+    this.ctx.timings.dataWaitMs += performance.now() - t0;
+    if (r.done) {
+      // The manifest promised more batches: the shards changed under us.
+      throw new TrainError('TRAIN_DATASET', this.ctx.rank, `epoch ${this.epoch}: the shard iterator ended before the ${this.ctx.batchesPerRank[this.ctx.rank]} batches the manifest implies`);
+    }
+    const b = r.value;
+    if (b.kind === 'ratings') throw new TrainError('TRAIN_MODEL_MISMATCH', this.ctx.rank, `model ${this.ctx.task.model.type} cannot train on ratings rows`);
+    return b;
+  }
+
+  /** Iterator order is a function of (seed, rank, epoch), so skipping n batches lands exactly where the last generation stopped. */
+  async skip(n: number): Promise<void> {
+    for (let i = 0; i < n; i++) await this.next();
+  }
+
+  async close(): Promise<void> {
+    await this.it.return(undefined);
+  }
+}
+
+/**
+ * Decides when to stop for a checkpoint: when the time left is below the margin plus one more
+ * interval (a BSP round, or the local steps up to the next model exchange).
+ */
+export class DeadlineWatch {
+  private last = performance.now();
+  private ema: number | undefined;
+  private lastInterval = 0;
+
+  constructor(
+    private readonly deadlineMs: number,
+    private readonly marginMs: number,
+  ) {}
+
+  /** Marks the end of an interval. */
+  lap(): void {
+    const now = performance.now();
+    const d = now - this.last;
+    this.last = now;
+    this.lastInterval = d;
+    this.ema = this.ema === undefined ? d : 0.7 * this.ema + 0.3 * d;
+  }
+
+  shouldStop(): boolean {
+    // The larger of the trend and the latest interval: a slowing run must not overrun the margin.
+    const estimate = Math.max(this.ema ?? 0, this.lastInterval);
+    return this.deadlineMs - Date.now() < this.marginMs + estimate;
+  }
+}
+
+async function timedPut(ctx: TrainContext, key: string, value: unknown): Promise<void> {
+  const t0 = performance.now();
+  await ctx.sink.put(key, packMessage(value));
+  ctx.timings.commMs += performance.now() - t0;
+}
+
+export function epochMean(state: TrainState): number {
+  return state.epochRows > 0 ? state.epochLossSum / state.epochRows : 0;
+}
+
+/** Every rank's progress record: the mean loss of the epoch so far and its position in it. */
+export async function publishProgress(ctx: TrainContext, state: TrainState): Promise<void> {
+  await timedPut(ctx, progressKey(ctx.jobId, ctx.rank), {
+    epoch: state.epoch,
+    batchInEpoch: state.slot,
+    batchesInEpoch: ctx.roundsPerEpoch,
+    step: state.step,
+    trainLoss: epochMean(state),
+    rows: state.epochRows,
+    generation: ctx.task.generation,
+    time: Date.now(),
+  });
+}
+
+/** Rank 0 publishes its model for the client's evaluation. */
+export async function publishModel(ctx: TrainContext, state: TrainState): Promise<void> {
+  if (ctx.rank !== 0) return;
+  await timedPut(ctx, modelLatestKey(ctx.jobId), { weights: state.weights, step: state.step, epoch: state.epoch, batchInEpoch: state.slot, time: Date.now() });
+}
+
+export async function publishFinal(ctx: TrainContext, state: TrainState): Promise<void> {
+  if (ctx.rank !== 0) return;
+  await timedPut(ctx, finalModelKey(ctx.jobId), { weights: state.weights, step: state.step, epoch: state.epoch });
+}
+
+/** Mid-epoch publishing every publishEvery batches (the epoch end publishes anyway). */
+export async function maybePublishMidEpoch(ctx: TrainContext, state: TrainState): Promise<void> {
+  const every = ctx.task.publishEvery;
+  if (every > 0 && state.slot % every === 0 && state.slot < ctx.roundsPerEpoch) {
+    await publishModel(ctx, state);
+    await publishProgress(ctx, state);
+  }
+}
+
+/** Publishes the finished epoch (loss over the whole epoch) and moves the position to the next one. */
+export async function endEpoch(ctx: TrainContext, state: TrainState): Promise<void> {
+  await publishModel(ctx, state);
+  await publishProgress(ctx, state);
+  state.lastTrainLoss = epochMean(state);
+  state.epochLossSum = 0;
+  state.epochRows = 0;
+  state.epoch++;
+  state.slot = 0;
+}
+
+/** g = gradSum / rows + l2 * w: the mean gradient plus the L2 term, added once. */
+export function meanGradient(out: Float32Array, gradSum: Float32Array, rows: number, l2: number, weights: Float32Array): void {
+  const n = out.length;
+  for (let i = 0; i < n; i++) out[i] = gradSum[i]! / rows + l2 * weights[i]!;
+}

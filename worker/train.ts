@@ -1,0 +1,204 @@
+/**
+ * The `train` task: the training loop of one stateless worker.
+ *
+ * Opens the dataset store and the channel, checks the model fits the dataset, initialises the
+ * weights from the seed (identical on every rank) or restores the previous generation's
+ * checkpoint, then runs one of the loops: GA-SGD or MA-SGD under BSP (sync-bsp.ts), or either
+ * under ASP (sync-asp.ts). Near event.deadlineMs the ranks agree to stop, checkpoint
+ * (checkpoint.ts) and return 'checkpointed'; the client relaunches them as generation + 1.
+ */
+import type { Channel, ChannelStats } from '../channels/channel.js';
+import { emptyStats } from '../channels/channel.js';
+import { Communicator } from '../channels/collectives.js';
+import { DatasetError } from '../channels/datasets/errors.js';
+import type { DatasetManifest } from '../channels/datasets/manifest.js';
+import { ShardFormatError } from '../channels/datasets/shard.js';
+import { DatasetStore } from '../channels/datasets/store.js';
+import { ChannelError, CollectiveError, CollectiveTimeoutError } from '../channels/errors.js';
+import { openChannel } from '../channels/factory.js';
+import { ObjectStoreError } from '../channels/object-store.js';
+import { ModelError, OptimizerError, createModel, createOptimizer, type Model, type ModelSpec, type Optimizer, type OptimizerSpec } from '../algorithms/index.js';
+import { loadCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { runAsp } from './sync-asp.js';
+import { runGaBsp, runMaBsp, type Reduce } from './sync-bsp.js';
+import {
+  DeadlineWatch,
+  TrainError,
+  batchesPerRank,
+  epochMean,
+  publishFinal,
+  publishProgress,
+  type LoopOutcome,
+  type Timings,
+  type TrainContext,
+  type TrainEvent,
+  type TrainState,
+} from './train-common.js';
+
+export { TrainError, batchesPerRank, type TrainErrorCode, type TrainEvent, type Timings } from './train-common.js';
+
+export interface TrainDeps {
+  /** Model factory; default: the algorithms room's createModel. */
+  createModel?: (spec: ModelSpec) => Model;
+  /** Optimizer factory for `size` weights; default: the algorithms room's createOptimizer. */
+  createOptimizer?: (spec: OptimizerSpec, size: number) => Optimizer;
+  /** Use this channel instead of opening event.endpoints.channel. The caller owns it: it is not closed. */
+  channel?: Channel;
+  /** Use this dataset store instead of opening event.endpoints.store. Not closed either. */
+  datasets?: DatasetStore;
+}
+
+export interface TrainResult {
+  status: 'done' | 'checkpointed';
+  generation: number;
+  /** Where the next generation continues (done: epoch = epochs, batchInEpoch = 0). */
+  epoch: number;
+  batchInEpoch: number;
+  /** Optimizer steps of this rank over all generations. */
+  steps: number;
+  /** Mean training loss of the last completed epoch (of the epoch so far if none completed). */
+  trainLoss: number;
+  /** Rows this rank computed gradients on in this generation. */
+  rows: number;
+  channelStats: ChannelStats;
+  timings: Timings;
+}
+
+const BINARY_MODELS: ReadonlySet<string> = new Set(['sparse-lr', 'dense-lr', 'svm']);
+
+/**
+ * Everything about the model spec that does not fit the dataset, as one typed error listing each
+ * mismatch (so a user fixes them all at once).
+ */
+export function checkModelFits(spec: ModelSpec, manifest: DatasetManifest, rank = 0): void {
+  const problems: string[] = [];
+  if (manifest.kind === 'ratings') problems.push(`the dataset holds ratings, but ${spec.type} trains on sparse or dense rows`);
+  if (spec.type === 'sparse-lr' && manifest.kind === 'dense') problems.push(`sparse-lr needs a sparse dataset, this one is dense (use dense-lr)`);
+  if (spec.type === 'dense-lr' && manifest.kind === 'sparse') problems.push(`dense-lr needs a dense dataset, this one is sparse (use sparse-lr)`);
+  // Dense rows must match column for column; a sparse feature space may sit inside a larger model.
+  if (manifest.kind === 'dense' && spec.features !== manifest.features) problems.push(`model.features is ${spec.features}, but the dataset has ${manifest.features} features`);
+  if (manifest.kind === 'sparse' && spec.features < manifest.features) problems.push(`model.features is ${spec.features}, but the dataset's sparse feature space has ${manifest.features} features`);
+  if (manifest.task === 'regression') {
+    problems.push(`the dataset is a regression dataset, but ${spec.type} is a classifier`);
+  } else if (BINARY_MODELS.has(spec.type)) {
+    if (manifest.task !== 'binary') problems.push(`${spec.type} is a binary classifier, but the dataset is ${manifest.task} with ${manifest.classes} classes (use softmax)`);
+    if (spec.classes !== 2) problems.push(`${spec.type} is a binary classifier, but model.classes is ${spec.classes}`);
+  } else {
+    if (spec.type === 'softmax' && manifest.task !== 'multiclass') problems.push(`softmax needs a multiclass dataset, this one is ${manifest.task} (use a binary model)`);
+    if (spec.classes !== manifest.classes) problems.push(`model.classes is ${spec.classes}, but the dataset has ${manifest.classes} classes`);
+  }
+  if (problems.length > 0) {
+    throw new TrainError('TRAIN_MODEL_MISMATCH', rank, `model ${spec.type} does not fit dataset '${manifest.name}': ${problems.join('; ')}`);
+  }
+}
+
+function freshState(weights: Float32Array): TrainState {
+  return { weights, epoch: 0, slot: 0, step: 0, round: 0, epochLossSum: 0, epochRows: 0, lastTrainLoss: NaN, asp: undefined };
+}
+
+/** Turns any failure into a TrainError that names the rank, keeping the cause's code. */
+function asTrainError(err: unknown, rank: number): TrainError {
+  if (err instanceof TrainError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const causeCode = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : undefined;
+  if (err instanceof CollectiveTimeoutError) return new TrainError('COLLECTIVE_TIMEOUT', rank, message, { cause: err, causeCode, missingRanks: err.missingRanks });
+  if (err instanceof DatasetError || err instanceof ObjectStoreError || err instanceof ShardFormatError) return new TrainError('TRAIN_DATASET', rank, message, { cause: err, causeCode });
+  if (err instanceof ModelError) {
+    // Bad labels or batch shapes come from the data; anything else is the spec.
+    const fromData = err.code === 'MODEL_LABEL' || err.code === 'MODEL_BATCH';
+    return new TrainError(fromData ? 'TRAIN_DATASET' : 'TRAIN_MODEL_SPEC', rank, message, { cause: err, causeCode });
+  }
+  if (err instanceof OptimizerError) return new TrainError('TRAIN_MODEL_SPEC', rank, message, { cause: err, causeCode });
+  if (err instanceof ChannelError || err instanceof CollectiveError) return new TrainError('TRAIN_CHANNEL', rank, message, { cause: err, causeCode });
+  return new TrainError('TRAIN_FAILED', rank, message, { cause: err, causeCode });
+}
+
+export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise<TrainResult> {
+  const started = performance.now();
+  const { rank, world, jobId, task } = event;
+  const timings: Timings = { computeMs: 0, commMs: 0, dataWaitMs: 0, totalMs: 0 };
+  let datasets: DatasetStore | undefined;
+  let channel: Channel | undefined;
+  const owned: Array<{ close(): Promise<void> }> = [];
+  try {
+    if (deps.datasets) datasets = deps.datasets;
+    else owned.push((datasets = await DatasetStore.open(event.endpoints.store)));
+    if (deps.channel) channel = deps.channel;
+    else if (event.endpoints.channel !== undefined) owned.push((channel = await openChannel(event.endpoints.channel, 'event.endpoints.channel')));
+    else if (world > 1) throw new TrainError('TRAIN_NO_CHANNEL', rank, `${world} workers exchange over a channel, but event.endpoints.channel is not set`);
+
+    const manifest = await datasets.manifest(task.dataset);
+    checkModelFits(task.model, manifest, rank);
+    if (manifest.trainRows === 0) throw new TrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has no training rows`);
+    if (manifest.train.shards.length < world) {
+      throw new TrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has ${manifest.train.shards.length} train shards; ${world} workers need at least ${world} (re-shard with smaller shards)`);
+    }
+    const perRank = batchesPerRank(manifest, world, task.batchSize);
+    const roundsPerEpoch = Math.max(...perRank);
+
+    const model = (deps.createModel ?? createModel)(task.model);
+    const optimizer = (deps.createOptimizer ?? createOptimizer)(task.optimizer, model.size);
+    const sink = channel ?? datasets.store;
+    const base = { event, task, jobId, rank, world, manifest, data: datasets, model, optimizer, sink, channel, timings };
+
+    let state: TrainState;
+    if (task.generation > 0) {
+      state = await loadCheckpoint(base);
+      if (state.slot > roundsPerEpoch) {
+        throw new TrainError('TRAIN_CHECKPOINT', rank, `checkpoint position batch ${state.slot} is beyond the ${roundsPerEpoch} batches per epoch of dataset '${manifest.name}' (was it rewritten?)`);
+      }
+    } else {
+      state = freshState(model.init(task.seed));
+      if (state.weights.length !== model.size) throw new TrainError('TRAIN_FAILED', rank, `model.init returned ${state.weights.length} weights, expected ${model.size}`);
+    }
+    const ctx: TrainContext = { ...base, batchesPerRank: perRank, roundsPerEpoch, rowsTrained: 0 };
+    const watch = new DeadlineWatch(event.deadlineMs, task.checkpointMarginMs);
+
+    let outcome: LoopOutcome;
+    let comm: Communicator | undefined;
+    if (task.sync === 'bsp') {
+      // Each generation continues the round numbering, so its keys never meet the previous one's.
+      comm = world > 1 ? new Communicator(channel!, { jobId, rank, world, stream: 'train', timeoutMs: task.roundTimeoutMs, startRound: state.round }) : undefined;
+      const c = comm;
+      const reduce: Reduce = c ? (v, op) => (task.collective === 'allreduce' ? c.allReduce(v, op) : c.scatterReduce(v, op)) : async (v) => v.slice();
+      outcome = task.algorithm === 'ga-sgd' ? await runGaBsp(ctx, state, reduce, watch) : await runMaBsp(ctx, state, reduce, watch);
+      if (c) state.round = c.round;
+    } else {
+      outcome = await runAsp(ctx, state, watch);
+    }
+
+    if (outcome === 'stopped') {
+      await writeCheckpoint(ctx, state);
+      await publishProgress(ctx, state);
+    } else {
+      await publishFinal(ctx, state);
+    }
+    if (comm) {
+      const t0 = performance.now();
+      await comm.close();
+      timings.commMs += performance.now() - t0;
+    }
+    timings.totalMs = performance.now() - started;
+    return {
+      status: outcome === 'stopped' ? 'checkpointed' : 'done',
+      generation: task.generation,
+      epoch: state.epoch,
+      batchInEpoch: state.slot,
+      steps: state.step,
+      trainLoss: lastLoss(state),
+      rows: ctx.rowsTrained,
+      channelStats: channel ? channel.stats() : emptyStats(),
+      timings,
+    };
+  } catch (err) {
+    throw asTrainError(err, rank);
+  } finally {
+    // Close what this call opened, whatever happened; a close failure must not mask the result or the error.
+    await Promise.allSettled(owned.map((o) => o.close()));
+  }
+}
+
+function lastLoss(state: TrainState): number {
+  return Number.isNaN(state.lastTrainLoss) ? epochMean(state) : state.lastTrainLoss;
+}
+
