@@ -706,6 +706,7 @@ export class MLP implements Model {
     checkWeights('mlp', this.size, grad, 'grad');
     const { loss } = this.forward(batch, weights, true);
     const { rows } = batch;
+    if (rows === 0) return loss; // nothing to back-propagate (and tfjs would see empty tensors)
     const dims = this.dims, L = dims.length - 1;
     for (let l = L - 1; l >= 0; l--) {
       const inDim = dims[l], outDim = dims[l + 1];
@@ -746,6 +747,7 @@ export class MLP implements Model {
 
   predict(batch: Batch, weights: Float32Array): Float32Array {
     this.forward(batch, weights, false);
+    if (batch.rows === 0) return new Float32Array(0);
     return this.acts[this.dims.length - 1].slice(0, batch.rows * this.spec.classes);
   }
 
@@ -762,6 +764,7 @@ export class MLP implements Model {
     checkBatch('mlp', batch, this.spec.features, { dense: true, sparse: true });
     checkWeights('mlp', this.size, w);
     const { rows } = batch;
+    if (rows === 0) return { loss: 0, correct: 0 };
     this.ensure(rows);
     const dims = this.dims, L = dims.length - 1;
     for (let l = 0; l < L; l++) {

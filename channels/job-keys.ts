@@ -1,7 +1,8 @@
 /**
  * Keys a training job uses besides the collectives' own (all under job/<jobId>/, so `clean`
  * removes a job with one prefix):
- *   job/<id>/model/latest            the newest model a worker published (tensor frame) + version
+ *   job/<id>/model/latest            the newest model rank 0 published (msgpack: weights, step, epoch)
+ *   job/<id>/model/epoch/<n>         the model at the end of epoch n (1-based), until the client evaluated it
  *   job/<id>/progress/<rank>         a worker's latest progress record (msgpack)
  *   job/<id>/ckpt/<generation>/<rank> checkpoint of a worker (msgpack: weights, optimizer state, position)
  *   job/<id>/asp/<rank>              ASP: a worker's cumulative update and its step (msgpack)
@@ -14,3 +15,4 @@ export const progressKey = (jobId: string, rank: number) => jobKey(jobId, 'progr
 export const checkpointKey = (jobId: string, generation: number, rank: number) => jobKey(jobId, 'ckpt', generation, rank);
 export const aspKey = (jobId: string, rank: number) => jobKey(jobId, 'asp', rank);
 export const finalModelKey = (jobId: string) => jobKey(jobId, 'final');
+export const epochModelKey = (jobId: string, epoch: number) => jobKey(jobId, 'model', 'epoch', epoch);

@@ -2,8 +2,10 @@
  * The client room: the stateful side. `import cirrus from 'cirrus-ts'` gives the user-facing API;
  * the named exports are the building blocks.
  */
-import { generateCriteoLike, generateHiggsLike } from './datasets/generate.js';
+import { generateCriteoLike, generateHiggsLike, type CriteoTruth, type HiggsTruth } from './datasets/generate.js';
 import { preprocess } from './preprocess/preprocess.js';
+import { train } from './train.js';
+import { loadModel, saveModel } from './model-io.js';
 import { openStore } from './store.js';
 
 export { channelCostUsd, lambdaCostUsd, loadPrices, DEFAULT_PRICES_FILE, PricesError, type Prices } from './cost.js';
@@ -14,12 +16,16 @@ export { generateCriteoLike, generateHiggsLike, type CriteoOptions, type CriteoT
 export { LocalLauncher, type LocalLauncherOptions } from './launchers/local.js';
 export type { Launcher, WorkerHandle, WorkerResult } from './launchers/types.js';
 
+/** Writes a synthetic dataset file: Criteo-like TSV (with its truth: CTR, best log-loss) or Higgs-like CSV. */
+function generate(opts: { kind: 'criteo'; rows: number; seed: number; file: string }): Promise<CriteoTruth>;
+function generate(opts: { kind: 'higgs'; rows: number; seed: number; file: string }): Promise<HiggsTruth>;
+function generate(opts: { kind: 'criteo' | 'higgs'; rows: number; seed: number; file: string }): Promise<CriteoTruth | HiggsTruth> {
+  return opts.kind === 'criteo' ? generateCriteoLike(opts) : generateHiggsLike(opts);
+}
+
 /** Dataset helpers under one name, as in `cirrus.datasets.generate(...)`. */
 export const datasets = {
-  /** Writes a synthetic dataset file: Criteo-like TSV or Higgs-like CSV. */
-  generate(opts: { kind: 'criteo' | 'higgs'; rows: number; seed: number; file: string }) {
-    return opts.kind === 'criteo' ? generateCriteoLike(opts) : generateHiggsLike(opts);
-  },
+  generate,
   /** Manifests of every dataset in the store (default: the embedded S3 server under .cirrus/). */
   async list(store?: string) {
     const h = await openStore(store);
@@ -47,5 +53,10 @@ export const datasets = {
   },
 };
 
-const cirrus = { preprocess, datasets };
+export { train, type TrainResult, type TrainCallbacks, type EpochLogs, type HistoryRow, type TrainMetrics, type TrainCost } from './train.js';
+export { parseTrainParams, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
+export { TrainedModel, saveModel, loadModel, ModelIoError } from './model-io.js';
+export { LambdaLauncher } from './launchers/lambda.js';
+
+const cirrus = { train, preprocess, datasets, save: saveModel, load: loadModel };
 export default cirrus;

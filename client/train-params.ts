@@ -63,6 +63,8 @@ export const trainParamsSchema = z
     evaluateEvery: z.number().positive().optional(),
     /** Rank 0 publishes the model every this many batches (0 = every epoch). */
     publishEvery: z.number().int().nonnegative().default(0),
+    /** Workers checkpoint and return this long before their time limit (default: 10% of it, at most 5 s). */
+    checkpointMarginMs: z.number().int().nonnegative().optional(),
     stop: z
       .object({
         targetAccuracy: z.number().min(0).max(1).optional(),

@@ -14,7 +14,7 @@ import { addStats, emptyStats, type Channel, type ChannelStats } from '../channe
 import type { DatasetManifest } from '../channels/datasets/manifest.js';
 import type { Shard } from '../channels/datasets/shard.js';
 import { openChannel } from '../channels/factory.js';
-import { aspKey, checkpointKey, finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
+import { aspKey, checkpointKey, epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
 import { jobPrefix } from '../channels/keys.js';
 import { startMemcached, type MemcachedServer } from '../channels/memcached-server.js';
 import { unpackMessage } from '../channels/messages.js';
@@ -116,7 +116,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     const channelSpec = await startChannel(params, store, cleanups);
     const channel = await openChannel(channelSpec);
     cleanups.push(() => channel.close());
-    cleanups.push(() => removeJobKeys(channel, jobId, params.workers, generationsUsed));
+    cleanups.push(() => removeJobKeys(channel, jobId, params.workers, generationsUsed, params.epochs));
 
     const launcher = callbacks.launcher ? await callbacks.launcher(params) : defaultLauncher(params);
     cleanups.push(() => launcher.close());
@@ -124,21 +124,14 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     const history: HistoryRow[] = [];
     const results: WorkerResult[] = [];
     let lastStep = -1;
-    let lastEpochEvaluated = 0;
     let lastEvalAt = Date.now();
     let stopReason: string | undefined;
     let finalWeights: Float32Array | undefined;
     let finalStep = 0;
     let finalEpoch = 0;
 
-    const evaluateLatest = async (force: boolean): Promise<void> => {
-      const bytes = await channel.get(modelLatestKey(jobId));
-      if (!bytes) return;
-      const m = unpackMessage<PublishedModel>(bytes);
-      if (m.step === lastStep && !force) return;
-      const epochEnd = m.epoch > lastEpochEvaluated;
-      const due = params.evaluateEvery !== undefined && Date.now() - lastEvalAt >= params.evaluateEvery * 1000;
-      if (!epochEnd && !due && !force) return;
+    let nextEpoch = 1;
+    const record = async (m: PublishedModel & { trainLoss?: number }, epochEnd: boolean): Promise<void> => {
       lastStep = m.step;
       lastEvalAt = Date.now();
       const ev = evaluate(model, m.weights, testSet);
@@ -146,7 +139,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
         epoch: m.epoch,
         step: m.step,
         wallSeconds: (Date.now() - started) / 1000,
-        trainLoss: await meanTrainLoss(channel, jobId, params.workers),
+        trainLoss: m.trainLoss ?? (await meanTrainLoss(channel, jobId, params.workers)),
         testLoss: ev.loss,
         testAccuracy: ev.accuracy,
         ...(ev.auc !== undefined ? { testAuc: ev.auc } : {}),
@@ -155,13 +148,31 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
       finalWeights = m.weights;
       finalStep = m.step;
       finalEpoch = m.epoch;
-      if (epochEnd) {
-        lastEpochEvaluated = m.epoch;
-        await callbacks.onEpochEnd?.(m.epoch, logs);
-      } else await callbacks.onEvaluate?.(logs);
+      if (epochEnd) await callbacks.onEpochEnd?.(m.epoch, logs);
+      else await callbacks.onEvaluate?.(logs);
       const st = params.stop;
       if (st.targetAccuracy !== undefined && logs.testAccuracy >= st.targetAccuracy) stopReason = `reached the target accuracy ${st.targetAccuracy}`;
       if (st.targetLoss !== undefined && logs.testLoss <= st.targetLoss) stopReason = `reached the target loss ${st.targetLoss}`;
+    };
+    /** Evaluates every epoch model rank 0 has published since the last call, in order. */
+    const evaluateEpochs = async (): Promise<void> => {
+      for (;;) {
+        const key = epochModelKey(jobId, nextEpoch);
+        const bytes = await channel.get(key);
+        if (!bytes) return;
+        await record(unpackMessage<PublishedModel & { trainLoss: number }>(bytes), true);
+        await channel.delete([key]);
+        nextEpoch++;
+      }
+    };
+    /** Mid-epoch evaluation of the newest model, every evaluateEvery seconds. */
+    const evaluateLatest = async (force: boolean): Promise<void> => {
+      const due = params.evaluateEvery !== undefined && Date.now() - lastEvalAt >= params.evaluateEvery * 1000;
+      if (!due && !force) return;
+      const bytes = await channel.get(modelLatestKey(jobId));
+      if (!bytes) return;
+      const m = unpackMessage<PublishedModel>(bytes);
+      if (m.step !== lastStep) await record(m, false);
     };
 
     for (let generation = 0; ; generation++) {
@@ -169,6 +180,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
       callbacks.onGeneration?.(generation);
       const handles = await launchGeneration(launcher, params, spec, jobId, generation, store, channelSpec);
       const outcome = await watch(handles, async () => {
+        await evaluateEpochs();
         await evaluateLatest(false);
         if (params.stop.maxSeconds !== undefined && Date.now() - started >= params.stop.maxSeconds * 1000) stopReason ??= `reached the time limit of ${params.stop.maxSeconds} s`;
         return stopReason;
@@ -187,6 +199,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
       }
     }
 
+    await evaluateEpochs();
     // The final model: what rank 0 wrote at the end, or the newest published one after a stop.
     const finalBytes = await channel.get(finalModelKey(jobId));
     if (finalBytes) {
@@ -210,7 +223,6 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
         ...(final.auc !== undefined ? { testAuc: final.auc } : {}),
       };
       history.push(logs);
-      if (finalEpoch > lastEpochEvaluated) await callbacks.onEpochEnd?.(finalEpoch, logs);
     }
     const wallSeconds = (Date.now() - started) / 1000;
     const last = history[history.length - 1]!;
@@ -367,6 +379,7 @@ async function launchGeneration(launcher: Launcher, params: TrainParams, spec: M
         staleness: params.staleness,
         readAhead: params.readAhead,
         publishEvery: params.publishEvery,
+        checkpointMarginMs: params.checkpointMarginMs ?? Math.min(5_000, Math.round(params.launcher.timeoutS * 100)),
         generation,
       },
       params: {},
@@ -439,8 +452,9 @@ function estimateCost(params: TrainParams, m: DatasetManifest, results: WorkerRe
 }
 
 /** Deletes everything the job wrote: by listing where the channel can, and by known keys. */
-async function removeJobKeys(channel: Channel, jobId: string, workers: number, generations: number): Promise<void> {
+async function removeJobKeys(channel: Channel, jobId: string, workers: number, generations: number, epochs: number): Promise<void> {
   const keys = [modelLatestKey(jobId), finalModelKey(jobId)];
+  for (let e = 1; e <= epochs; e++) keys.push(epochModelKey(jobId, e));
   for (let r = 0; r < workers; r++) {
     keys.push(progressKey(jobId, r), aspKey(jobId, r));
     for (let g = 0; g < generations; g++) keys.push(checkpointKey(jobId, g, r));

@@ -245,7 +245,6 @@ test('mlp: gradient matches finite differences on a 3-class problem with two hid
     // ReLU kink, where the difference quotient is meaningless.
     for (let i = 0; i < w.length; i++) if (w[i] === 0) w[i] = 0.05 * ((i % 3) + 1);
     const { ok, worst } = gradCheck(model, batch, w, (v) => mlpLoss64(batch, v, dims));
-    console.log(`mlp ${batch.kind}: ${(ok * 100).toFixed(1)}% within 1e-3, worst ${worst}`);
     assert.ok(ok >= 0.99, `${batch.kind}: only ${(ok * 100).toFixed(1)}% of coordinates within 1e-3 (worst ${worst})`);
   }
 });
@@ -314,11 +313,19 @@ test('losses stay finite at huge margins (stable log(1+exp) and log-sum-exp)', (
 });
 
 test('an empty batch gives loss 0 and leaves grad untouched', () => {
-  const model = createModel({ type: 'softmax', features: 3, classes: 3 });
-  const grad = new Float32Array(model.size);
   const empty: DenseBatch = { kind: 'dense', rows: 0, cols: 3, labels: new Float32Array(0), x: new Float32Array(0) };
-  assert.equal(model.gradient(empty, model.init(1), grad), 0);
-  assert.ok(grad.every((g) => g === 0));
+  for (const spec of [
+    { type: 'dense-lr', features: 3, classes: 2 },
+    { type: 'softmax', features: 3, classes: 3 },
+    { type: 'mlp', features: 3, classes: 3, hidden: [4] },
+  ] as ModelSpec[]) {
+    const model = createModel(spec);
+    const grad = new Float32Array(model.size);
+    assert.equal(model.gradient(empty, model.init(1), grad), 0);
+    assert.ok(grad.every((g) => g === 0));
+    assert.equal(model.predict(empty, model.init(1)).length, 0);
+    assert.deepEqual({ ...model.evaluate(empty, model.init(1)), scores: undefined }, { rows: 0, lossSum: 0, correct: 0, scores: undefined });
+  }
 });
 
 test('init is deterministic: same seed, same bytes; linear models start at zero', () => {

@@ -5,7 +5,7 @@
 import type { Channel } from '../channels/channel.js';
 import type { DatasetManifest } from '../channels/datasets/manifest.js';
 import type { DatasetStore } from '../channels/datasets/store.js';
-import { finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
+import { epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
 import { packMessage } from '../channels/messages.js';
 import type { Batch, Model, Optimizer } from '../algorithms/model.js';
 import type { TrainTask, WorkerEvent } from './event.js';
@@ -241,6 +241,10 @@ export async function maybePublishMidEpoch(ctx: TrainContext, state: TrainState)
 export async function endEpoch(ctx: TrainContext, state: TrainState): Promise<void> {
   await publishModel(ctx, state);
   await publishProgress(ctx, state);
+  if (ctx.rank === 0) {
+    // One key per epoch, so a client polling slower than epochs finish still sees every epoch.
+    await timedPut(ctx, epochModelKey(ctx.jobId, state.epoch + 1), { weights: state.weights, step: state.step, epoch: state.epoch + 1, trainLoss: epochMean(state), time: Date.now() });
+  }
   state.lastTrainLoss = epochMean(state);
   state.epochLossSum = 0;
   state.epochRows = 0;
