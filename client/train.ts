@@ -264,7 +264,7 @@ export function modelSpecFor(params: TrainParams, m: DatasetManifest): ModelSpec
       return { type: 'svm', features: m.features, classes: 2 };
     case 'softmax':
     case 'mlp':
-      if (m.task !== 'multiclass' && m.task !== 'binary') throw misfit('it needs class labels');
+      if (m.task !== 'multiclass') throw misfit(`it needs a multiclass dataset; for binary labels use 'dense-lr', 'sparse-lr' or 'svm'`);
       if (params.model === 'mlp' && m.kind !== 'dense') throw misfit('the MLP takes dense data');
       return { type: params.model, features: m.features, classes: Math.max(2, m.classes), ...(params.model === 'mlp' ? { hidden: params.hidden } : {}) };
   }
