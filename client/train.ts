@@ -21,6 +21,7 @@ import { unpackMessage } from '../channels/messages.js';
 import { parseChannelUrl, type ChannelSpec } from '../channels/spec.js';
 import { startParamServer, type ParamServer } from '../paramserver/index.js';
 import { channelCostUsd, lambdaCostUsd, loadPrices } from './cost.js';
+import { LambdaLauncher } from './launchers/lambda.js';
 import { LocalLauncher } from './launchers/local.js';
 import type { Launcher, WorkerEvent, WorkerHandle, WorkerResult } from './launchers/types.js';
 import { TrainedModel } from './model-io.js';
@@ -349,7 +350,17 @@ async function startChannel(params: TrainParams, store: StoreHandle, cleanups: A
 
 function defaultLauncher(params: TrainParams): Launcher {
   const l = params.launcher;
-  if (l.type === 'lambda') throw new TrainError('TRAIN_PARAMS', 'params.launcher: the lambda launcher needs a deployed function; pass it through callbacks.launcher');
+  if (l.type === 'lambda') {
+    // RequestResponse: each invocation's result (done / checkpointed) comes back in its response;
+    // a generation never outlives Lambda's 15-minute limit, which the synchronous call allows.
+    return new LambdaLauncher({
+      functionName: l.functionName,
+      invocationType: 'RequestResponse',
+      concurrency: l.concurrency ?? params.workers,
+      ...(l.region ? { region: l.region } : {}),
+      ...(l.endpoint ? { endpoint: l.endpoint } : {}),
+    });
+  }
   return new LocalLauncher({ memoryMb: l.memoryMb, timeoutS: l.timeoutS, concurrency: l.concurrency ?? params.workers });
 }
 
