@@ -439,7 +439,10 @@ describe('worker train loop', () => {
     assert.ok(bytes);
     assert.deepEqual(unpackMessage<{ weights: Float32Array }>(bytes).weights, await finalWeights('inject-ps'));
     // The collectives left nothing behind: only the job's outputs remain.
-    assert.deepEqual([...shared.values.keys()].sort(), ['final', 'model/latest', 'progress/0', 'progress/1', 'progress/2'].map((k) => `job/inject-mem/${k}`));
+    // The collectives left nothing; what remains is what the client reads (and then deletes): the
+    // final and latest models, one model per finished epoch, and each rank's progress.
+    const epochKeys = Array.from({ length: task.epochs ?? 0 }, (_, e) => `model/epoch/${e + 1}`);
+    assert.deepEqual([...shared.values.keys()].sort(), ['final', ...epochKeys, 'model/latest', 'progress/0', 'progress/1', 'progress/2'].map((k) => `job/inject-mem/${k}`).sort());
     // The caller owns injected channels and stores: still open.
     await channels[1]!.put(progressKey('inject-mem', 9), new Uint8Array(1));
     assert.ok((await datasets.manifest('sparse-uneven')).trainRows > 0);
