@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { formatTable } from '../bench/table.js';
 import { saveModel } from './model-io.js';
+import { exportTfjs } from './tfjs-export.js';
 import { train } from './train.js';
 import { applyOverrides, TrainError, type TrainParamsInput } from './train-params.js';
 
@@ -29,8 +30,9 @@ export function addTrainCommand(program: Command): void {
     .description('train a model with stateless workers (config: a JSON file of cirrus.train params)')
     .option('--set <key=value>', 'override a param (repeatable), e.g. --set workers=4 --set launcher.timeoutS=60', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--save <target>', 'save the trained model to a directory or s3://bucket/prefix')
+    .option('--tfjs <target>', 'also export the trained model as a tfjs Layers model (model.json + weights.bin) to a directory or s3://bucket/prefix')
     .option('--json', 'print one JSON object at the end')
-    .action(async (config: string, o: { set: string[]; save?: string; json?: boolean }) => {
+    .action(async (config: string, o: { set: string[]; save?: string; tfjs?: string; json?: boolean }) => {
       const params = applyOverrides(readConfig(config), o.set);
       const epochs = typeof params.epochs === 'number' ? params.epochs : 5;
       const bar = o.json || !process.stderr.isTTY ? undefined : new cliProgress.SingleBar({ format: 'train {bar} epoch {value}/{total} | loss {loss} | acc {acc} | {secs}s', hideCursor: true }, cliProgress.Presets.shades_classic);
@@ -46,6 +48,7 @@ export function addTrainCommand(program: Command): void {
         bar?.stop();
       }
       if (o.save) await saveModel(result.model, o.save);
+      if (o.tfjs) await exportTfjs(result.model, o.tfjs);
       const m = result.metrics;
       if (o.json) {
         process.stdout.write(JSON.stringify({ jobId: result.jobId, metrics: m, history: result.history, cost: result.cost, ...(o.save ? { saved: o.save } : {}) }) + '\n');

@@ -71,6 +71,17 @@ export function buildProgram(): Command {
       else process.stdout.write(`${result.table}\n\nRA = readAhead; wait% = time the iterator was blocked on a shard fetch / its wall time (steady: without the first shard, which no read-ahead can hide); compute per shard = 1.5x the fetch time\nresults written to ${result.file}\n`);
     });
 
+  bench
+    .command('train')
+    .description('time to a target accuracy for W = 1, 2, 4 workers against a plain process; sparse-LR kernel against C++ -O2')
+    .option('--json', 'print the result as JSON on stdout')
+    .action(async (o: { json?: boolean }) => {
+      const { benchTrain } = await import('../bench/train.js');
+      const r = await benchTrain({ log: (l) => process.stderr.write(l + '\n') });
+      if (o.json) process.stdout.write(JSON.stringify({ dataset: r.dataset, model: r.model, target: r.target, timeToTarget: r.timeToTarget, sparse: r.sparse, pytorch: r.pytorch }) + '\n');
+      else process.stdout.write(`${r.dataset} ${r.model}, target ${(100 * r.target).toFixed(0)}% test accuracy, same global batch for every W\n\n${r.table}\n\nresults written to ${r.file}\n`);
+    });
+
   program
     .command('ps')
     .description('run a parameter server in the foreground')

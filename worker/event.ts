@@ -64,6 +64,43 @@ export const datasetTransformTask = z
   })
   .strict();
 
+/**
+ * Parses raw line-aligned chunks of an input file (gzip objects) into shards of one run, hashing
+ * features; the client publishes the manifest once every chunk is done (client/preprocess/distributed.ts).
+ */
+export const datasetParseTask = z
+  .object({
+    type: z.literal('dataset-parse'),
+    format: z.enum(['csv', 'criteo', 'libsvm']),
+    /** Dataset name and run id: shards go to datasets/<name>/<runId>/<split>/<chunk>-<n>.shard. */
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, { message: 'expected a dataset name' }),
+    runId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, { message: 'expected a run id' }),
+    /** The original input file, for error messages. */
+    source: z.string().min(1),
+    /** firstLine: the input file's line number of the chunk's first line. */
+    chunks: z
+      .array(z.object({ key: objectKey, index: z.number().int().nonnegative(), firstLine: z.number().int().positive() }).strict())
+      .min(1, { message: 'expected at least one chunk' }),
+    /** CSV header line, prepended to every chunk (chunks hold data lines only). */
+    header: z.string().optional(),
+    hash: z
+      .object({ columns: z.array(z.string()), bits: z.number().int().min(1).max(30), bias: z.boolean().optional(), seed: z.number().int().optional() })
+      .strict()
+      .optional(),
+    labelColumn: z.union([z.string(), z.number().int()]).optional(),
+    task: z.enum(['binary', 'multiclass', 'regression']).optional(),
+    classes: z.number().int().positive().optional(),
+    /** libsvm feature space (the client scans it so every chunk agrees). */
+    features: z.number().int().positive().optional(),
+    zeroBased: z.boolean().optional(),
+    split: z.number().min(0).max(1),
+    /** Base seed; each chunk derives its own from (seed, chunk index). */
+    seed: z.number().int(),
+    rowsPerShard: z.number().int().positive().optional(),
+  })
+  .strict();
+export type DatasetParseTask = z.infer<typeof datasetParseTask>;
+
 export const modelSpecSchema = z
   .object({
     type: z.enum(['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp']),
@@ -119,9 +156,9 @@ export const trainTask = z
   .strict();
 export type TrainTask = z.infer<typeof trainTask>;
 
-export const workerTask = z.discriminatedUnion('type', [noopTask, datasetStatsTask, datasetTransformTask, trainTask]);
+export const workerTask = z.discriminatedUnion('type', [noopTask, datasetStatsTask, datasetTransformTask, datasetParseTask, trainTask]);
 export type WorkerTask = z.infer<typeof workerTask>;
-export const TASK_TYPES = ['noop', 'dataset-stats', 'dataset-transform', 'train'] as const;
+export const TASK_TYPES = ['noop', 'dataset-stats', 'dataset-transform', 'dataset-parse', 'train'] as const;
 
 export const workerEvent = z
   .object({

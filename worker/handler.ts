@@ -11,6 +11,7 @@ import { mergeStats, shardStats, statsToJSON, type FinalStats, type PartialStats
 import { minMaxScale, zScore } from '../algorithms/transforms.js';
 import { parseWorkerEvent, type TransformOp, type WorkerEvent } from './event.js';
 import { runTrain } from './train.js';
+import { runDatasetParse } from '../client/preprocess/distributed.js';
 
 export type WorkerTaskErrorCode = 'SHARD_MISSING' | 'STATS_INVALID';
 
@@ -53,6 +54,8 @@ export async function handler(event: unknown): Promise<unknown> {
       return withStore(e, (store) => runStats(store, task.shards));
     case 'dataset-transform':
       return withStore(e, (store) => runTransform(store, task.op, task.statsKey, task.shards, task.outputStats));
+    case 'dataset-parse':
+      return withStore(e, (store) => runDatasetParse(store, task));
     case 'train':
       return runTrain({ ...e, task });
   }

@@ -248,6 +248,30 @@ export class DatasetStore {
     return orphans;
   }
 
+  /**
+   * Publishes a manifest for shards that already exist (written by workers rather than a
+   * DatasetWriter). Validates it like manifest() does, checks that every listed shard is present
+   * (never publish missing shards), refuses an existing dataset unless `overwrite`, writes the
+   * manifest, then deletes the shards the replaced manifest listed that the new one does not.
+   */
+  async publishManifest(manifest: DatasetManifest, opts: { overwrite?: boolean } = {}): Promise<DatasetManifest> {
+    const name = assertDatasetName(manifest.name);
+    const m = this.validate(name, manifest);
+    const previous = await this.listedKeys(name);
+    if (previous.exists && !(opts.overwrite ?? false)) throw this.existsError(name);
+    const present = new Set(await this.store.list(datasetPrefix(name)));
+    const missing = [...m.train.shards, ...m.test.shards].filter((r) => !present.has(r.key));
+    if (missing.length > 0) {
+      throw new DatasetError('DATASET_UPLOAD', `dataset '${name}': ${missing.length} listed shard(s) are missing from ${this.url} (first '${missing[0]!.key}'); the manifest was not written`);
+    }
+    await this.store.put(manifestKey(name), new TextEncoder().encode(JSON.stringify(m)));
+    const keep = new Set([...m.train.shards, ...m.test.shards].map((r) => r.key));
+    const stale = previous.keys.filter((k) => k.startsWith(datasetPrefix(name)) && !keep.has(k));
+    // Published: a failed sweep only leaves orphans behind, which cleanupOrphans removes.
+    await this.store.delete(stale).catch((err: unknown) => process.emitWarning(`dataset '${name}' was published, but deleting the shards it replaced failed: ${(err as Error).message}`, 'DatasetWarning'));
+    return m;
+  }
+
   // -- used by the writer ---------------------------------------------------------------------
 
   /** @internal */

@@ -1,0 +1,487 @@
+/**
+ * Distributed preprocessing (parse + feature hashing + sharding) as a fan-out of workers:
+ *
+ * 1. The client streams the local input into line-aligned raw chunks of `chunkLines` lines, each
+ *    gzipped and uploaded to datasets/<name>/<runId>/raw/<index>.gz (one chunk in memory at a time).
+ *    A CSV header is kept out of the chunks and travels in every task instead.
+ * 2. One 'dataset-parse' worker per group of chunks runs the local pipeline (preprocessLocal) on each
+ *    chunk with a capturing writer: shards go to datasets/<name>/<runId>/<split>/<chunk>-<n>.shard,
+ *    no manifest is written, and the refs come back in the result.
+ * 3. The client merges the refs in chunk order, checks that the chunks agree, publishes the manifest
+ *    LAST and deletes the raw chunks. On any failure everything under the run is deleted.
+ *
+ * Split and shuffle are seeded per chunk from (seed, chunk index), so a run is deterministic for a
+ * given chunkLines; the rows are the same as the local path's, their train/test assignment is not.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { z } from 'zod';
+import { datasetPrefix, manifestKey, shardRef, type DatasetKind, type DatasetManifest, type DatasetTask, type ShardRef } from '../../channels/datasets/manifest.js';
+import { encodeShard, type Shard } from '../../channels/datasets/shard.js';
+import { newRunId, type DatasetStore } from '../../channels/datasets/store.js';
+import type { DatasetWriter, ManifestFields, ObjectStore, Split } from '../../channels/datasets/types.js';
+import type { S3Spec } from '../../channels/spec.js';
+import type { DatasetParseTask, WorkerEvent } from '../../worker/event.js';
+import type { Launcher, WorkerHandle, WorkerResult } from '../launchers/types.js';
+import { InputError } from './errors.js';
+import { parseNumber, readLines } from './lines.js';
+import { preprocessLocal, type HashOptions } from './pipeline.js';
+import { DEFAULT_SPLIT } from './sharder.js';
+import { PreprocessError, WorkerFailedError } from './transform.js';
+
+export type DistributedFormat = 'csv' | 'criteo' | 'libsvm';
+export const DISTRIBUTED_FORMATS: readonly DistributedFormat[] = ['csv', 'criteo', 'libsvm'];
+export const DEFAULT_CHUNK_LINES = 50_000;
+
+export interface PreprocessDistributedOptions {
+  input: string;
+  format: DistributedFormat;
+  name: string;
+  store: DatasetStore;
+  launcher: Launcher;
+  /** How workers open the store. Default: store.url (pass an S3 spec when credentials must travel). */
+  storeEndpoint?: string | S3Spec;
+  /** Lines per raw chunk, default 50,000. */
+  chunkLines?: number;
+  /** Chunks per worker (default 1); ignored when `workers` is given. */
+  chunksPerWorker?: number;
+  /** Spread the chunks over at most this many workers (contiguous groups). */
+  workers?: number;
+  hash?: HashOptions;
+  labelColumn?: string | number;
+  task?: DatasetTask;
+  classes?: number;
+  /** libsvm feature space; default: scanned from the input by the client (max index + 1). */
+  features?: number;
+  zeroBased?: boolean;
+  split?: number;
+  seed?: number;
+  rowsPerShard?: number;
+  overwrite?: boolean;
+  jobId?: string;
+  /** Latest end of the job (epoch ms). Default: 24 h from now. */
+  deadlineMs?: number;
+  onProgress?(bytesRead: number, totalBytes: number): void;
+}
+
+export interface PreprocessDistributedResult {
+  manifest: DatasetManifest;
+  chunks: number;
+  workers: number;
+}
+
+/** What a 'dataset-parse' worker returns for one chunk. */
+export interface ChunkParseResult {
+  index: number;
+  /** No data rows in the chunk (e.g. only blank lines): contributes nothing, fields below are unset. */
+  empty: boolean;
+  train: ShardRef[];
+  test: ShardRef[];
+  trainRows: number;
+  testRows: number;
+  kind?: DatasetKind;
+  task?: DatasetTask;
+  features?: number;
+  classes?: number;
+  rowsPerShard?: number;
+  featureNames?: string[];
+  transforms?: Array<Record<string, unknown>>;
+}
+
+export interface DatasetParseResult {
+  chunks: ChunkParseResult[];
+}
+
+const chunkResult = z.object({
+  index: z.number().int().nonnegative(),
+  empty: z.boolean(),
+  train: z.array(shardRef),
+  test: z.array(shardRef),
+  trainRows: z.number().int().nonnegative(),
+  testRows: z.number().int().nonnegative(),
+  kind: z.enum(['sparse', 'dense', 'ratings']).optional(),
+  task: z.enum(['binary', 'multiclass', 'regression']).optional(),
+  features: z.number().int().nonnegative().optional(),
+  classes: z.number().int().nonnegative().optional(),
+  rowsPerShard: z.number().int().positive().optional(),
+  featureNames: z.array(z.string()).optional(),
+  transforms: z.array(z.record(z.string(), z.unknown())).optional(),
+});
+const parseResult = z.object({ chunks: z.array(chunkResult) });
+
+export function rawChunkKey(name: string, runId: string, index: number): string {
+  return `${datasetPrefix(name)}${runId}/raw/${String(index).padStart(5, '0')}.gz`;
+}
+
+/** Shard key of the n-th shard of one chunk: sorts by chunk, then by shard. */
+export function chunkShardKey(name: string, runId: string, split: Split, chunk: number, n: number): string {
+  return `${datasetPrefix(name)}${runId}/${split}/${String(chunk).padStart(5, '0')}-${String(n).padStart(5, '0')}.shard`;
+}
+
+/** Per-chunk seed: a fixed mix of the base seed and the chunk index (same on every machine). */
+export function chunkSeed(seed: number, index: number): number {
+  return ((seed >>> 0) ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+function checkOptions(o: PreprocessDistributedOptions): void {
+  const bad = (m: string): never => {
+    throw new PreprocessError('PREPROCESS_CONFIG', `preprocessDistributed: ${m}`);
+  };
+  if (!DISTRIBUTED_FORMATS.includes(o.format)) bad(`format: expected one of ${DISTRIBUTED_FORMATS.join(', ')}, found ${JSON.stringify(o.format)}`);
+  const positive = (v: number | undefined, what: string) => {
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) bad(`${what}: expected an integer >= 1, got ${v}`);
+  };
+  positive(o.chunkLines, 'chunkLines');
+  positive(o.chunksPerWorker, 'chunksPerWorker');
+  positive(o.workers, 'workers');
+  if (o.hash && o.format === 'libsvm') bad('hash: feature hashing applies to csv and criteo inputs, not libsvm');
+  if ((o.storeEndpoint ?? o.store.url) === 'memory://') bad(`store ${o.store.url} lives in this process and cannot be shared with workers; use a file or S3 store`);
+}
+
+/** Launches one worker per event; on the first failure kills the rest and waits for all before throwing. */
+async function fanOut(launcher: Launcher, phase: string, events: WorkerEvent[]): Promise<unknown[]> {
+  const handles: WorkerHandle[] = [];
+  let failure: WorkerFailedError | undefined;
+  const killAll = (reason: string): void => handles.forEach((h) => h.kill(reason));
+  const watched: Array<Promise<WorkerResult>> = [];
+  try {
+    for (const [rank, event] of events.entries()) {
+      if (failure) break;
+      const h = await launcher.launch(event);
+      handles.push(h);
+      watched.push(
+        h.result.then((r) => {
+          if (r.status !== 'ok' && !failure) {
+            failure = new WorkerFailedError(phase, rank, r);
+            killAll(`${phase} rank ${rank} failed`);
+          }
+          return r;
+        }),
+      );
+    }
+  } catch (err) {
+    killAll(`${phase}: launching failed`);
+    await Promise.all(watched);
+    throw new PreprocessError('PREPROCESS_WORKER_FAILED', `${phase}: could not launch worker rank ${handles.length}: ${(err as Error).message}`, { cause: err });
+  }
+  const results = await Promise.all(watched);
+  if (failure) throw failure;
+  return results.map((r) => r.value);
+}
+
+/** Max feature index of a libsvm line (-1 when none); malformed tokens are left to the worker's parser. */
+function libsvmMaxIndex(line: string): number {
+  let max = -1;
+  const re = /\s(\d+):/g;
+  for (let m = re.exec(line); m; m = re.exec(line)) max = Math.max(max, Number(m[1]));
+  return max;
+}
+
+interface Chunked {
+  chunks: Array<{ key: string; index: number; firstLine: number }>;
+  header?: string;
+  /** libsvm: largest feature index seen. */
+  maxIndex: number;
+  bytes: number;
+}
+
+/** Streams the input into gzipped raw chunks; only the current chunk is held in memory. */
+async function uploadChunks(o: PreprocessDistributedOptions, store: ObjectStore, runId: string, chunkLines: number): Promise<Chunked> {
+  const out: Chunked = { chunks: [], maxIndex: -1, bytes: 0 };
+  let lines: string[] = [];
+  let firstLine = 1;
+  const flush = async (): Promise<void> => {
+    if (lines.length === 0) return;
+    const index = out.chunks.length;
+    const key = rawChunkKey(o.name, runId, index);
+    await store.put(key, gzipSync(lines.join('\n') + '\n'));
+    out.chunks.push({ key, index, firstLine });
+    lines = [];
+  };
+  for await (const l of readLines(o.input)) {
+    out.bytes = l.bytesRead;
+    if (l.number === 1 && o.format === 'csv' && l.line.split(',').some((c) => Number.isNaN(parseNumber(c)))) {
+      // The same rule as CsvParser's header detection: any non-numeric cell on line 1.
+      out.header = l.line;
+      firstLine = 2;
+      continue;
+    }
+    if (lines.length === 0) firstLine = l.number;
+    if (o.format === 'libsvm' && o.features === undefined) out.maxIndex = Math.max(out.maxIndex, libsvmMaxIndex(l.line));
+    lines.push(l.line);
+    if (lines.length >= chunkLines) {
+      await flush();
+      o.onProgress?.(l.bytesRead, Math.max(l.bytesRead, 1));
+    }
+  }
+  await flush();
+  return out;
+}
+
+/** Loads a local file into a dataset through a fan-out of parse workers; see the module comment. */
+export async function preprocessDistributed(o: PreprocessDistributedOptions): Promise<PreprocessDistributedResult> {
+  checkOptions(o);
+  const { store, launcher } = o;
+  const objects = store.store;
+  const chunkLines = o.chunkLines ?? DEFAULT_CHUNK_LINES;
+  if (!o.overwrite && (await objects.get(manifestKey(o.name))) !== undefined) {
+    throw new PreprocessError('PREPROCESS_TARGET_EXISTS', `preprocessDistributed: dataset '${o.name}' already exists in ${store.url}; pass overwrite: true to replace it`);
+  }
+  const runId = newRunId();
+  const runPrefix = `${datasetPrefix(o.name)}${runId}/`;
+  const jobId = o.jobId ?? `parse-${runId.replace(/[^A-Za-z0-9]/g, '').slice(0, 40)}`;
+  const endpoint = o.storeEndpoint ?? store.url;
+  const deadlineMs = o.deadlineMs ?? Date.now() + 24 * 3600_000;
+  const seed = o.seed ?? 0;
+  const split = o.split ?? DEFAULT_SPLIT;
+  try {
+    const chunked = await uploadChunks(o, objects, runId, chunkLines);
+    if (chunked.chunks.length === 0) {
+      throw new InputError('INPUT_EMPTY', o.input, `expected at least one data row, found none${o.format === 'csv' ? ' (a header alone carries no data)' : ''}`);
+    }
+    let features = o.features;
+    if (o.format === 'libsvm' && features === undefined && chunked.maxIndex >= 0) features = o.zeroBased ? chunked.maxIndex + 1 : Math.max(1, chunked.maxIndex);
+    const per = o.workers !== undefined ? Math.ceil(chunked.chunks.length / o.workers) : (o.chunksPerWorker ?? 1);
+    const groups: Chunked['chunks'][] = [];
+    for (let i = 0; i < chunked.chunks.length; i += per) groups.push(chunked.chunks.slice(i, i + per));
+    const task = (chunks: Chunked['chunks']): DatasetParseTask => ({
+      type: 'dataset-parse',
+      format: o.format,
+      name: o.name,
+      runId,
+      source: o.input,
+      chunks,
+      split,
+      seed,
+      ...(chunked.header !== undefined ? { header: chunked.header } : {}),
+      ...(o.hash ? { hash: o.hash } : {}),
+      ...(o.labelColumn !== undefined ? { labelColumn: o.labelColumn } : {}),
+      ...(o.task ? { task: o.task } : {}),
+      ...(o.classes !== undefined ? { classes: o.classes } : {}),
+      ...(features !== undefined ? { features } : {}),
+      ...(o.zeroBased !== undefined ? { zeroBased: o.zeroBased } : {}),
+      ...(o.rowsPerShard !== undefined ? { rowsPerShard: o.rowsPerShard } : {}),
+    });
+    const events: WorkerEvent[] = groups.map((g, rank) => ({ jobId, rank, world: groups.length, attempt: 0, deadlineMs, task: task(g), params: {}, endpoints: { store: endpoint } }));
+    const values = await fanOut(launcher, 'dataset-parse', events);
+    const results: ChunkParseResult[] = [];
+    values.forEach((v, rank) => {
+      const r = parseResult.safeParse(v);
+      const what = `dataset-parse rank ${rank} result`;
+      if (!r.success) throw new PreprocessError('PREPROCESS_RESULT', `${what}: ${r.error.issues[0]!.path.join('.') || '(result)'}: ${r.error.issues[0]!.message}`);
+      const want = groups[rank]!.map((c) => c.index);
+      const got = r.data.chunks.map((c) => c.index);
+      if (want.join() !== got.join()) throw new PreprocessError('PREPROCESS_RESULT', `${what}: chunks [${got.join(', ')}], expected [${want.join(', ')}]`);
+      results.push(...(r.data.chunks as ChunkParseResult[]));
+    });
+    const manifest = mergeChunks(o, results, { seed, split, chunkLines, bytes: chunked.bytes });
+    // Last: the manifest makes the dataset visible.
+    const published = await store.publishManifest(manifest, { overwrite: o.overwrite ?? false });
+    await objects.delete(chunked.chunks.map((c) => c.key)).catch(() => undefined);
+    return { manifest: published, chunks: chunked.chunks.length, workers: groups.length };
+  } catch (err) {
+    // Everything this run wrote (raw chunks, shards) lives under its run prefix; no manifest was written.
+    const written = await objects.list(runPrefix).catch(() => [] as string[]);
+    await objects.delete(written).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Merges chunk results in chunk order into the manifest; the chunks must agree on what the data is. */
+function mergeChunks(o: PreprocessDistributedOptions, results: ChunkParseResult[], info: { seed: number; split: number; chunkLines: number; bytes: number }): DatasetManifest {
+  const full = results.filter((r) => !r.empty);
+  if (full.length === 0) throw new InputError('INPUT_EMPTY', o.input, 'expected at least one data row, found none');
+  const first = full[0]!;
+  const disagree = (r: ChunkParseResult, field: string, a: unknown, b: unknown): never => {
+    throw new PreprocessError('PREPROCESS_RESULT', `dataset-parse: chunk ${r.index} has ${field} ${JSON.stringify(b)}, but chunk ${first.index} has ${JSON.stringify(a)}`);
+  };
+  let task = first.task!;
+  let classes = first.classes ?? 0;
+  const labelMap = full.find((r) => r.transforms?.some((t) => t.type === 'label-map'));
+  for (const r of full) {
+    if (r.kind !== first.kind) disagree(r, 'kind', first.kind, r.kind);
+    if (r.features !== first.features) disagree(r, 'features', first.features, r.features);
+    if (r.rowsPerShard !== first.rowsPerShard) disagree(r, 'rowsPerShard', first.rowsPerShard, r.rowsPerShard);
+    if (JSON.stringify(r.featureNames) !== JSON.stringify(first.featureNames)) disagree(r, 'featureNames', first.featureNames, r.featureNames);
+    if (r.task !== task) {
+      // An inferred CSV task: 0/1 labels in one chunk are valid regression targets in another's view.
+      const pair = new Set([r.task, task]);
+      if (pair.has('binary') && pair.has('regression')) task = 'regression';
+      else disagree(r, 'task', task, r.task);
+    }
+    classes = Math.max(classes, r.classes ?? 0);
+  }
+  if (task === 'regression') classes = 0;
+  const transforms: Array<Record<string, unknown>> = (first.transforms ?? [])
+    .filter((t) => t.type !== 'label-map')
+    .map((t) => (t.type === 'split' || t.type === 'shuffle' ? { ...t, seed: info.seed, perChunk: 'seed derived from (seed, chunk index)' } : t));
+  if (labelMap) transforms.push(labelMap.transforms!.find((t) => t.type === 'label-map')!);
+  transforms.unshift({ type: 'distributed-parse', chunks: results.length, chunkLines: info.chunkLines });
+  const train = full.flatMap((r) => r.train);
+  const test = full.flatMap((r) => r.test);
+  const trainRows = train.reduce((s, r) => s + r.rows, 0);
+  const testRows = test.reduce((s, r) => s + r.rows, 0);
+  const fields: ManifestFields = {
+    kind: first.kind!,
+    task,
+    features: first.features!,
+    classes,
+    rowsPerShard: first.rowsPerShard!,
+    stats: null,
+    source: { file: o.input, format: o.format, bytes: info.bytes },
+    transforms,
+    ...(first.featureNames ? { featureNames: first.featureNames } : {}),
+  };
+  return { ...fields, formatVersion: 1, name: o.name, train: { rows: trainRows, shards: train }, test: { rows: testRows, shards: test }, trainRows, testRows, createdAt: new Date().toISOString() };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker
+
+/** A parse error of one chunk, with the line translated to the input file's numbering. */
+export class ChunkParseError extends Error {
+  readonly code: string;
+  readonly chunk: number;
+  /** 1-based line of the input file, when the error has one. */
+  readonly line: number | undefined;
+  constructor(code: string, chunk: number, line: number | undefined, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ChunkParseError';
+    this.code = code;
+    this.chunk = chunk;
+    this.line = line;
+  }
+}
+
+/** Collects one chunk's shards under chunk-named keys; commit() publishes nothing and returns what it was given. */
+class ChunkWriter implements DatasetWriter {
+  readonly refs: Record<Split, ShardRef[]> = { train: [], test: [] };
+  fields: ManifestFields | undefined;
+  private readonly attempted: string[] = [];
+
+  constructor(
+    private readonly store: ObjectStore,
+    readonly name: string,
+    readonly runId: string,
+    private readonly chunk: number,
+  ) {}
+
+  async addShard(split: Split, shard: Shard): Promise<ShardRef> {
+    const key = chunkShardKey(this.name, this.runId, split, this.chunk, this.refs[split].length);
+    const bytes = encodeShard(shard);
+    const ref: ShardRef = { key, rows: shard.rows, bytes: bytes.byteLength };
+    if (shard.kind === 'sparse') ref.nnz = shard.indices.length;
+    this.refs[split].push(ref);
+    this.attempted.push(key);
+    // Awaited: one shard uploading at a time keeps the worker's memory bounded.
+    await this.store.put(key, bytes);
+    return { ...ref };
+  }
+
+  async commit(fields: ManifestFields): Promise<DatasetManifest> {
+    this.fields = fields;
+    const rows = (s: Split) => this.refs[s].reduce((a, r) => a + r.rows, 0);
+    return {
+      ...fields,
+      formatVersion: 1,
+      name: this.name,
+      train: { rows: rows('train'), shards: this.refs.train },
+      test: { rows: rows('test'), shards: this.refs.test },
+      trainRows: rows('train'),
+      testRows: rows('test'),
+      createdAt: new Date().toISOString(),
+    };
+  }
+
+  async abort(): Promise<void> {
+    await this.store.delete(this.attempted);
+  }
+}
+
+/** Rewrites an InputError about the temp file into one about the input file's line. */
+function translate(err: unknown, task: DatasetParseTask, chunk: DatasetParseTask['chunks'][number], tmpFile: string): unknown {
+  if (!(err instanceof InputError) || err.file !== tmpFile) return err;
+  const headerLines = task.header !== undefined ? 1 : 0;
+  const prefix = err.line !== undefined ? `${tmpFile}:${err.line}` : tmpFile;
+  const rest = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : `: ${err.message}`;
+  if (err.line === undefined) return new ChunkParseError(err.code, chunk.index, undefined, `${task.source} (chunk ${chunk.index})${rest}`, { cause: err });
+  if (err.line <= headerLines) return new ChunkParseError(err.code, chunk.index, 1, `${task.source}:1 (header)${rest}`, { cause: err });
+  const inChunk = err.line - headerLines;
+  const line = chunk.firstLine + inChunk - 1;
+  return new ChunkParseError(err.code, chunk.index, line, `${task.source}:${line} (chunk ${chunk.index}, line ${inChunk})${rest}`, { cause: err });
+}
+
+/** The 'dataset-parse' task: each chunk through the local pipeline, in order. */
+export async function runDatasetParse(store: ObjectStore, task: DatasetParseTask): Promise<DatasetParseResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'cirrus-parse-'));
+  const out: ChunkParseResult[] = [];
+  try {
+    for (const chunk of task.chunks) {
+      const gz = await store.get(chunk.key);
+      if (gz === undefined) throw new ChunkParseError('CHUNK_MISSING', chunk.index, undefined, `raw chunk '${chunk.key}' does not exist in ${store.url}`);
+      const body = gunzipSync(gz);
+      if (task.format === 'csv' && task.header === undefined) {
+        // Without a header in the file, a chunk's first line must not be mistaken for one (CsvParser detects headers on line 1).
+        const firstEnd = body.indexOf(10);
+        const first = body.subarray(0, firstEnd < 0 ? body.length : firstEnd).toString('utf8').replace(/\r$/, '');
+        const cell = first.split(',').find((c) => Number.isNaN(parseNumber(c)));
+        if (cell !== undefined) {
+          throw new ChunkParseError('INPUT_PARSE', chunk.index, chunk.firstLine, `${task.source}:${chunk.firstLine} (chunk ${chunk.index}, line 1): expected numbers (the file has no header), found '${cell.slice(0, 40)}'`);
+        }
+      }
+      const tmpFile = join(dir, `chunk-${String(chunk.index).padStart(5, '0')}.${task.format === 'csv' ? 'csv' : 'txt'}`);
+      await writeFile(tmpFile, task.header !== undefined ? Buffer.concat([Buffer.from(task.header + '\n'), body]) : body);
+      const writer = new ChunkWriter(store, task.name, task.runId, chunk.index);
+      try {
+        const r = await preprocessLocal({
+          input: tmpFile,
+          format: task.format,
+          name: task.name,
+          writer,
+          split: task.split,
+          seed: chunkSeed(task.seed, chunk.index),
+          ...(task.hash ? { hash: task.hash } : {}),
+          ...(task.labelColumn !== undefined ? { labelColumn: task.labelColumn } : {}),
+          ...(task.task ? { task: task.task } : {}),
+          ...(task.classes !== undefined ? { classes: task.classes } : {}),
+          ...(task.features !== undefined ? { features: task.features } : {}),
+          ...(task.zeroBased !== undefined ? { zeroBased: task.zeroBased } : {}),
+          ...(task.rowsPerShard !== undefined ? { rowsPerShard: task.rowsPerShard } : {}),
+        });
+        const f = writer.fields!;
+        out.push({
+          index: chunk.index,
+          empty: false,
+          train: writer.refs.train,
+          test: writer.refs.test,
+          trainRows: r.trainRows,
+          testRows: r.testRows,
+          kind: f.kind,
+          task: f.task,
+          features: f.features,
+          classes: f.classes,
+          rowsPerShard: f.rowsPerShard,
+          transforms: f.transforms,
+          ...(f.featureNames ? { featureNames: f.featureNames } : {}),
+        });
+      } catch (err) {
+        // A chunk of blank lines only holds no rows; the client decides whether the whole input is empty.
+        if (err instanceof InputError && err.code === 'INPUT_EMPTY') {
+          out.push({ index: chunk.index, empty: true, train: [], test: [], trainRows: 0, testRows: 0 });
+          continue;
+        }
+        throw translate(err, task, chunk, tmpFile);
+      } finally {
+        await rm(tmpFile, { force: true });
+      }
+    }
+    return { chunks: out };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
