@@ -4,7 +4,7 @@ import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { DatasetManifest } from '../channels/datasets/manifest.js';
 import { generateCriteoLike, generateHiggsLike } from './datasets/generate.js';
-import { PREPROCESS_FORMATS, type HashOptions, type PreprocessFormat } from './preprocess/pipeline.js';
+import { PREPROCESS_FORMATS, type HashOptions, type PreprocessFormat } from '../algorithms/preprocess/pipeline.js';
 import { preprocess } from './preprocess/preprocess.js';
 import { openStore } from './store.js';
 
@@ -52,6 +52,7 @@ export function addDatasetCommands(program: Command): void {
     .option('--classes <n>', 'number of classes (multiclass)', number('--classes', (n) => Number.isInteger(n) && n >= 2, 'an integer >= 2'))
     .option('--label-column <col>', 'CSV label column: header name or 0-based index (default: last)')
     .option('--overwrite', 'replace an existing dataset of that name')
+    .option('--workers <n>', 'csv/criteo/libsvm: parse and hash with a fan-out of n workers over chunks of the file', number('--workers', (n) => Number.isInteger(n) && n > 0, 'a positive integer'))
     .option('--json', 'print the manifest as JSON')
     .action(async (input: string, o: Record<string, unknown>) => {
       const total = (() => {
@@ -79,6 +80,7 @@ export function addDatasetCommands(program: Command): void {
           ...(o.task ? { task: o.task as 'binary' | 'multiclass' | 'regression' } : {}),
           ...(o.classes ? { classes: o.classes as number } : {}),
           ...(labelColumn !== undefined ? { labelColumn } : {}),
+          ...(o.workers ? { workers: o.workers as number } : {}),
           overwrite: Boolean(o.overwrite),
           onProgress: (read, all) => {
             bar?.setTotal(Math.max(1, Math.round(all / 1e6)));

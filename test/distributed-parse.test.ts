@@ -15,7 +15,7 @@ import { FileObjectStore } from '../channels/object-store.js';
 import { generateCriteoLike } from '../client/datasets/generate.js';
 import { LocalLauncher } from '../client/launchers/local.js';
 import { preprocessDistributed } from '../client/preprocess/distributed.js';
-import { preprocessLocal, type HashOptions } from '../client/preprocess/pipeline.js';
+import { preprocessLocal, type HashOptions } from '../algorithms/preprocess/pipeline.js';
 import { WorkerFailedError } from '../client/preprocess/transform.js';
 
 let dir: string;

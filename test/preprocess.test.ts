@@ -138,7 +138,7 @@ describe('murmur3 and feature hashing', () => {
   });
 
   test('buckets are the same in another process', () => {
-    const url = new URL('../client/preprocess/hashing.js', import.meta.url).href;
+    const url = new URL('../algorithms/preprocess/hashing.js', import.meta.url).href;
     const code = `import { hashBucket } from ${JSON.stringify(url)};
       const cases = ${JSON.stringify(BUCKETS.map(([c, v, b, s]) => [c, v, b, s]))};
       console.log(JSON.stringify(cases.map(([c, v, b, s]) => hashBucket(c, v, b, s))));`;

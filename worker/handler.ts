@@ -11,7 +11,7 @@ import { mergeStats, shardStats, statsToJSON, type FinalStats, type PartialStats
 import { minMaxScale, zScore } from '../algorithms/transforms.js';
 import { parseWorkerEvent, type TransformOp, type WorkerEvent } from './event.js';
 import { runTrain } from './train.js';
-import { runDatasetParse } from '../client/preprocess/distributed.js';
+import { runDatasetParse } from './dataset-parse.js';
 
 export type WorkerTaskErrorCode = 'SHARD_MISSING' | 'STATS_INVALID';
 

@@ -13,22 +13,18 @@
  * Split and shuffle are seeded per chunk from (seed, chunk index), so a run is deterministic for a
  * given chunkLines; the rows are the same as the local path's, their train/test assignment is not.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { gunzipSync, gzipSync } from 'node:zlib';
-import { z } from 'zod';
-import { datasetPrefix, manifestKey, shardRef, type DatasetKind, type DatasetManifest, type DatasetTask, type ShardRef } from '../../channels/datasets/manifest.js';
-import { encodeShard, type Shard } from '../../channels/datasets/shard.js';
+import { gzipSync } from 'node:zlib';
+import { datasetPrefix, manifestKey, type DatasetManifest, type DatasetTask } from '../../channels/datasets/manifest.js';
 import { newRunId, type DatasetStore } from '../../channels/datasets/store.js';
-import type { DatasetWriter, ManifestFields, ObjectStore, Split } from '../../channels/datasets/types.js';
+import type { ManifestFields, ObjectStore } from '../../channels/datasets/types.js';
 import type { S3Spec } from '../../channels/spec.js';
 import type { DatasetParseTask, WorkerEvent } from '../../worker/event.js';
+import { parseResultSchema, rawChunkKey, type ChunkParseResult } from '../../algorithms/preprocess/chunks.js';
 import type { Launcher, WorkerHandle, WorkerResult } from '../launchers/types.js';
-import { InputError } from './errors.js';
-import { parseNumber, readLines } from './lines.js';
-import { preprocessLocal, type HashOptions } from './pipeline.js';
-import { DEFAULT_SPLIT } from './sharder.js';
+import { InputError } from '../../algorithms/preprocess/errors.js';
+import { parseNumber, readLines } from '../../algorithms/preprocess/lines.js';
+import type { HashOptions } from '../../algorithms/preprocess/pipeline.js';
+import { DEFAULT_SPLIT } from '../../algorithms/preprocess/sharder.js';
 import { PreprocessError, WorkerFailedError } from './transform.js';
 
 export type DistributedFormat = 'csv' | 'criteo' | 'libsvm';
@@ -73,58 +69,6 @@ export interface PreprocessDistributedResult {
 }
 
 /** What a 'dataset-parse' worker returns for one chunk. */
-export interface ChunkParseResult {
-  index: number;
-  /** No data rows in the chunk (e.g. only blank lines): contributes nothing, fields below are unset. */
-  empty: boolean;
-  train: ShardRef[];
-  test: ShardRef[];
-  trainRows: number;
-  testRows: number;
-  kind?: DatasetKind;
-  task?: DatasetTask;
-  features?: number;
-  classes?: number;
-  rowsPerShard?: number;
-  featureNames?: string[];
-  transforms?: Array<Record<string, unknown>>;
-}
-
-export interface DatasetParseResult {
-  chunks: ChunkParseResult[];
-}
-
-const chunkResult = z.object({
-  index: z.number().int().nonnegative(),
-  empty: z.boolean(),
-  train: z.array(shardRef),
-  test: z.array(shardRef),
-  trainRows: z.number().int().nonnegative(),
-  testRows: z.number().int().nonnegative(),
-  kind: z.enum(['sparse', 'dense', 'ratings']).optional(),
-  task: z.enum(['binary', 'multiclass', 'regression']).optional(),
-  features: z.number().int().nonnegative().optional(),
-  classes: z.number().int().nonnegative().optional(),
-  rowsPerShard: z.number().int().positive().optional(),
-  featureNames: z.array(z.string()).optional(),
-  transforms: z.array(z.record(z.string(), z.unknown())).optional(),
-});
-const parseResult = z.object({ chunks: z.array(chunkResult) });
-
-export function rawChunkKey(name: string, runId: string, index: number): string {
-  return `${datasetPrefix(name)}${runId}/raw/${String(index).padStart(5, '0')}.gz`;
-}
-
-/** Shard key of the n-th shard of one chunk: sorts by chunk, then by shard. */
-export function chunkShardKey(name: string, runId: string, split: Split, chunk: number, n: number): string {
-  return `${datasetPrefix(name)}${runId}/${split}/${String(chunk).padStart(5, '0')}-${String(n).padStart(5, '0')}.shard`;
-}
-
-/** Per-chunk seed: a fixed mix of the base seed and the chunk index (same on every machine). */
-export function chunkSeed(seed: number, index: number): number {
-  return ((seed >>> 0) ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Client
 
@@ -271,7 +215,7 @@ export async function preprocessDistributed(o: PreprocessDistributedOptions): Pr
     const values = await fanOut(launcher, 'dataset-parse', events);
     const results: ChunkParseResult[] = [];
     values.forEach((v, rank) => {
-      const r = parseResult.safeParse(v);
+      const r = parseResultSchema.safeParse(v);
       const what = `dataset-parse rank ${rank} result`;
       if (!r.success) throw new PreprocessError('PREPROCESS_RESULT', `${what}: ${r.error.issues[0]!.path.join('.') || '(result)'}: ${r.error.issues[0]!.message}`);
       const want = groups[rank]!.map((c) => c.index);
@@ -338,150 +282,4 @@ function mergeChunks(o: PreprocessDistributedOptions, results: ChunkParseResult[
     ...(first.featureNames ? { featureNames: first.featureNames } : {}),
   };
   return { ...fields, formatVersion: 1, name: o.name, train: { rows: trainRows, shards: train }, test: { rows: testRows, shards: test }, trainRows, testRows, createdAt: new Date().toISOString() };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Worker
-
-/** A parse error of one chunk, with the line translated to the input file's numbering. */
-export class ChunkParseError extends Error {
-  readonly code: string;
-  readonly chunk: number;
-  /** 1-based line of the input file, when the error has one. */
-  readonly line: number | undefined;
-  constructor(code: string, chunk: number, line: number | undefined, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ChunkParseError';
-    this.code = code;
-    this.chunk = chunk;
-    this.line = line;
-  }
-}
-
-/** Collects one chunk's shards under chunk-named keys; commit() publishes nothing and returns what it was given. */
-class ChunkWriter implements DatasetWriter {
-  readonly refs: Record<Split, ShardRef[]> = { train: [], test: [] };
-  fields: ManifestFields | undefined;
-  private readonly attempted: string[] = [];
-
-  constructor(
-    private readonly store: ObjectStore,
-    readonly name: string,
-    readonly runId: string,
-    private readonly chunk: number,
-  ) {}
-
-  async addShard(split: Split, shard: Shard): Promise<ShardRef> {
-    const key = chunkShardKey(this.name, this.runId, split, this.chunk, this.refs[split].length);
-    const bytes = encodeShard(shard);
-    const ref: ShardRef = { key, rows: shard.rows, bytes: bytes.byteLength };
-    if (shard.kind === 'sparse') ref.nnz = shard.indices.length;
-    this.refs[split].push(ref);
-    this.attempted.push(key);
-    // Awaited: one shard uploading at a time keeps the worker's memory bounded.
-    await this.store.put(key, bytes);
-    return { ...ref };
-  }
-
-  async commit(fields: ManifestFields): Promise<DatasetManifest> {
-    this.fields = fields;
-    const rows = (s: Split) => this.refs[s].reduce((a, r) => a + r.rows, 0);
-    return {
-      ...fields,
-      formatVersion: 1,
-      name: this.name,
-      train: { rows: rows('train'), shards: this.refs.train },
-      test: { rows: rows('test'), shards: this.refs.test },
-      trainRows: rows('train'),
-      testRows: rows('test'),
-      createdAt: new Date().toISOString(),
-    };
-  }
-
-  async abort(): Promise<void> {
-    await this.store.delete(this.attempted);
-  }
-}
-
-/** Rewrites an InputError about the temp file into one about the input file's line. */
-function translate(err: unknown, task: DatasetParseTask, chunk: DatasetParseTask['chunks'][number], tmpFile: string): unknown {
-  if (!(err instanceof InputError) || err.file !== tmpFile) return err;
-  const headerLines = task.header !== undefined ? 1 : 0;
-  const prefix = err.line !== undefined ? `${tmpFile}:${err.line}` : tmpFile;
-  const rest = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : `: ${err.message}`;
-  if (err.line === undefined) return new ChunkParseError(err.code, chunk.index, undefined, `${task.source} (chunk ${chunk.index})${rest}`, { cause: err });
-  if (err.line <= headerLines) return new ChunkParseError(err.code, chunk.index, 1, `${task.source}:1 (header)${rest}`, { cause: err });
-  const inChunk = err.line - headerLines;
-  const line = chunk.firstLine + inChunk - 1;
-  return new ChunkParseError(err.code, chunk.index, line, `${task.source}:${line} (chunk ${chunk.index}, line ${inChunk})${rest}`, { cause: err });
-}
-
-/** The 'dataset-parse' task: each chunk through the local pipeline, in order. */
-export async function runDatasetParse(store: ObjectStore, task: DatasetParseTask): Promise<DatasetParseResult> {
-  const dir = await mkdtemp(join(tmpdir(), 'cirrus-parse-'));
-  const out: ChunkParseResult[] = [];
-  try {
-    for (const chunk of task.chunks) {
-      const gz = await store.get(chunk.key);
-      if (gz === undefined) throw new ChunkParseError('CHUNK_MISSING', chunk.index, undefined, `raw chunk '${chunk.key}' does not exist in ${store.url}`);
-      const body = gunzipSync(gz);
-      if (task.format === 'csv' && task.header === undefined) {
-        // Without a header in the file, a chunk's first line must not be mistaken for one (CsvParser detects headers on line 1).
-        const firstEnd = body.indexOf(10);
-        const first = body.subarray(0, firstEnd < 0 ? body.length : firstEnd).toString('utf8').replace(/\r$/, '');
-        const cell = first.split(',').find((c) => Number.isNaN(parseNumber(c)));
-        if (cell !== undefined) {
-          throw new ChunkParseError('INPUT_PARSE', chunk.index, chunk.firstLine, `${task.source}:${chunk.firstLine} (chunk ${chunk.index}, line 1): expected numbers (the file has no header), found '${cell.slice(0, 40)}'`);
-        }
-      }
-      const tmpFile = join(dir, `chunk-${String(chunk.index).padStart(5, '0')}.${task.format === 'csv' ? 'csv' : 'txt'}`);
-      await writeFile(tmpFile, task.header !== undefined ? Buffer.concat([Buffer.from(task.header + '\n'), body]) : body);
-      const writer = new ChunkWriter(store, task.name, task.runId, chunk.index);
-      try {
-        const r = await preprocessLocal({
-          input: tmpFile,
-          format: task.format,
-          name: task.name,
-          writer,
-          split: task.split,
-          seed: chunkSeed(task.seed, chunk.index),
-          ...(task.hash ? { hash: task.hash } : {}),
-          ...(task.labelColumn !== undefined ? { labelColumn: task.labelColumn } : {}),
-          ...(task.task ? { task: task.task } : {}),
-          ...(task.classes !== undefined ? { classes: task.classes } : {}),
-          ...(task.features !== undefined ? { features: task.features } : {}),
-          ...(task.zeroBased !== undefined ? { zeroBased: task.zeroBased } : {}),
-          ...(task.rowsPerShard !== undefined ? { rowsPerShard: task.rowsPerShard } : {}),
-        });
-        const f = writer.fields!;
-        out.push({
-          index: chunk.index,
-          empty: false,
-          train: writer.refs.train,
-          test: writer.refs.test,
-          trainRows: r.trainRows,
-          testRows: r.testRows,
-          kind: f.kind,
-          task: f.task,
-          features: f.features,
-          classes: f.classes,
-          rowsPerShard: f.rowsPerShard,
-          transforms: f.transforms,
-          ...(f.featureNames ? { featureNames: f.featureNames } : {}),
-        });
-      } catch (err) {
-        // A chunk of blank lines only holds no rows; the client decides whether the whole input is empty.
-        if (err instanceof InputError && err.code === 'INPUT_EMPTY') {
-          out.push({ index: chunk.index, empty: true, train: [], test: [], trainRows: 0, testRows: 0 });
-          continue;
-        }
-        throw translate(err, task, chunk, tmpFile);
-      } finally {
-        await rm(tmpFile, { force: true });
-      }
-    }
-    return { chunks: out };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }

@@ -7,8 +7,9 @@ import type { DatasetManifest } from '../../channels/datasets/manifest.js';
 import { LocalLauncher } from '../launchers/local.js';
 import type { Launcher } from '../launchers/types.js';
 import { openStore } from '../store.js';
-import { preprocessLocal, type HashOptions, type PreprocessFormat } from './pipeline.js';
+import { preprocessLocal, type HashOptions, type PreprocessFormat } from '../../algorithms/preprocess/pipeline.js';
 import { distributedTransform, type ScalingOp } from './transform.js';
+import { DISTRIBUTED_FORMATS, preprocessDistributed, type DistributedFormat } from './distributed.js';
 import type { DatasetTask } from '../../channels/datasets/manifest.js';
 
 export interface PreprocessOptions {
@@ -30,7 +31,9 @@ export interface PreprocessOptions {
   overwrite?: boolean;
   /** Shards per transform worker (default 2). */
   shardsPerWorker?: number;
-  /** Launcher for the transform fan-out (default: local child processes). */
+  /** Parse csv/criteo/libsvm with a fan-out of this many workers (chunks of the file) instead of locally. */
+  workers?: number;
+  /** Launcher for the fan-outs (default: local child processes). */
   launcher?: Launcher;
   onProgress?(bytesRead: number, totalBytes: number): void;
   /** Reports each stage ('load', 'stats', 'transform') as it starts. */
@@ -39,17 +42,34 @@ export interface PreprocessOptions {
 
 export async function preprocess(opts: PreprocessOptions): Promise<DatasetManifest> {
   const handle = await openStore(opts.store);
-  const ownLauncher = opts.normalize && !opts.launcher ? new LocalLauncher() : undefined;
+  const distributed = (opts.workers ?? 0) > 0 && (DISTRIBUTED_FORMATS as readonly string[]).includes(opts.format);
+  const ownLauncher = (opts.normalize || distributed) && !opts.launcher ? new LocalLauncher() : undefined;
   try {
     // With normalization the loaded data is an intermediate dataset, removed once transformed.
     const loadName = opts.normalize ? `${opts.name}.load-${Date.now().toString(36)}` : opts.name;
-    const writer = await handle.datasets.createWriter(loadName, { overwrite: opts.overwrite ?? false });
     opts.onStage?.('load');
-    const loaded = await preprocessLocal({
+    const loaded = distributed ? await preprocessDistributed({
+      input: opts.input,
+      format: opts.format as DistributedFormat,
+      name: loadName,
+      store: handle.datasets,
+      launcher: opts.launcher ?? ownLauncher!,
+      storeEndpoint: handle.workerTarget,
+      workers: opts.workers!,
+      overwrite: opts.overwrite ?? false,
+      ...(opts.task ? { task: opts.task } : {}),
+      ...(opts.classes !== undefined ? { classes: opts.classes } : {}),
+      ...(opts.labelColumn !== undefined ? { labelColumn: opts.labelColumn } : {}),
+      ...(opts.hash ? { hash: opts.hash } : {}),
+      ...(opts.split !== undefined ? { split: opts.split } : {}),
+      ...(opts.rowsPerShard ? { rowsPerShard: opts.rowsPerShard } : {}),
+      ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    }) : await preprocessLocal({
+      writer: await handle.datasets.createWriter(loadName, { overwrite: opts.overwrite ?? false }),
       input: opts.input,
       format: opts.format,
       name: loadName,
-      writer,
       ...(opts.task ? { task: opts.task } : {}),
       ...(opts.classes !== undefined ? { classes: opts.classes } : {}),
       ...(opts.labelColumn !== undefined ? { labelColumn: opts.labelColumn } : {}),
