@@ -64,6 +64,16 @@ export function addDatasetCommands(program: Command): void {
       })();
       const bar = o.json || !process.stderr.isTTY ? undefined : new cliProgress.SingleBar({ format: 'preprocess {bar} {percentage}% | {value}/{total} MB | {stage}', hideCursor: true }, cliProgress.Presets.shades_classic);
       bar?.start(Math.max(1, Math.round(total / 1e6)), 0, { stage: 'load' });
+      // Ctrl-C: stop at the next chunk of input and remove the partial shards; a second one exits at once.
+      const abort = new AbortController();
+      const onSignal = () => {
+        if (abort.signal.aborted) process.exit(130);
+        bar?.stop();
+        process.stderr.write('interrupted: removing partial shards (Ctrl-C again to quit at once)\n');
+        abort.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       try {
         const labelColumn = o.labelColumn === undefined ? undefined : /^-?\d+$/.test(String(o.labelColumn)) ? Number(o.labelColumn) : String(o.labelColumn);
         const manifest = await preprocess({
@@ -87,12 +97,16 @@ export function addDatasetCommands(program: Command): void {
             bar?.update(Math.round(read / 1e6));
           },
           onStage: (stage) => bar?.update({ stage }),
+          signal: abort.signal,
         });
         bar?.stop();
         process.stdout.write(o.json ? JSON.stringify(manifest, null, 2) + '\n' : summary(manifest) + '\n');
       } catch (e) {
         bar?.stop();
         throw e;
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
       }
     });
 

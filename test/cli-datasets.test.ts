@@ -3,14 +3,15 @@
  * server under a temporary CIRRUS_HOME, and the local launcher's worker processes for normalize.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { openStore } from '../client/store.js';
+import { newRunId } from '../channels/datasets/store.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../../bin/cirrus.js', import.meta.url));
@@ -82,4 +83,53 @@ test('bad options give one clear error', async () => {
   const missing = await cirrus('preprocess', 'nope.csv', '--format', 'csv', '--name', 'x');
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /nope\.csv/);
+});
+
+test('Ctrl-C during preprocess stops the run, publishes nothing and removes the partial shards', async () => {
+  const gen = await cirrus('datasets', 'generate', 'criteo', 'big.tsv', '--rows', '400000', '--seed', '9');
+  assert.equal(gen.code, 0, gen.stderr);
+  const child = spawn(process.execPath, [CLI, 'preprocess', 'big.tsv', '--format', 'criteo', '--name', 'big', '--shard-rows', '5000'], { cwd: home, env: { ...process.env, CIRRUS_HOME: join(home, '.cirrus') } });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // Interrupt once the first shards are in the store.
+  const handleDir = join(home, '.cirrus', 's3');
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (Date.now() > deadline) assert.fail('no shard appeared within 60 s');
+    if (existsSync(handleDir) && readdirSync(handleDir, { recursive: true }).some((f) => String(f).includes('big') && String(f).includes('.shard'))) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGINT');
+  const code = await exited;
+  assert.equal(code, 1, stderr);
+  assert.match(stderr, /interrupted: removing partial shards/);
+  assert.match(stderr, /PREPROCESS_ABORTED: preprocessing 'big' was interrupted; nothing was published/);
+  const handle = await openStore(undefined, join(home, '.cirrus'));
+  try {
+    assert.deepEqual(await handle.datasets.store.list('datasets/big/'), []);
+  } finally {
+    await handle.close();
+  }
+});
+
+test("a killed run's leftovers are swept by the next run of the same name once they are stale", async () => {
+  const handle = await openStore(undefined, join(home, '.cirrus'));
+  const old = newRunId(new Date(Date.now() - 3_600_000));
+  try {
+    await handle.datasets.store.put(`datasets/sweep/${old}/train/00000.shard`, new Uint8Array(8));
+  } finally {
+    await handle.close();
+  }
+  writeFileSync(join(home, 'small.csv'), ['y,a', ...Array.from({ length: 40 }, (_, i) => `${i % 2},${i}`)].join('\n') + '\n');
+  const r = await cirrus('preprocess', 'small.csv', '--format', 'csv', '--name', 'sweep', '--label-column', 'y');
+  assert.equal(r.code, 0, r.stderr);
+  const after = await openStore(undefined, join(home, '.cirrus'));
+  try {
+    const keys = await after.datasets.store.list('datasets/sweep/');
+    assert.ok(!keys.some((k) => k.includes(old)), `stale shard still there: ${keys.join(', ')}`);
+    assert.ok(keys.includes('datasets/sweep/manifest.json'));
+  } finally {
+    await after.close();
+  }
 });

@@ -231,6 +231,8 @@ export class DatasetStore {
     try {
       const m = await this.manifest(name);
       listed = new Set([...m.train.shards, ...m.test.shards].map((r) => r.key));
+      // Objects the transforms point at (e.g. the fitted statistics of a normalize run) belong to it too.
+      for (const t of m.transforms) for (const v of Object.values(t)) if (typeof v === 'string' && v.startsWith(datasetPrefix(name))) listed.add(v);
     } catch (err) {
       // No manifest: nothing is listed. A corrupt one propagates: deleting would risk its shards.
       if (!(err instanceof DatasetError && err.code === 'DATASET_NOT_FOUND')) throw err;

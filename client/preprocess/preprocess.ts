@@ -6,9 +6,9 @@
 import type { DatasetManifest } from '../../channels/datasets/manifest.js';
 import { LocalLauncher } from '../launchers/local.js';
 import type { Launcher } from '../launchers/types.js';
-import { openStore } from '../store.js';
+import { openStore, type StoreHandle } from '../store.js';
 import { preprocessLocal, type HashOptions, type PreprocessFormat } from '../../algorithms/preprocess/pipeline.js';
-import { distributedTransform, type ScalingOp } from './transform.js';
+import { distributedTransform, PreprocessError, type ScalingOp } from './transform.js';
 import { DISTRIBUTED_FORMATS, preprocessDistributed, type DistributedFormat } from './distributed.js';
 import type { DatasetTask } from '../../channels/datasets/manifest.js';
 
@@ -38,13 +38,26 @@ export interface PreprocessOptions {
   onProgress?(bytesRead: number, totalBytes: number): void;
   /** Reports each stage ('load', 'stats', 'transform') as it starts. */
   onStage?(stage: string): void;
+  /** Aborting stops the run at the next chunk of input or stage boundary; nothing is published. */
+  signal?: AbortSignal;
 }
+
+/** Leftovers of killed runs (their shards, intermediate datasets) older than this are swept. */
+const STALE_MS = 10 * 60_000;
 
 export async function preprocess(opts: PreprocessOptions): Promise<DatasetManifest> {
   const handle = await openStore(opts.store);
   const distributed = (opts.workers ?? 0) > 0 && (DISTRIBUTED_FORMATS as readonly string[]).includes(opts.format);
   const ownLauncher = (opts.normalize || distributed) && !opts.launcher ? new LocalLauncher() : undefined;
+  const checkAbort = (): void => {
+    if (opts.signal?.aborted) throw new PreprocessError('PREPROCESS_ABORTED', `preprocessing '${opts.name}' was interrupted; nothing was published and its partial shards were removed`);
+  };
+  const onProgress = (read: number, total: number): void => {
+    checkAbort();
+    opts.onProgress?.(read, total);
+  };
   try {
+    await sweepStale(handle, opts.name);
     // With normalization the loaded data is an intermediate dataset, removed once transformed.
     const loadName = opts.normalize ? `${opts.name}.load-${Date.now().toString(36)}` : opts.name;
     opts.onStage?.('load');
@@ -64,7 +77,7 @@ export async function preprocess(opts: PreprocessOptions): Promise<DatasetManife
       ...(opts.split !== undefined ? { split: opts.split } : {}),
       ...(opts.rowsPerShard ? { rowsPerShard: opts.rowsPerShard } : {}),
       ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      onProgress,
     }) : await preprocessLocal({
       writer: await handle.datasets.createWriter(loadName, { overwrite: opts.overwrite ?? false }),
       input: opts.input,
@@ -77,10 +90,11 @@ export async function preprocess(opts: PreprocessOptions): Promise<DatasetManife
       ...(opts.split !== undefined ? { split: opts.split } : {}),
       ...(opts.rowsPerShard ? { rowsPerShard: opts.rowsPerShard } : {}),
       ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      onProgress,
     });
     if (!opts.normalize) return loaded.manifest;
     try {
+      checkAbort();
       opts.onStage?.('normalize');
       const op: ScalingOp = opts.normalize === 'minmax' ? { type: 'minmax', lo: opts.range?.[0] ?? 0, hi: opts.range?.[1] ?? 1 } : { type: 'zscore' };
       const result = await distributedTransform({
@@ -100,5 +114,18 @@ export async function preprocess(opts: PreprocessOptions): Promise<DatasetManife
   } finally {
     await ownLauncher?.close();
     await handle.close();
+  }
+}
+
+/**
+ * A run killed outright (SIGKILL, a crashed machine) cannot clean up after itself: the next run of
+ * the same name removes its unlisted shards and its intermediate datasets, once they are old
+ * enough not to belong to a run still going on in another process.
+ */
+async function sweepStale(handle: StoreHandle, name: string): Promise<void> {
+  await handle.datasets.cleanupOrphans(name, { minAgeMs: STALE_MS }).catch(() => []);
+  const prefix = `${name}.load-`;
+  for (const m of await handle.datasets.list().catch(() => [])) {
+    if (m.name.startsWith(prefix) && Date.now() - Date.parse(m.createdAt) >= STALE_MS) await handle.datasets.remove(m.name).catch(() => undefined);
   }
 }
