@@ -16,29 +16,9 @@ import type { DenseShard, RatingsShard, Shard, SparseShard } from '../channels/d
 import type { DatasetStore } from '../channels/datasets/store.js';
 import type { Split } from '../channels/datasets/types.js';
 
-export interface SparseBatch {
-  kind: 'sparse';
-  rows: number;
-  /** Size of the feature space. */
-  cols: number;
-  labels: Float32Array;
-  /**
-   * rows + 1 offsets into indices/values: row r's nonzeros are indices/values[indptr[r] .. indptr[r+1]).
-   * indptr[0] need not be 0 (a view into a shard keeps the shard's offsets).
-   */
-  indptr: Uint32Array;
-  indices: Uint32Array;
-  values: Float32Array;
-}
-
-export interface DenseBatch {
-  kind: 'dense';
-  rows: number;
-  cols: number;
-  labels: Float32Array;
-  /** rows x cols, row-major. */
-  x: Float32Array;
-}
+// Sparse and dense batches are exactly what the models take.
+export type { DenseBatch, SparseBatch } from '../algorithms/model.js';
+import type { DenseBatch, SparseBatch } from '../algorithms/model.js';
 
 export interface RatingsBatch {
   kind: 'ratings';

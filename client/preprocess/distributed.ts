@@ -20,12 +20,12 @@ import type { ManifestFields, ObjectStore } from '../../channels/datasets/types.
 import type { S3Spec } from '../../channels/spec.js';
 import type { DatasetParseTask, WorkerEvent } from '../../worker/event.js';
 import { parseResultSchema, rawChunkKey, type ChunkParseResult } from '../../algorithms/preprocess/chunks.js';
-import type { Launcher, WorkerHandle, WorkerResult } from '../launchers/types.js';
+import type { Launcher } from '../launchers/types.js';
 import { InputError } from '../../algorithms/preprocess/errors.js';
 import { parseNumber, readLines } from '../../algorithms/preprocess/lines.js';
 import type { HashOptions } from '../../algorithms/preprocess/pipeline.js';
 import { DEFAULT_SPLIT } from '../../algorithms/preprocess/sharder.js';
-import { PreprocessError, WorkerFailedError } from './transform.js';
+import { fanOut, PreprocessError } from './transform.js';
 
 export type DistributedFormat = 'csv' | 'criteo' | 'libsvm';
 export const DISTRIBUTED_FORMATS: readonly DistributedFormat[] = ['csv', 'criteo', 'libsvm'];
@@ -87,36 +87,6 @@ function checkOptions(o: PreprocessDistributedOptions): void {
   if ((o.storeEndpoint ?? o.store.url) === 'memory://') bad(`store ${o.store.url} lives in this process and cannot be shared with workers; use a file or S3 store`);
 }
 
-/** Launches one worker per event; on the first failure kills the rest and waits for all before throwing. */
-async function fanOut(launcher: Launcher, phase: string, events: WorkerEvent[]): Promise<unknown[]> {
-  const handles: WorkerHandle[] = [];
-  let failure: WorkerFailedError | undefined;
-  const killAll = (reason: string): void => handles.forEach((h) => h.kill(reason));
-  const watched: Array<Promise<WorkerResult>> = [];
-  try {
-    for (const [rank, event] of events.entries()) {
-      if (failure) break;
-      const h = await launcher.launch(event);
-      handles.push(h);
-      watched.push(
-        h.result.then((r) => {
-          if (r.status !== 'ok' && !failure) {
-            failure = new WorkerFailedError(phase, rank, r);
-            killAll(`${phase} rank ${rank} failed`);
-          }
-          return r;
-        }),
-      );
-    }
-  } catch (err) {
-    killAll(`${phase}: launching failed`);
-    await Promise.all(watched);
-    throw new PreprocessError('PREPROCESS_WORKER_FAILED', `${phase}: could not launch worker rank ${handles.length}: ${(err as Error).message}`, { cause: err });
-  }
-  const results = await Promise.all(watched);
-  if (failure) throw failure;
-  return results.map((r) => r.value);
-}
 
 /** Max feature index of a libsvm line (-1 when none); malformed tokens are left to the worker's parser. */
 function libsvmMaxIndex(line: string): number {

@@ -61,6 +61,17 @@ export async function preprocess(opts: PreprocessOptions): Promise<DatasetManife
     // With normalization the loaded data is an intermediate dataset, removed once transformed.
     const loadName = opts.normalize ? `${opts.name}.load-${Date.now().toString(36)}` : opts.name;
     opts.onStage?.('load');
+    // Options the local and the distributed loaders take alike.
+    const shared = {
+      ...(opts.task ? { task: opts.task } : {}),
+      ...(opts.classes !== undefined ? { classes: opts.classes } : {}),
+      ...(opts.labelColumn !== undefined ? { labelColumn: opts.labelColumn } : {}),
+      ...(opts.hash ? { hash: opts.hash } : {}),
+      ...(opts.split !== undefined ? { split: opts.split } : {}),
+      ...(opts.rowsPerShard ? { rowsPerShard: opts.rowsPerShard } : {}),
+      ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+      onProgress,
+    };
     const loaded = distributed ? await preprocessDistributed({
       input: opts.input,
       format: opts.format as DistributedFormat,
@@ -70,27 +81,13 @@ export async function preprocess(opts: PreprocessOptions): Promise<DatasetManife
       storeEndpoint: handle.workerTarget,
       workers: opts.workers!,
       overwrite: opts.overwrite ?? false,
-      ...(opts.task ? { task: opts.task } : {}),
-      ...(opts.classes !== undefined ? { classes: opts.classes } : {}),
-      ...(opts.labelColumn !== undefined ? { labelColumn: opts.labelColumn } : {}),
-      ...(opts.hash ? { hash: opts.hash } : {}),
-      ...(opts.split !== undefined ? { split: opts.split } : {}),
-      ...(opts.rowsPerShard ? { rowsPerShard: opts.rowsPerShard } : {}),
-      ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
-      onProgress,
+      ...shared,
     }) : await preprocessLocal({
       writer: await handle.datasets.createWriter(loadName, { overwrite: opts.overwrite ?? false }),
       input: opts.input,
       format: opts.format,
       name: loadName,
-      ...(opts.task ? { task: opts.task } : {}),
-      ...(opts.classes !== undefined ? { classes: opts.classes } : {}),
-      ...(opts.labelColumn !== undefined ? { labelColumn: opts.labelColumn } : {}),
-      ...(opts.hash ? { hash: opts.hash } : {}),
-      ...(opts.split !== undefined ? { split: opts.split } : {}),
-      ...(opts.rowsPerShard ? { rowsPerShard: opts.rowsPerShard } : {}),
-      ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
-      onProgress,
+      ...shared,
     });
     if (!opts.normalize) return loaded.manifest;
     try {

@@ -92,7 +92,7 @@ function chunk<T>(items: T[], size: number): T[][] {
  * killed, and every worker is waited for (none may still write once the caller cleans up) before
  * the failure is thrown.
  */
-async function fanOut(launcher: Launcher, phase: string, events: WorkerEvent[]): Promise<unknown[]> {
+export async function fanOut(launcher: Launcher, phase: string, events: WorkerEvent[]): Promise<unknown[]> {
   const handles: WorkerHandle[] = [];
   let failure: WorkerFailedError | undefined;
   const killAll = (reason: string): void => handles.forEach((h) => h.kill(reason));
