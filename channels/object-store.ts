@@ -7,13 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { z } from 'zod';
 import type { ObjectStore } from './datasets/types.js';
 import { ChannelError } from './errors.js';
 import { createS3Client } from './s3.js';
 import { parseChannelSpec, parseChannelUrl, type S3Spec, type s3Spec } from './spec.js';
-import { describeKeys, describeSdkError, httpStatus, isMissingKey } from './s3-errors.js';
+import { describeKeys, describeSdkError, httpStatus, isMissingKey, probeBucket, type BucketProblem } from './s3-errors.js';
 
 export type { ObjectStore } from './datasets/types.js';
 
@@ -308,23 +308,19 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   private async probe(): Promise<void> {
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), this.spec.timeoutMs);
-    try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: abort.signal });
-    } catch (err) {
-      const status = httpStatus(err);
-      let why: string;
-      if (abort.signal.aborted) why = `no answer within ${this.spec.timeoutMs} ms`;
-      else if (status === 404) why = `bucket '${this.bucket}' does not exist`;
-      else if (status === 403) why = `access to bucket '${this.bucket}' is denied (check the credentials)`;
-      else if (status === 301) why = `bucket '${this.bucket}' is not in region ${this.spec.region}`;
-      else why = describeSdkError(err);
-      throw new ObjectStoreError('OBJECT_STORE_UNREACHABLE', `object store ${this.url} cannot be used: ${why}`, { cause: err });
-    } finally {
-      clearTimeout(timer);
-    }
+    const found = await probeBucket(this.client, this.bucket, this.spec.timeoutMs);
+    if (!found) return;
+    const why: Record<BucketProblem, () => string> = {
+      timeout: () => `no answer within ${this.spec.timeoutMs} ms`,
+      missing: () => `bucket '${this.bucket}' does not exist`,
+      denied: () => `access to bucket '${this.bucket}' is denied (check the credentials)`,
+      'wrong-region': () => `bucket '${this.bucket}' is not in region ${this.spec.region}`,
+      unreachable: () => describeSdkError(found.err),
+      other: () => describeSdkError(found.err),
+    };
+    throw new ObjectStoreError('OBJECT_STORE_UNREACHABLE', `object store ${this.url} cannot be used: ${why[found.problem]()}`, { cause: found.err });
   }
+
 
   async put(key: string, bytes: Uint8Array): Promise<void> {
     this.check(key);

@@ -1,4 +1,5 @@
-/** Reading AWS SDK errors: shared by the S3 channel and the S3 object store. */
+/** AWS SDK helpers shared by the S3 channel and the S3 object store: reading errors, probing a bucket. */
+import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 
 export type SdkErrorShape = Error & { code?: string; errors?: unknown[]; $metadata?: { httpStatusCode?: number } };
 
@@ -30,4 +31,25 @@ export function describeSdkError(err: unknown): string {
 export function describeKeys(keys: string[]): string {
   if (keys.length === 1) return `'${keys[0]}'`;
   return `${keys.length} keys ('${keys[0]}'${keys.length > 1 ? `, '${keys[1]}'` : ''}${keys.length > 2 ? ', ...' : ''})`;
+}
+
+/** Why a bucket cannot be used, as found by probeBucket. */
+export type BucketProblem = 'timeout' | 'unreachable' | 'missing' | 'denied' | 'wrong-region' | 'other';
+
+/** HeadBucket within timeoutMs; undefined when the bucket answers, else what is wrong and the SDK error. */
+export async function probeBucket(client: S3Client, bucket: string, timeoutMs: number): Promise<{ problem: BucketProblem; err: unknown } | undefined> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  try {
+    await client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: abort.signal });
+    return undefined;
+  } catch (err) {
+    if (abort.signal.aborted) return { problem: 'timeout', err };
+    const status = httpStatus(err);
+    const problem: BucketProblem =
+      status === undefined ? 'unreachable' : status === 404 ? 'missing' : status === 403 ? 'denied' : status === 301 ? 'wrong-region' : 'other';
+    return { problem, err };
+  } finally {
+    clearTimeout(timer);
+  }
 }

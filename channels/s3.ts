@@ -23,7 +23,6 @@ import { randomBytes } from 'node:crypto';
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
-  HeadBucketCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -34,7 +33,7 @@ import { ChannelError } from './errors.js';
 import { assertKey } from './keys.js';
 import { pollMany, SLOW_POLL } from './poll.js';
 import type { S3Spec } from './spec.js';
-import { describeKeys, describeSdkError, httpStatus, isMissingKey } from './s3-errors.js';
+import { describeKeys, describeSdkError, httpStatus, isMissingKey, probeBucket } from './s3-errors.js';
 
 // The SDK warns on every Node 20 process that future releases will need Node 22; the versions this
 // package pins support Node 20, so the warning is noise in every worker's stderr.
@@ -174,24 +173,26 @@ export class S3Channel implements Channel {
 
   private async probe(): Promise<void> {
     const where = this.spec.endpoint ?? `AWS S3 (${this.spec.region})`;
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), this.spec.timeoutMs);
-    try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: abort.signal });
-    } catch (err) {
-      if (abort.signal.aborted) {
-        throw new ChannelError('CHANNEL_UNREACHABLE', `S3 endpoint ${where} is unreachable: no answer within ${this.spec.timeoutMs} ms`, { cause: err });
-      }
-      const status = httpStatus(err);
-      if (status === undefined) throw new ChannelError('CHANNEL_UNREACHABLE', `S3 endpoint ${where} is unreachable: ${describeSdkError(err)}`, { cause: err });
-      if (status === 404) throw new ChannelError('CHANNEL_ENDPOINT', `bucket '${this.bucket}' does not exist at ${where}`, { cause: err });
-      if (status === 403) throw new ChannelError('CHANNEL_ENDPOINT', `access to bucket '${this.bucket}' at ${where} is denied (check the credentials): ${describeSdkError(err)}`, { cause: err });
-      if (status === 301) throw new ChannelError('CHANNEL_ENDPOINT', `bucket '${this.bucket}' is not in region ${this.spec.region} at ${where}`, { cause: err });
-      throw new ChannelError('CHANNEL_ENDPOINT', `bucket '${this.bucket}' at ${where} cannot be used: ${describeSdkError(err)}`, { cause: err });
-    } finally {
-      clearTimeout(timer);
+    const found = await probeBucket(this.client, this.bucket, this.spec.timeoutMs);
+    if (!found) return;
+    const { problem, err } = found;
+    const fail = (code: 'CHANNEL_UNREACHABLE' | 'CHANNEL_ENDPOINT', message: string) => new ChannelError(code, message, { cause: err });
+    switch (problem) {
+      case 'timeout':
+        throw fail('CHANNEL_UNREACHABLE', `S3 endpoint ${where} is unreachable: no answer within ${this.spec.timeoutMs} ms`);
+      case 'unreachable':
+        throw fail('CHANNEL_UNREACHABLE', `S3 endpoint ${where} is unreachable: ${describeSdkError(err)}`);
+      case 'missing':
+        throw fail('CHANNEL_ENDPOINT', `bucket '${this.bucket}' does not exist at ${where}`);
+      case 'denied':
+        throw fail('CHANNEL_ENDPOINT', `access to bucket '${this.bucket}' at ${where} is denied (check the credentials): ${describeSdkError(err)}`);
+      case 'wrong-region':
+        throw fail('CHANNEL_ENDPOINT', `bucket '${this.bucket}' is not in region ${this.spec.region} at ${where}`);
+      case 'other':
+        throw fail('CHANNEL_ENDPOINT', `bucket '${this.bucket}' at ${where} cannot be used: ${describeSdkError(err)}`);
     }
   }
+
 
   async put(key: string, value: Uint8Array): Promise<void> {
     this.check(key);
