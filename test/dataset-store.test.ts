@@ -14,6 +14,7 @@ import { DatasetStore } from '../channels/datasets/store.js';
 import type { ManifestFields, ObjectStore } from '../channels/datasets/types.js';
 import { FileObjectStore, S3ObjectStore } from '../channels/object-store.js';
 import { s3SpecFor, startS3Server, type S3Server } from '../channels/s3-server.js';
+import { WrappedStore } from './support/data.js';
 
 // ---- helpers --------------------------------------------------------------------------------
 
@@ -56,28 +57,6 @@ function datasetError(code: DatasetErrorCode, ...includes: string[]) {
     for (const s of includes) assert.ok(err.message.includes(s), `message '${err.message}' should include '${s}'`);
     return true;
   };
-}
-
-class WrappedStore implements ObjectStore {
-  constructor(protected readonly inner: ObjectStore) {}
-  get url(): string {
-    return this.inner.url;
-  }
-  put(key: string, bytes: Uint8Array): Promise<void> {
-    return this.inner.put(key, bytes);
-  }
-  get(key: string): Promise<Uint8Array | undefined> {
-    return this.inner.get(key);
-  }
-  list(prefix: string): Promise<string[]> {
-    return this.inner.list(prefix);
-  }
-  delete(keys: string[]): Promise<void> {
-    return this.inner.delete(keys);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
 }
 
 /** The n-th put (1-based) fails without writing anything. */

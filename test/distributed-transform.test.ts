@@ -16,6 +16,7 @@ import { s3SpecFor, startS3Server, type S3Server } from '../channels/s3-server.j
 import { finalizeStats, minMaxScale, shardStats, zScore, type FinalStats } from '../algorithms/index.js';
 import { LocalLauncher } from '../client/launchers/local.js';
 import { PreprocessError, WorkerFailedError, distributedTransform, type ScalingOp } from '../client/preprocess/transform.js';
+import { lcg } from './support/data.js';
 
 let dir: string;
 let files: FileObjectStore;
@@ -33,14 +34,6 @@ after(async () => {
   await s3?.stop();
   await rm(dir, { recursive: true, force: true });
 });
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
 
 const DENSE_COLS = 5;
 

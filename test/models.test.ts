@@ -24,14 +24,7 @@ import {
   type ModelSpec,
   type SparseBatch,
 } from '../algorithms/index.js';
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
+import { lcg } from './support/data.js';
 
 function denseBatch(rows: number, cols: number, classes: number, seed: number): DenseBatch {
   const rnd = lcg(seed);

@@ -20,22 +20,13 @@ import {
 } from '../channels/object-store.js';
 import { createS3Client } from '../channels/s3.js';
 import { s3SpecFor, startS3Server, type S3Server } from '../channels/s3-server.js';
+import { pattern, sameBytes } from './support/data.js';
 
 const MiB = 1024 * 1024;
 
 let server: S3Server;
 let tmp: string;
 const opened: ObjectStore[] = [];
-
-function pattern(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = (i * 31 + seed * 7 + (i >>> 8)) & 0xff;
-  return out;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
-}
 
 function storeError(code: ObjectStoreErrorCode, ...includes: string[]) {
   return (err: unknown): boolean => {

@@ -26,6 +26,7 @@ import {
 import { PsChannel } from '../channels/ps.js';
 import { ChannelError, WaitTimeoutError } from '../channels/errors.js';
 import { parseChannelUrl, type PsSpec } from '../channels/spec.js';
+import { sameBytes } from './support/data.js';
 
 const MAIN = fileURLToPath(new URL('../paramserver/main.js', import.meta.url));
 const MiB = 1024 * 1024;
@@ -126,10 +127,6 @@ function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let at = 0; at < n; at += 64 * 1024) randomFillSync(out, at, Math.min(64 * 1024, n - at));
   return out;
-}
-
-function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
-  return a !== undefined && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
 async function rejectsWithCode(p: Promise<unknown>, code: string): Promise<Error> {

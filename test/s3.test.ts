@@ -14,22 +14,13 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import { ChannelError, WaitTimeoutError } from '../channels/errors.js';
 import { ENVELOPE_HEADER_BYTES, ENVELOPE_TRAILER_BYTES, S3Channel } from '../channels/s3.js';
 import { s3SpecFor, startS3Server, type S3Server } from '../channels/s3-server.js';
+import { pattern, sameBytes } from './support/data.js';
 
 const MiB = 1024 * 1024;
 
 let server: S3Server;
 let channel: S3Channel;
 let raw: S3Client;
-
-function pattern(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = (i * 31 + seed * 7 + (i >>> 8)) & 0xff;
-  return out;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
-}
 
 async function rawPut(key: string, body: Uint8Array): Promise<void> {
   await raw.send(new PutObjectCommand({ Bucket: 'cirrus', Key: key, Body: body, ContentLength: body.byteLength }));

@@ -15,6 +15,7 @@ import type { ManifestFields, ObjectStore } from '../channels/datasets/types.js'
 import { FileObjectStore, S3ObjectStore } from '../channels/object-store.js';
 import { s3SpecFor, startS3Server, type S3Server } from '../channels/s3-server.js';
 import { ShardIterator, SplitMix32, combineSeed, permutation, type Batch, type ShardIteratorOptions, type SparseBatch } from '../worker/index.js';
+import { WrappedStore } from './support/data.js';
 
 // ---- helpers --------------------------------------------------------------------------------
 
@@ -65,28 +66,6 @@ function datasetError(code: DatasetErrorCode, message?: string) {
     if (message !== undefined) assert.equal(err.message, message);
     return true;
   };
-}
-
-class WrappedStore implements ObjectStore {
-  constructor(protected readonly inner: ObjectStore) {}
-  get url(): string {
-    return this.inner.url;
-  }
-  put(key: string, bytes: Uint8Array): Promise<void> {
-    return this.inner.put(key, bytes);
-  }
-  get(key: string): Promise<Uint8Array | undefined> {
-    return this.inner.get(key);
-  }
-  list(prefix: string): Promise<string[]> {
-    return this.inner.list(prefix);
-  }
-  delete(keys: string[]): Promise<void> {
-    return this.inner.delete(keys);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
 }
 
 /** Every get takes delayMs longer; counts gets in flight and their maximum. */

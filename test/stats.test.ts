@@ -20,15 +20,7 @@ import {
   zScore,
   type FinalStats,
 } from '../algorithms/index.js';
-
-/** Deterministic uniform [0, 1) (an LCG is plenty for test data). */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
+import { lcg } from './support/data.js';
 
 function dense(rows: number, cols: number, f: (r: number, j: number) => number): DenseShard {
   const x = new Float32Array(rows * cols);
