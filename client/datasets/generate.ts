@@ -9,6 +9,7 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
+import { CRITEO_CAT_COLUMNS, CRITEO_INT_COLUMNS } from '../../algorithms/preprocess/criteo.js';
 
 export class GenerateError extends Error {
   readonly code = 'GENERATE_ARGUMENT' as const;
@@ -211,8 +212,6 @@ export interface CriteoTruth {
   bayesLogLoss: number;
 }
 
-export const CRITEO_INT_COLUMNS = 13;
-export const CRITEO_CAT_COLUMNS = 26;
 const CRITEO_ZIPF_EXPONENT = 1.1;
 const CRITEO_TARGET_CTR = 0.25;
 const CALIBRATION_ROWS = 20_000;
