@@ -2,3 +2,4 @@
 export { benchChannels, lambdaMlComparison, LAMBDAML_BEST_MS, type ChannelBenchOptions, type ChannelBenchRow } from './channels.js';
 export { runCollective, roundTimes, percentile, type RunConfig, type RunResult } from './collective-runner.js';
 export { machineInfo, type MachineInfo } from './machine.js';
+export { addBenchCommands } from './cli.js';

@@ -3,28 +3,19 @@
  * server under a temporary CIRRUS_HOME, and the local launcher's worker processes for normalize.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { openStore } from '../client/store.js';
 import { newRunId } from '../channels/datasets/store.js';
+import { CLI, cliEnv, runCli, type CliRun } from './support/cli.js';
 
-const run = promisify(execFile);
-const CLI = fileURLToPath(new URL('../../bin/cirrus.js', import.meta.url));
 let home: string;
 
-async function cirrus(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd: home, env: { ...process.env, CIRRUS_HOME: join(home, '.cirrus') }, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
+function cirrus(...args: string[]): Promise<CliRun> {
+  return runCli(args, { cwd: home, env: { CIRRUS_HOME: join(home, '.cirrus') } });
 }
 
 before(() => {
@@ -88,7 +79,7 @@ test('bad options give one clear error', async () => {
 test('Ctrl-C during preprocess stops the run, publishes nothing and removes the partial shards', async () => {
   const gen = await cirrus('datasets', 'generate', 'criteo', 'big.tsv', '--rows', '400000', '--seed', '9');
   assert.equal(gen.code, 0, gen.stderr);
-  const child = spawn(process.execPath, [CLI, 'preprocess', 'big.tsv', '--format', 'criteo', '--name', 'big', '--shard-rows', '5000'], { cwd: home, env: { ...process.env, CIRRUS_HOME: join(home, '.cirrus') } });
+  const child = spawn(process.execPath, [CLI, 'preprocess', 'big.tsv', '--format', 'criteo', '--name', 'big', '--shard-rows', '5000'], { cwd: home, env: cliEnv({ CIRRUS_HOME: join(home, '.cirrus') }) });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
