@@ -38,3 +38,4 @@ export { OPTIMIZER_TYPES, OptimizerError, createOptimizer, type OptimizerErrorCo
 export { Evaluator, LOG_EPS, MetricsError, accuracy, auc, logLoss, top1Accuracy, type EvalReport, type MetricsErrorCode } from './metrics.js';
 export { TrainingError, trainReference, type ReferenceOptions, type ReferenceResult, type TrainingErrorCode } from './reference.js';
 export type { Batch, DenseBatch, EvalResult, Model, ModelSpec, ModelType, Optimizer, OptimizerSpec, SparseBatch } from './model.js';
+export { SPARSE_GRADIENT_MODELS, SupportError, SupportFinder } from './support.js';
