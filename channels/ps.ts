@@ -22,14 +22,14 @@ export class PsChannel implements Channel {
   }
 
   /**
-   * Connects and PINGs within spec.timeoutMs. spec.token is accepted but not yet sent: the
-   * server has no authentication until the HMAC handshake lands.
+   * Connects (running the HMAC handshake when spec.token is set: the token itself is never sent)
+   * and PINGs, all within spec.timeoutMs.
    */
   static async open(spec: PsSpec): Promise<PsChannel> {
     const deadline = Date.now() + spec.timeoutMs;
     let client: ParamClient | undefined;
     try {
-      client = await ParamClient.connect(spec.address, { timeoutMs: spec.timeoutMs });
+      client = await ParamClient.connect(spec.address, spec.token === undefined ? { timeoutMs: spec.timeoutMs } : { timeoutMs: spec.timeoutMs, token: spec.token });
       await client.ping({ timeoutMs: Math.max(1, deadline - Date.now()) });
     } catch (err) {
       await client?.close();

@@ -14,22 +14,75 @@ export function buildProgram(): Command {
 
   program
     .command('ps')
-    .description('run a parameter server in the foreground')
+    .description('run a parameter server in the foreground (--shards N: N server processes for a ShardedParamClient)')
     .option('--host <host>', 'address to bind', '127.0.0.1')
-    .option('--port <port>', 'port (0 picks a free one)', (v) => positiveIntOrZero(v, '--port'), 0)
-    .action(async (o: { host: string; port: number }) => {
-      const { startParamServer } = await import('../paramserver/index.js');
-      const server = await startParamServer({ host: o.host, port: o.port });
-      process.stdout.write(`listening ${server.address}\n`);
-      const stop = async () => {
-        await server.stop();
-        process.exit(0);
+    .option('--port <port>', 'port; shard i uses port + i (0 picks free ones)', (v) => positiveIntOrZero(v, '--port'), 0)
+    .option('--shards <n>', 'number of server processes (1 runs in this process)', (v) => shardCount(v), 1)
+    .option('--token <secret>', 'shared secret clients must prove (default: $CIRRUS_PS_TOKEN)')
+    .option('--snapshot <url>', 'snapshot store: file:///abs/dir or s3://bucket/prefix?endpoint=..; shard i uses <url>/shard-i')
+    .option('--snapshot-every <s>', 'seconds between snapshots', (v) => positiveSeconds(v))
+    .option('--restore', 'load the newest snapshot at start')
+    .action(async (o: PsCommandOptions) => {
+      const token = o.token ?? process.env.CIRRUS_PS_TOKEN;
+      if (o.shards === 1) {
+        const { runParamServerCli } = await import('../paramserver/main.js');
+        const { shardArgs } = await import('../paramserver/cluster.js');
+        // Same flags a cluster shard gets; runParamServerCli prints the address and handles signals.
+        const env = { ...process.env };
+        delete env.CIRRUS_PS_TOKEN;
+        if (token !== undefined) env.CIRRUS_PS_TOKEN = token;
+        await runParamServerCli(shardArgs(clusterOptions(o, token), 0), env);
+        return;
+      }
+      const { startParamServerCluster } = await import('../paramserver/cluster.js');
+      const cluster = await startParamServerCluster({ ...clusterOptions(o, token), stderr: 'inherit' });
+      process.stdout.write(`listening ${cluster.addresses.join(',')}\n`);
+      const stop = (code: number) => {
+        void cluster.stop().then(() => process.exit(code));
       };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      process.once('SIGINT', () => stop(0));
+      process.once('SIGTERM', () => stop(0));
+      void cluster.whenShardExits.then(({ shard, code, signal }) => {
+        process.stderr.write(`cirrus: parameter-server shard ${shard} exited (${signal ?? `code ${code}`}); stopping the others\n`);
+        stop(1);
+      });
     });
 
   return program;
+}
+
+interface PsCommandOptions {
+  host: string;
+  port: number;
+  shards: number;
+  token?: string;
+  snapshot?: string;
+  snapshotEvery?: number;
+  restore?: boolean;
+}
+
+function clusterOptions(o: PsCommandOptions, token: string | undefined): import('../paramserver/cluster.js').ClusterOptions {
+  return {
+    shards: o.shards,
+    host: o.host,
+    port: o.port,
+    ...(token !== undefined ? { token } : {}),
+    ...(o.snapshot !== undefined ? { snapshotUrl: o.snapshot } : {}),
+    ...(o.snapshotEvery !== undefined ? { snapshotEverySeconds: o.snapshotEvery } : {}),
+    ...(o.restore ? { restore: true } : {}),
+  };
+}
+
+function shardCount(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError(`--shards: '${v}' is not a shard count (1-256)`);
+  return n;
+}
+
+function positiveSeconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`--snapshot-every: '${v}' is not a number of seconds > 0`);
+  return n;
 }
 
 function positiveIntOrZero(v: string, name: string): number {

@@ -3,7 +3,18 @@
  * replies by request id (WAIT replies may overtake or trail other requests).
  */
 import net from 'node:net';
+import { clientProof, decodeHelloReply, encodeAuth, freshNonce, sameMac, serverProof } from './auth.js';
 import { PsError, type PsErrorCode } from './errors.js';
+import type { ModelConfig } from './model.js';
+import type { Gradient } from './sync.js';
+import {
+  decodeFlag,
+  decodePullReply,
+  encodeCreateModel,
+  encodePull,
+  encodePush,
+  encodeRegistration,
+} from './model-wire.js';
 import {
   FrameDecoder,
   Op,
@@ -27,6 +38,27 @@ export interface ParamClientOptions {
   waitMarginMs?: number;
   /** Largest reply frame accepted (default 1 GiB). */
   maxFrameBytes?: number;
+  /**
+   * Shared secret of the server. When set, connect() runs the HMAC handshake (the token itself is
+   * never sent) and also checks the server's proof, so it fails against a server without the token.
+   */
+  token?: string;
+}
+
+/** One push: the worker's rank and clock, and a dense or (with indices) sparse gradient. */
+export interface PushGradient {
+  rank: number;
+  clock: number;
+  indices?: Uint32Array;
+  values: Float32Array;
+}
+
+/** Options of the pulls: wait until the model clock reaches minClock, for at most timeoutMs. */
+export interface PullOptions {
+  /** Default 0: answer at once. */
+  minClock?: number;
+  /** How long the server may park the pull (default: the client's timeoutMs). */
+  timeoutMs?: number;
 }
 
 export interface Reply {
@@ -52,6 +84,11 @@ const STATUS_ERRORS: Partial<Record<number, PsErrorCode>> = {
   [Status.TOO_LARGE]: 'PS_TOO_LARGE',
   [Status.UNKNOWN_OP]: 'PS_UNKNOWN_OP',
   [Status.SHUTTING_DOWN]: 'PS_SHUTTING_DOWN',
+  [Status.UNAUTHORIZED]: 'PS_UNAUTHORIZED',
+  [Status.CONFLICT]: 'PS_CONFLICT',
+  [Status.RANGE]: 'PS_RANGE',
+  [Status.NOT_FOUND]: 'PS_NOT_FOUND',
+  [Status.TIMEOUT]: 'PS_TIMEOUT',
 };
 
 /** Splits 'host:port' or '[v6]:port'. */
@@ -93,8 +130,23 @@ export class ParamClient {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
   }
 
-  /** Opens a connection; rejects with PsError('PS_UNREACHABLE') naming the address on failure or deadline. */
+  /**
+   * Opens a connection; rejects with PsError('PS_UNREACHABLE') naming the address on failure or
+   * deadline. With opts.token, authenticates before resolving (PS_UNAUTHORIZED on failure).
+   */
   static async connect(address: string, opts: ParamClientOptions = {}): Promise<ParamClient> {
+    const client = await ParamClient.open(address, opts);
+    if (opts.token === undefined) return client;
+    try {
+      await client.authenticate(opts.token);
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+    return client;
+  }
+
+  private static async open(address: string, opts: ParamClientOptions): Promise<ParamClient> {
     const { host, port } = parseAddress(address);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
@@ -153,6 +205,24 @@ export class ParamClient {
     });
   }
 
+  /** HELLO then AUTH; checks the server's proof too, so a server that lacks the token is caught. */
+  private async authenticate(token: string): Promise<void> {
+    if (token.length === 0) throw new PsError('PS_ARGUMENT', 'token must not be empty');
+    const hello = await this.call(Op.HELLO);
+    if (hello.status === Status.UNKNOWN_OP) throw new PsError('PS_UNAUTHORIZED', `parameter server at ${this.address} does not support authentication (HELLO is an unknown op there)`);
+    const payload = this.expectOk(hello, 'HELLO');
+    const { authRequired, nonce } = this.decodeReply(() => decodeHelloReply(payload));
+    if (!authRequired) {
+      throw new PsError('PS_UNAUTHORIZED', `parameter server at ${this.address} does not require a token, so it cannot prove it knows ours; refusing to use it with a token`);
+    }
+    const mine = freshNonce();
+    const reply = await this.call(Op.AUTH, [encodeAuth(mine, clientProof(token, nonce, mine))]);
+    const proof = this.expectOk(reply, 'AUTH');
+    if (!sameMac(proof, serverProof(token, nonce, mine))) {
+      throw new PsError('PS_UNAUTHORIZED', `parameter server at ${this.address} failed to prove it knows the token`);
+    }
+  }
+
   async ping(opts: { timeoutMs?: number } = {}): Promise<void> {
     this.expectOk(await this.call(Op.PING, [], opts.timeoutMs), 'PING');
   }
@@ -192,6 +262,77 @@ export class ParamClient {
   async stats(): Promise<ParamServerStats> {
     const payload = this.expectOk(await this.call(Op.STATS), 'STATS');
     return this.decodeReply(() => JSON.parse(decodeText(payload)) as ParamServerStats);
+  }
+
+  /**
+   * Creates model `name`, or joins it when it exists with an identical config (so every worker may
+   * call this). Resolves true if this call created it. A different config rejects with PS_CONFLICT.
+   */
+  async createModel(name: string, config: ModelConfig, init?: Float32Array): Promise<boolean> {
+    const payload = this.expectOk(await this.call(Op.CREATE_MODEL, encodeCreateModel(name, config, init)), `CREATE_MODEL '${name}'`);
+    return this.decodeReply(() => decodeFlag(payload, 'CREATE_MODEL reply'));
+  }
+
+  /**
+   * Pushes a gradient: sparse when `indices` is given (values[k] is the gradient of weight
+   * indices[k]), otherwise dense (one value per weight). Resolves with the model clock afterwards.
+   */
+  async push(name: string, g: PushGradient): Promise<number> {
+    const grad: Gradient = g.indices ? { kind: 'sparse', indices: g.indices, values: g.values } : { kind: 'dense', values: g.values };
+    const payload = this.expectOk(await this.call(Op.PUSH, encodePush(name, g.rank, g.clock, grad)), `PUSH to '${name}'`);
+    return this.decodeReply(() => decodeU32(payload, 'PUSH reply'));
+  }
+
+  /**
+   * Weights at `indices`, in request order, once the model clock is at least opts.minClock.
+   * Rejects with PS_TIMEOUT if it does not get there within opts.timeoutMs.
+   */
+  async pullSparse(name: string, indices: Uint32Array, opts: PullOptions = {}): Promise<{ clock: number; values: Float32Array }> {
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const reply = await this.call(Op.PULL_SPARSE, encodePull(name, opts.minClock ?? 0, timeoutMs, indices), timeoutMs + this.waitMarginMs);
+    const payload = this.expectOk(reply, `PULL_SPARSE from '${name}'`);
+    return this.decodeReply(() => decodePullReply(payload, indices.length));
+  }
+
+  /** All weights (a view into the reply buffer), once the model clock is at least opts.minClock. */
+  async pullFull(name: string, opts: PullOptions = {}): Promise<{ clock: number; values: Float32Array }> {
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const reply = await this.call(Op.PULL_FULL, encodePull(name, opts.minClock ?? 0, timeoutMs), timeoutMs + this.waitMarginMs);
+    const payload = this.expectOk(reply, `PULL_FULL from '${name}'`);
+    return this.decodeReply(() => decodePullReply(payload, undefined));
+  }
+
+  /** Drops a model; resolves with whether it existed. Pulls parked on it reject with PS_NOT_FOUND. */
+  async dropModel(name: string): Promise<boolean> {
+    const payload = this.expectOk(await this.call(Op.DROP_MODEL, [encodeKey(name)]), `DROP_MODEL '${name}'`);
+    return this.decodeReply(() => decodeFlag(payload, 'DROP_MODEL reply'));
+  }
+
+  /** Registers a worker; PS_CONFLICT if this (task, rank, generation) was ever registered before. */
+  async register(task: string, rank: number, generation: number): Promise<void> {
+    this.expectOk(await this.call(Op.REGISTER, encodeRegistration(task, rank, generation)), `REGISTER '${task}' rank ${rank} generation ${generation}`);
+  }
+
+  /** Marks a registration ended (it still blocks re-registration); resolves with whether it was live. */
+  async deregister(task: string, rank: number, generation: number): Promise<boolean> {
+    const payload = this.expectOk(await this.call(Op.DEREGISTER, encodeRegistration(task, rank, generation)), `DEREGISTER '${task}' rank ${rank} generation ${generation}`);
+    return this.decodeReply(() => decodeFlag(payload, 'DEREGISTER reply'));
+  }
+
+  /** Drops every registration of a task (frees memory; the triples may register again). Resolves with how many. */
+  async forgetTask(task: string): Promise<number> {
+    const payload = this.expectOk(await this.call(Op.FORGET_TASK, [encodeKey(task)]), `FORGET_TASK '${task}'`);
+    return this.decodeReply(() => decodeU32(payload, 'FORGET_TASK reply'));
+  }
+
+  /** Saves a snapshot of every model; resolves with the snapshot id. */
+  async snapshot(opts: { timeoutMs?: number } = {}): Promise<string> {
+    return decodeText(this.expectOk(await this.call(Op.SNAPSHOT, [], opts.timeoutMs), 'SNAPSHOT'));
+  }
+
+  /** Snapshots (when the server has a store) and stops the server; resolves with the snapshot id ('' without a store). */
+  async shutdown(opts: { timeoutMs?: number } = {}): Promise<string> {
+    return decodeText(this.expectOk(await this.call(Op.SHUTDOWN, [], opts.timeoutMs), 'SHUTDOWN'));
   }
 
   /** Closes the connection; pending requests reject with PS_CONNECTION. */

@@ -25,7 +25,15 @@ export type PsErrorCode =
   /** The server could not bind its address (port in use, bad host). */
   | 'PS_LISTEN'
   /** A caller passed an invalid argument (empty key, key over 65535 bytes, bad address). */
-  | 'PS_ARGUMENT';
+  | 'PS_ARGUMENT'
+  /** Server status UNAUTHORIZED: no or failed HMAC handshake, or the server failed to prove itself. */
+  | 'PS_UNAUTHORIZED'
+  /** Server status CONFLICT: duplicate registration or push, model config differing from an existing one. */
+  | 'PS_CONFLICT'
+  /** Server status RANGE: an index or rank outside the model or worker set. */
+  | 'PS_RANGE'
+  /** Server status NOT_FOUND for a model op: no model by that name. */
+  | 'PS_NOT_FOUND';
 
 export class PsError extends Error {
   readonly code: PsErrorCode;

@@ -24,5 +24,23 @@ export {
   opName,
   statusName,
 } from './protocol.js';
-export { startParamServer, type ParamServer, type ParamServerOptions, type ParamServerStats } from './server.js';
-export { ParamClient, parseAddress, type ParamClientOptions, type Reply } from './client.js';
+export { startParamServer, type ParamServer, type ParamServerOptions, type ParamServerStats, type SnapshotStoreLike } from './server.js';
+export { ParamClient, parseAddress, type ParamClientOptions, type PullOptions, type PushGradient, type Reply } from './client.js';
+export { clientProof, serverProof, isLoopbackHost, NONCE_BYTES, MAC_BYTES } from './auth.js';
+export { createSync, type Gradient, type ModelSync } from './sync.js';
+export { encodeCreateModel, encodePush, encodePull, encodeRegistration } from './model-wire.js';
+export {
+  ParamModel,
+  PsModelError,
+  MAX_MODEL_SIZE,
+  validateModelConfig,
+  thresholdGradient,
+  type ModelConfig,
+  type OptimizerConfig,
+  type SyncConfig,
+  type PsModelErrorCode,
+} from './model.js';
+export { OPTIMIZER_DEFAULTS, createCoordinateOptimizer, type CoordinateOptimizer, type StateArray } from './optimizers.js';
+export { openSnapshotStore, newSnapshotId, type SnapshotStore, type LoadedSnapshot } from './snapshot.js';
+export { ShardedParamClient, shardRanges, shardOf } from './sharded.js';
+export { startParamServerCluster, shardArgs, shardSnapshotUrl, SERVER_MAIN, type ClusterOptions, type ParamServerCluster } from './cluster.js';

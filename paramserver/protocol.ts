@@ -41,6 +41,21 @@ export const Op = {
   WAIT: 5,
   STATS: 6,
   LIST: 7,
+  // 16-47: model operations (see PROTOCOL.md and model-wire.ts).
+  CREATE_MODEL: 16,
+  PUSH: 17,
+  PULL_SPARSE: 18,
+  PULL_FULL: 19,
+  DROP_MODEL: 20,
+  // 48-63: administration.
+  SNAPSHOT: 48,
+  SHUTDOWN: 49,
+  // 64-79: session.
+  HELLO: 64,
+  AUTH: 65,
+  REGISTER: 66,
+  DEREGISTER: 67,
+  FORGET_TASK: 68,
 } as const;
 export type OpName = keyof typeof Op;
 export type OpCode = (typeof Op)[OpName];
@@ -54,6 +69,9 @@ export const Status = {
   UNKNOWN_OP: 5,
   SHUTTING_DOWN: 6,
   INTERNAL: 7,
+  UNAUTHORIZED: 8,
+  CONFLICT: 9,
+  RANGE: 10,
 } as const;
 export type StatusName = keyof typeof Status;
 export type StatusCode = (typeof Status)[StatusName];
@@ -294,6 +312,19 @@ export class PayloadReader {
     const v = this.view.getUint32(this.offset, true);
     this.offset += 4;
     return v;
+  }
+
+  u8(what: string): number {
+    this.need(1, what);
+    return this.bytes[this.offset++]!;
+  }
+
+  /** The next `n` bytes as a view (no copy). */
+  take(n: number, what: string): Uint8Array {
+    this.need(n, what);
+    const out = this.bytes.subarray(this.offset, this.offset + n);
+    this.offset += n;
+    return out;
   }
 
   key(what = 'key', allowEmpty = false): string {
