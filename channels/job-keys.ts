@@ -7,6 +7,9 @@
  *   job/<id>/ckpt/<generation>/<rank> checkpoint of a worker (msgpack: weights, optimizer state, position)
  *   job/<id>/asp/<rank>              ASP: a worker's cumulative update and its step (msgpack)
  *   job/<id>/final                   the final model (tensor frame), written by rank 0
+ *   job/<id>/ps/model                async-sgd: the model's name on the parameter server
+ *   job/<id>/ps/stop/<generation>    async-sgd: set by a rank that stops for a checkpoint
+ *   job/<id>/ps/done/<gen>/<rank>    async-sgd: a rank finished its epochs in this generation
  */
 import { jobKey } from './keys.js';
 
@@ -16,3 +19,6 @@ export const checkpointKey = (jobId: string, generation: number, rank: number) =
 export const aspKey = (jobId: string, rank: number) => jobKey(jobId, 'asp', rank);
 export const finalModelKey = (jobId: string) => jobKey(jobId, 'final');
 export const epochModelKey = (jobId: string, epoch: number) => jobKey(jobId, 'model', 'epoch', epoch);
+export const psModelName = (jobId: string) => jobKey(jobId, 'ps', 'model');
+export const psStopKey = (jobId: string, generation: number) => jobKey(jobId, 'ps', 'stop', generation);
+export const psDoneKey = (jobId: string, generation: number, rank: number) => jobKey(jobId, 'ps', 'done', generation, rank);

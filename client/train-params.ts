@@ -40,8 +40,10 @@ export const trainParamsSchema = z
     model: z.enum(MODEL_TYPES),
     /** MLP hidden layer widths. */
     hidden: z.array(z.number().int().positive()).min(1).default([128]),
-    algorithm: z.enum(['ga-sgd', 'ma-sgd']).default('ga-sgd'),
-    sync: z.enum(['bsp', 'asp']).default('bsp'),
+    /** async-sgd: the model lives on the parameter server; workers pull and push only the weights their batch touches. */
+    algorithm: z.enum(['ga-sgd', 'ma-sgd', 'async-sgd']).default('ga-sgd'),
+    /** 'async' (Hogwild: the server applies every push at once) is for async-sgd only. */
+    sync: z.enum(['bsp', 'asp', 'async']).default('bsp'),
     /** 'ps' (the embedded parameter server), 'memcached' (a private memcached), 's3' (the object store's S3), or a channel URL. */
     channel: z.string().min(1).default('ps'),
     collective: z.enum(['allreduce', 'scatterreduce']).default('allreduce'),
@@ -88,10 +90,28 @@ export class TrainError extends Error {
   }
 }
 
+/** Models whose gradient touches only the weights of a batch's features (algorithms/support.ts). */
+const SPARSE_GRADIENT_MODELS: readonly string[] = ['sparse-lr', 'svm', 'softmax'];
+
+/** Rules across fields, checked after each field is valid on its own. */
+function crossFieldProblem(p: TrainParams): string | undefined {
+  if (p.algorithm === 'async-sgd') {
+    if (!SPARSE_GRADIENT_MODELS.includes(p.model)) return `params.algorithm: async-sgd pushes sparse gradients, which ${p.model} does not have; use sparse-lr, svm or softmax, or algorithm ga-sgd`;
+    if (p.channel !== 'ps' && !p.channel.startsWith('ps://')) return `params.channel: async-sgd keeps the model on a parameter server, so the channel must be 'ps' or a ps:// URL, not '${p.channel}'`;
+  } else if (p.sync === 'async') {
+    return `params.sync: 'async' needs algorithm 'async-sgd' (the parameter server applies the updates); ${p.algorithm} runs under 'bsp' or 'asp'`;
+  }
+  return undefined;
+}
+
 /** Validates params; the error names the first bad field ('params.workers: expected ...'). */
 export function parseTrainParams(input: unknown): TrainParams {
   const r = trainParamsSchema.safeParse(input);
-  if (r.success) return r.data;
+  if (r.success) {
+    const problem = crossFieldProblem(r.data);
+    if (problem) throw new TrainError('TRAIN_PARAMS', problem);
+    return r.data;
+  }
   const issue = r.error.issues[0]!;
   const path = ['params', ...issue.path.map(String)].join('.');
   let message = issue.message;

@@ -113,7 +113,8 @@ export async function loadCheckpoint(ctx: Omit<TrainContext, 'batchesPerRank' | 
     fail(`field 'optimizer' is not {steps, buffers: Float32Array[]}`);
   }
   let asp: TrainState['asp'];
-  if (task.sync === 'asp') {
+  // async-sgd keeps its model and optimizer state on the parameter server: no ASP delta here.
+  if (task.sync === 'asp' && task.algorithm !== 'async-sgd') {
     const a = m.asp;
     if (!a || !(a.delta instanceof Float32Array) || a.delta.length !== ctx.model.size || !isCount(a.clock)) fail(`field 'asp' is not {delta: Float32Array of ${ctx.model.size} floats, clock}`);
     asp = { delta: m.asp!.delta.slice(), clock: m.asp!.clock };

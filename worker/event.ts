@@ -125,15 +125,17 @@ export const optimizerSpecSchema = z
  * Train on this rank's share of a dataset. GA-SGD exchanges gradients every batch; MA-SGD averages
  * models every `averageEvery` batches (0 = once per epoch). BSP: every rank takes part in every
  * round. ASP: no barrier; each rank publishes its cumulative update and waits only when it would
- * get more than `staleness` steps ahead of the slowest rank.
+ * get more than `staleness` steps ahead of the slowest rank. async-sgd: the model lives on the
+ * parameter server, which applies each worker's sparse update as it arrives (worker/sync-ps.ts).
  */
 export const trainTask = z
   .object({
     type: z.literal('train'),
     dataset: z.string().min(1),
     model: modelSpecSchema,
-    algorithm: z.enum(['ga-sgd', 'ma-sgd']),
-    sync: z.enum(['bsp', 'asp']),
+    algorithm: z.enum(['ga-sgd', 'ma-sgd', 'async-sgd']),
+    /** 'async' (Hogwild on the parameter server) is for async-sgd only. */
+    sync: z.enum(['bsp', 'asp', 'async']),
     collective: z.enum(['allreduce', 'scatterreduce']),
     epochs: z.number().int().positive(),
     batchSize: z.number().int().positive(),
@@ -150,6 +152,11 @@ export const trainTask = z
     generation: z.number().int().nonnegative().default(0),
     /** Stop and checkpoint this long before deadlineMs. */
     checkpointMarginMs: z.number().int().nonnegative().default(5_000),
+    /**
+     * async-sgd: the parameter-server shards holding the model ('host:port' each, index ranges in
+     * this order); default: the ps channel's own server.
+     */
+    psShards: z.array(z.string().min(1)).min(1).optional(),
     /** Longest wait for other ranks in one round. */
     roundTimeoutMs: z.number().int().positive().default(120_000),
   })

@@ -26,6 +26,8 @@ export type TrainErrorCode =
   | 'TRAIN_MODEL_SPEC'
   /** A channel request failed. */
   | 'TRAIN_CHANNEL'
+  /** async-sgd: this rank of this generation is already registered on the parameter server (a duplicate invocation). */
+  | 'TRAIN_DUPLICATE'
   /** Other ranks did not arrive within roundTimeoutMs (missingRanks names them). */
   | 'COLLECTIVE_TIMEOUT'
   | 'TRAIN_FAILED';

@@ -4,7 +4,7 @@
  * Opens the dataset store and the channel, checks the model fits the dataset, initialises the
  * weights from the seed (identical on every rank) or restores the previous generation's
  * checkpoint, then runs one of the loops: GA-SGD or MA-SGD under BSP (sync-bsp.ts), or either
- * under ASP (sync-asp.ts). Near event.deadlineMs the ranks agree to stop, checkpoint
+ * under ASP (sync-asp.ts), or async-sgd against the parameter server (sync-ps.ts). Near event.deadlineMs the ranks agree to stop, checkpoint
  * (checkpoint.ts) and return 'checkpointed'; the client relaunches them as generation + 1.
  */
 import type { Channel, ChannelStats } from '../channels/channel.js';
@@ -20,6 +20,8 @@ import { ObjectStoreError } from '../channels/object-store.js';
 import { ModelError, OptimizerError, createModel, createOptimizer, enableTfjsKernels, type Model, type ModelSpec, type Optimizer, type OptimizerSpec } from '../algorithms/index.js';
 import { loadCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { runAsp } from './sync-asp.js';
+import { openPsModelClient } from './ps-client.js';
+import { checkPsTask, runPsSgd } from './sync-ps.js';
 import { runGaBsp, runMaBsp, type Reduce } from './sync-bsp.js';
 import {
   DeadlineWatch,
@@ -158,7 +160,15 @@ export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise
 
     let outcome: LoopOutcome;
     let comm: Communicator | undefined;
-    if (task.sync === 'bsp') {
+    if (task.algorithm === 'async-sgd') {
+      checkPsTask(task, rank);
+      const ps = await openPsModelClient(event, rank);
+      owned.push(ps);
+      await ps.register(jobId, rank, task.generation);
+      outcome = await runPsSgd(ctx, state, watch, ps);
+    } else if (task.sync === 'async') {
+      throw new TrainError('TRAIN_MODEL_SPEC', rank, `sync 'async' needs algorithm 'async-sgd' (the parameter server applies the updates); ${task.algorithm} runs under 'bsp' or 'asp'`);
+    } else if (task.sync === 'bsp') {
       // Each generation continues the round numbering, so its keys never meet the previous one's.
       comm = world > 1 ? new Communicator(channel!, { jobId, rank, world, stream: 'train', timeoutMs: task.roundTimeoutMs, startRound: state.round }) : undefined;
       const c = comm;

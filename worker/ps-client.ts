@@ -1,0 +1,59 @@
+/**
+ * The parameter-server connection of an async-sgd worker: the ps channel's server, or the shards
+ * listed in task.psShards. Counted into the worker's channel statistics by the caller.
+ */
+import { parseChannelSpec, parseChannelUrl, type ChannelSpec } from '../channels/spec.js';
+import { ParamClient, PsError, ShardedParamClient } from '../paramserver/index.js';
+import type { PsModelClient } from './sync-ps.js';
+import { TrainError, type TrainEvent } from './train-common.js';
+
+export interface WorkerPsClient extends PsModelClient {
+  register(task: string, rank: number, generation: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+function psSpecOf(event: TrainEvent, rank: number): Extract<ChannelSpec, { kind: 'ps' }> {
+  const raw = event.endpoints.channel;
+  if (raw === undefined) throw new TrainError('TRAIN_NO_CHANNEL', rank, `async-sgd needs a parameter server, but event.endpoints.channel is not set`);
+  const spec = typeof raw === 'string' ? parseChannelUrl(raw) : parseChannelSpec(raw, 'event.endpoints.channel');
+  if (spec.kind !== 'ps') throw new TrainError('TRAIN_MODEL_SPEC', rank, `async-sgd keeps the model on a parameter server: the channel must be 'ps', not '${spec.kind}'`);
+  return spec;
+}
+
+export async function openPsModelClient(event: TrainEvent, rank: number): Promise<WorkerPsClient> {
+  const spec = psSpecOf(event, rank);
+  const opts = { timeoutMs: spec.timeoutMs, ...(spec.token ? { token: spec.token } : {}) };
+  const shards = event.task.psShards;
+  // Control keys (stop and done flags) and registrations live on one server: the channel's; the
+  // model may be spread over shards.
+  const control = await ParamClient.connect(spec.address, opts);
+  let model: ParamClient | ShardedParamClient = control;
+  try {
+    if (shards && (shards.length > 1 || shards[0] !== spec.address)) model = await ShardedParamClient.connect(shards, opts);
+  } catch (err) {
+    await control.close();
+    throw err;
+  }
+  return {
+    createModel: async (n, c, i) => void (await model.createModel(n, c, i)),
+    push: async (n, g) => void (await model.push(n, g)),
+    pullSparse: (n, idx, o) => model.pullSparse(n, idx, o),
+    pullFull: (n, o) => model.pullFull(n, o),
+    set: (k, v) => control.set(k, v),
+    get: (k) => control.get(k),
+    wait: (k, t) => control.wait(k, t),
+    async register(task, r, generation) {
+      try {
+        await control.register(task, r, generation);
+      } catch (err) {
+        if (err instanceof PsError && err.code === 'PS_CONFLICT') {
+          throw new TrainError('TRAIN_DUPLICATE', rank, `generation ${generation} of rank ${r} of job ${task} is already running (a duplicate invocation); this one exits`, { cause: err, causeCode: err.code });
+        }
+        throw err;
+      }
+    },
+    async close() {
+      await Promise.allSettled([control.close(), model === control ? undefined : model.close()]);
+    },
+  };
+}
