@@ -65,6 +65,26 @@ export function addBenchCommands(program: Command): void {
     });
 
   bench
+    .command('ps')
+    .description('sparse push+pull pairs per second and latency for W = 1, 2, 4, 8 clients against the parameter server and a bare TCP echo server')
+    .option('--json', 'print the rows as one JSON array on stdout')
+    .option('--clients <list>', 'client counts, e.g. 1,2,4,8', positiveInts('--clients'))
+    .option('--seconds <n>', 'seconds per measurement', (v) => positiveInts('--seconds')(v)[0]!)
+    .option('--train-rows <n>', 'Criteo-like rows for the async-sgd vs ga-sgd/bsp training comparison (0 skips it)', (v) => (v === '0' ? 0 : positiveInts('--train-rows')(v)[0]!))
+    .option('--quick', '1 s per measurement and 50,000 training rows')
+    .action(async (o: { json?: boolean; clients?: number[]; seconds?: number; trainRows?: number; quick?: boolean }) => {
+      const { benchPs } = await import('./ps.js');
+      const r = await benchPs({
+        ...(o.clients ? { clients: o.clients } : {}),
+        durationMs: (o.seconds ?? (o.quick ? 1 : 3)) * 1000,
+        trainRows: o.trainRows ?? (o.quick ? 50_000 : 200_000),
+        log: (l) => process.stderr.write(l + '\n'),
+      });
+      if (o.json) process.stdout.write(JSON.stringify(r.rows) + '\n');
+      else process.stdout.write(`${r.table}\n\npair = one sparse push + one sparse pull of the same ${r.indicesPerPair} indices (minibatch of 200 rows x 40 nonzeros), closed loop per client\nratio = parameter server pairs/s / echo server pairs/s for the same bytes\n${r.trainingTable ? `\n${r.trainingTable}\n` : ''}results written to ${r.file}\n`);
+    });
+
+  bench
     .command('train')
     .description('time to a target accuracy for W = 1, 2, 4 workers against a plain process; sparse-LR kernel against C++ -O2')
     .option('--json', 'print the result as JSON on stdout')
@@ -75,4 +95,15 @@ export function addBenchCommands(program: Command): void {
       else process.stdout.write(`${r.dataset} ${r.model}, target ${(100 * r.target).toFixed(0)}% test accuracy, same global batch for every W\n\n${r.table}\n\nresults written to ${r.file}\n`);
     });
 
+  bench
+    .command('hpo')
+    .description('Fashion-MNIST softmax: a full grid against successive halving (best accuracy, worker-seconds, side by side)')
+    .option('--quick', 'a 12,000-row subset and a 4-configuration grid')
+    .option('--json', 'print the result as JSON on stdout')
+    .action(async (o: { quick?: boolean; json?: boolean }) => {
+      const { benchHpo } = await import('./hpo.js');
+      const r = await benchHpo({ quick: o.quick ?? false, log: (l) => process.stderr.write(l + '\n') });
+      if (o.json) process.stdout.write(JSON.stringify({ quick: r.quick, grid: r.grid, rows: r.rows, accuracyDiffPoints: r.accuracyDiffPoints, workerSecondsRatio: r.workerSecondsRatio, targetMet: r.targetMet }) + '\n');
+      else process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+    });
 }

@@ -54,7 +54,8 @@ export const datasets = {
 };
 
 export { train, type TrainResult, type TrainCallbacks, type EpochLogs, type HistoryRow, type TrainMetrics, type TrainCost } from './train.js';
-export { parseTrainParams, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
+export { parseTrainParams, trainParamsSchema, applyOverrides, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
+export { readJobRecord, jobRecordKey, type JobRecord, type JobStatus } from './job-record.js';
 export { TrainedModel, saveModel, loadModel, ModelIoError } from './model-io.js';
 export { LambdaLauncher } from './launchers/lambda.js';
 

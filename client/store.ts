@@ -8,12 +8,15 @@ import { join, resolve } from 'node:path';
 import { s3SpecFor, startS3Server, type S3Server } from '../channels/s3-server.js';
 import { openObjectStore } from '../channels/object-store.js';
 import { DatasetStore } from '../channels/datasets/store.js';
+import type { ObjectStore } from '../channels/datasets/types.js';
 import type { S3Spec } from '../channels/spec.js';
 
 export const EMBEDDED_BUCKET = 'cirrus';
 
 export interface StoreHandle {
   datasets: DatasetStore;
+  /** The plain object store under the datasets (job records, search state). */
+  objects: ObjectStore;
   /** What workers are given to open the same store (a URL or an S3 spec with endpoint and credentials). */
   workerTarget: string | S3Spec;
   /** Human-readable location. */
@@ -29,7 +32,7 @@ export function cirrusHome(): string {
 export async function openStore(target?: string, home = cirrusHome()): Promise<StoreHandle> {
   if (target) {
     const datasets = new DatasetStore(await openObjectStore(target));
-    return { datasets, workerTarget: target, url: datasets.url, close: () => datasets.close() };
+    return { datasets, objects: datasets.store, workerTarget: target, url: datasets.url, close: () => datasets.close() };
   }
   const directory = join(home, 's3');
   const server: S3Server = await startS3Server({ directory, buckets: [EMBEDDED_BUCKET] });
@@ -38,6 +41,7 @@ export async function openStore(target?: string, home = cirrusHome()): Promise<S
     const datasets = new DatasetStore(await openObjectStore(spec));
     return {
       datasets,
+      objects: datasets.store,
       workerTarget: spec,
       url: `embedded s3rver at ${server.endpoint} (data in ${directory})`,
       async close() {

@@ -25,6 +25,7 @@ import { LambdaLauncher } from './launchers/lambda.js';
 import { LocalLauncher } from './launchers/local.js';
 import type { Launcher, WorkerEvent, WorkerHandle, WorkerResult } from './launchers/types.js';
 import { TrainedModel } from './model-io.js';
+import { JobRecordWriter } from './job-record.js';
 import { openStore, type StoreHandle } from './store.js';
 import { parseTrainParams, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
 
@@ -49,6 +50,16 @@ export interface TrainCallbacks {
   onGeneration?(generation: number): void;
   /** A launcher factory, e.g. for the Lambda launcher; default from params.launcher. */
   launcher?: (params: TrainParams) => Promise<Launcher> | Launcher;
+  /**
+   * Aborting stops the workers at once, like a stop condition: the result carries the newest
+   * evaluated model and `model.meta.stopped`; with no model published yet, train throws
+   * TrainError 'TRAIN_STOPPED'.
+   */
+  signal?: AbortSignal;
+  /** The job id, before anything is launched. */
+  onStart?(jobId: string): void;
+  /** An already-open store to use (and leave open) instead of opening params.store. */
+  store?: StoreHandle;
 }
 
 export interface TrainMetrics {
@@ -69,6 +80,8 @@ export interface TrainCost {
   channelUsd: number;
   storeUsd: number;
   workerGbSeconds: number;
+  /** Sum of the workers' durations (every invocation, every generation). */
+  workerSeconds: number;
   invocations: number;
   channelRequests: number;
   channelBytes: number;
@@ -105,8 +118,12 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
   const jobId = `train-${started.toString(36)}-${randomBytes(3).toString('hex')}`;
   const cleanups: Array<() => Promise<void>> = [];
   let generationsUsed = 0;
-  const store = await openStore(params.store);
-  cleanups.push(() => store.close());
+  const store = callbacks.store ?? (await openStore(params.store));
+  if (!callbacks.store) cleanups.push(() => store.close());
+  const jobRecord = new JobRecordWriter(store.objects, jobId, params, new Date(started));
+  const signal = callbacks.signal;
+  const abortReason = (): string | undefined => (signal?.aborted ? `aborted: ${abortMessage(signal)}` : undefined);
+  callbacks.onStart?.(jobId);
   try {
     const manifest = await store.datasets.manifest(params.dataset);
     const spec = modelSpecFor(params, manifest);
@@ -149,6 +166,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
       finalWeights = m.weights;
       finalStep = m.step;
       finalEpoch = m.epoch;
+      jobRecord.save({ status: 'running', history });
       if (epochEnd) await callbacks.onEpochEnd?.(m.epoch, logs);
       else await callbacks.onEvaluate?.(logs);
       const st = params.stop;
@@ -158,6 +176,8 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     /** Evaluates every epoch model rank 0 has published since the last call, in order. */
     const evaluateEpochs = async (): Promise<void> => {
       for (;;) {
+        // An abort stops at once: epochs published meanwhile are not evaluated.
+        if (abortReason()) return;
         const key = epochModelKey(jobId, nextEpoch);
         const bytes = await channel.get(key);
         if (!bytes) return;
@@ -177,10 +197,17 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     };
 
     for (let generation = 0; ; generation++) {
+      // Aborted before (re)launching: launch nothing more.
+      if (abortReason()) {
+        stopReason ??= abortReason();
+        break;
+      }
       generationsUsed = generation + 1;
       callbacks.onGeneration?.(generation);
       const handles = await launchGeneration(launcher, params, spec, jobId, generation, store, channelSpec);
       const outcome = await watch(handles, async () => {
+        const aborted = abortReason();
+        if (aborted) return (stopReason ??= aborted);
         await evaluateEpochs();
         await evaluateLatest(false);
         if (params.stop.maxSeconds !== undefined && Date.now() - started >= params.stop.maxSeconds * 1000) stopReason ??= `reached the time limit of ${params.stop.maxSeconds} s`;
@@ -200,16 +227,23 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
       }
     }
 
-    await evaluateEpochs();
-    // The final model: what rank 0 wrote at the end, or the newest published one after a stop.
-    const finalBytes = await channel.get(finalModelKey(jobId));
-    if (finalBytes) {
-      const m = unpackMessage<PublishedModel>(finalBytes);
-      finalWeights = m.weights;
-      finalStep = m.step;
-      finalEpoch = m.epoch;
+    const aborted = abortReason();
+    if (aborted) {
+      // After an abort: the newest evaluated model, so an abort never waits for more evaluations.
+      if (!finalWeights) await evaluateLatest(true);
+      if (!finalWeights) throw new TrainError('TRAIN_STOPPED', `job ${jobId}: ${aborted} before any model was published`);
     } else {
-      await evaluateLatest(true);
+      await evaluateEpochs();
+      // The final model: what rank 0 wrote at the end, or the newest published one after a stop.
+      const finalBytes = await channel.get(finalModelKey(jobId));
+      if (finalBytes) {
+        const m = unpackMessage<PublishedModel>(finalBytes);
+        finalWeights = m.weights;
+        finalStep = m.step;
+        finalEpoch = m.epoch;
+      } else {
+        await evaluateLatest(true);
+      }
     }
     if (!finalWeights) throw new TrainError('TRAIN_WORKER_FAILED', `job ${jobId}: the workers ended without publishing a model`);
     const final = evaluate(model, finalWeights, testSet);
@@ -240,8 +274,14 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     };
     const cost = estimateCost(params, manifest, results, wallSeconds, channelSpec.kind);
     const trained = new TrainedModel(spec, finalWeights.slice(), { dataset: params.dataset, jobId, epochs: finalEpoch, steps: finalStep, ...(stopReason ? { stopped: stopReason } : {}) });
+    jobRecord.save({ status: aborted ? 'stopped' : 'done', history, metrics, cost });
     return { jobId, model: trained, history, metrics, cost };
+  } catch (e) {
+    const stopped = e instanceof TrainError && e.code === 'TRAIN_STOPPED';
+    jobRecord.save({ status: stopped ? 'stopped' : 'failed', error: (e as Error).message });
+    throw e;
   } finally {
+    await jobRecord.flush();
     // Reverse order: launcher (workers) first, then keys, channel, servers, store.
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
   }
@@ -456,6 +496,7 @@ function estimateCost(params: TrainParams, m: DatasetManifest, results: WorkerRe
     channelUsd,
     storeUsd,
     workerGbSeconds,
+    workerSeconds: results.reduce((s, r) => s + r.durationMs / 1000, 0),
     invocations,
     channelRequests: stats.put.requests + stats.get.requests + stats.list.requests + stats.delete.requests,
     channelBytes: stats.put.bytes + stats.get.bytes + stats.list.bytes + stats.delete.bytes,
@@ -472,4 +513,10 @@ async function removeJobKeys(channel: Channel, jobId: string, workers: number, g
   }
   if (channel.list) keys.push(...(await channel.list(jobPrefix(jobId))));
   await channel.delete([...new Set(keys)]);
+}
+
+function abortMessage(signal: AbortSignal): string {
+  const r: unknown = signal.reason;
+  if (r instanceof Error) return r.message;
+  return typeof r === 'string' ? r : 'the signal was aborted';
 }

@@ -1,0 +1,107 @@
+/**
+ * What `cirrus grid-search` shows while a search runs. On a TTY: a table redrawn in place, one
+ * row per trial (cli-progress MultiBar lines whose format is the row), and a progress bar over the
+ * whole search. Elsewhere (pipes, CI logs): one plain line per trial event.
+ */
+import cliProgress from 'cli-progress';
+import { loadPrices, type TrainParams } from '../client/index.js';
+import type { SearchEvent } from './search.js';
+import type { TrialState } from './state.js';
+
+export interface LiveView {
+  update(event: SearchEvent): void;
+  stop(): void;
+}
+
+const DONE: ReadonlyArray<TrialState['status']> = ['done', 'failed', 'killed', 'pruned'];
+
+function formatParams(p: Record<string, unknown>): string {
+  return Object.entries(p)
+    .map(([k, v]) => `${k}=${typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(3)) : JSON.stringify(v)}`)
+    .join(' ');
+}
+
+/** What the trial has cost so far: its final estimate once done, else worker GB-seconds at Lambda prices. */
+export function costSoFar(trial: TrialState, params: TrainParams, gbSecondUsd: number): number | undefined {
+  if (trial.cost) return trial.cost.usd;
+  const last = trial.history[trial.history.length - 1];
+  return last ? params.workers * (params.launcher.memoryMb / 1024) * last.wallSeconds * gbSecondUsd : undefined;
+}
+
+interface Row {
+  id: string;
+  params: string;
+  status: string;
+  epoch: string;
+  loss: string;
+  acc: string;
+  ups: string;
+  cost: string;
+}
+
+function rowOf(t: TrialState, params: TrainParams, gbSecondUsd: number): Row {
+  const last = t.history[t.history.length - 1];
+  const m = t.metrics;
+  const cost = costSoFar(t, params, gbSecondUsd);
+  return {
+    id: t.id,
+    params: formatParams(t.params),
+    status: t.status,
+    epoch: t.epoch !== undefined ? `${t.epoch}/${params.epochs}` : '-',
+    loss: m ? m.testLoss.toFixed(4) : last ? last.testLoss.toFixed(4) : '-',
+    acc: m ? `${(100 * m.testAccuracy).toFixed(2)}%` : last ? `${(100 * last.testAccuracy).toFixed(2)}%` : '-',
+    ups: m ? m.updatesPerSec.toFixed(1) : last && last.wallSeconds > 0 ? (last.step / last.wallSeconds).toFixed(1) : '-',
+    cost: cost !== undefined ? `$${cost.toExponential(2)}` : '-',
+  };
+}
+
+const COLUMNS: Array<[keyof Row, string, number]> = [
+  ['id', 'trial', 5],
+  ['params', 'params', 0],
+  ['status', 'status', 8],
+  ['epoch', 'epoch', 7],
+  ['loss', 'loss', 7],
+  ['acc', 'accuracy', 8],
+  ['ups', 'updates/s', 9],
+  ['cost', 'cost', 10],
+];
+
+export function createLiveView(opts: { trials: TrialState[]; paramsOf: (id: string) => TrainParams; tty: boolean; write: (line: string) => void; stream?: NodeJS.WritableStream }): LiveView {
+  const gbSecondUsd = loadPrices().lambda.gbSecond;
+  const trials = new Map(opts.trials.map((t) => [t.id, t]));
+  const finished = () => [...trials.values()].filter((t) => DONE.includes(t.status)).length;
+  if (!opts.tty) {
+    return {
+      update(e) {
+        if (e.type === 'search') return opts.write(`search ${e.status}`);
+        trials.set(e.trial.id, e.trial);
+        const r = rowOf(e.trial, opts.paramsOf(e.trial.id), gbSecondUsd);
+        if (e.type === 'epoch') return opts.write(`${r.id} epoch ${e.logs.epoch}: loss ${r.loss}, accuracy ${r.acc}, ${r.ups} updates/s, cost ${r.cost}`);
+        const extra = e.trial.status === 'running' && e.trial.jobId ? ` job ${e.trial.jobId}` : e.trial.error ? `: ${e.trial.error}` : e.trial.metrics ? `: accuracy ${r.acc}, loss ${r.loss}` : '';
+        opts.write(`${r.id} ${e.trial.status}${extra} (${r.params}) [${finished()}/${trials.size} finished]`);
+      },
+      stop() {},
+    };
+  }
+  const paramsWidth = Math.max(6, ...opts.trials.map((t) => formatParams(t.params).length));
+  const width = (w: number) => (w === 0 ? paramsWidth : w);
+  const line = (cells: Record<string, string>) => COLUMNS.map(([key, , w]) => (cells[key] ?? '').padEnd(width(w))).join('  ');
+  const multi = new cliProgress.MultiBar({ clearOnComplete: false, hideCursor: true, stream: opts.stream ?? process.stdout, forceRedraw: true, autopadding: false }, cliProgress.Presets.shades_classic);
+  // Table lines are bars whose format ignores the bar and prints the row (pre-padded).
+  multi.create(1, 0, {}, { format: line(Object.fromEntries(COLUMNS.map(([k, h]) => [k, h]))) });
+  const rows = new Map(opts.trials.map((t) => [t.id, multi.create(1, 0, { text: line({ ...rowOf(t, opts.paramsOf(t.id), gbSecondUsd) }) }, { format: '{text}' })]));
+  const overall = multi.create(opts.trials.length, finished(), { best: '-' }, { format: 'search {bar} {value}/{total} trials finished | best accuracy {best}' });
+  let best: { id: string; acc: number } | undefined;
+  return {
+    update(e) {
+      if (e.type === 'search') return;
+      trials.set(e.trial.id, e.trial);
+      rows.get(e.trial.id)?.update(0, { text: line({ ...rowOf(e.trial, opts.paramsOf(e.trial.id), gbSecondUsd) }) });
+      if (e.trial.status === 'done' && e.trial.metrics && (!best || e.trial.metrics.testAccuracy > best.acc)) best = { id: e.trial.id, acc: e.trial.metrics.testAccuracy };
+      overall.update(finished(), { best: best ? `${best.id} ${(100 * best.acc).toFixed(2)}%` : '-' });
+    },
+    stop() {
+      multi.stop();
+    },
+  };
+}
