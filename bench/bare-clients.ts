@@ -1,9 +1,11 @@
 /**
- * The bare clients the channel benchmark compares against: the same libraries the adapters use
- * (memjs, the AWS SDK, the PS client), moving the same bytes in the same number of data requests,
- * with none of the framework around them (no framing, no waiting, no reduction).
+ * The bare clients the channel benchmark compares against: the same clients the adapters use
+ * (memjs plus the memcached bulk connection, the AWS SDK, the PS client), moving the same bytes in
+ * the same number of data requests, with none of the framework around them (no framing, no
+ * waiting, no reduction).
  */
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { openBulkConnection } from '../channels/memcached-bulk.js';
 import { createLinearClient } from '../channels/memjs-linear.js';
 import type { ChannelSpec } from '../channels/spec.js';
 import { ParamClient } from '../paramserver/index.js';
@@ -30,30 +32,48 @@ export async function openBareClient(spec: ChannelSpec): Promise<BareClient> {
 }
 
 function bareMemcached(server: string, chunkBytes: number, connections: number, timeoutMs: number): BareClient {
+  // The adapter's two clients, used for the same items: memjs for values that fit one item,
+  // the bulk connection for the chunks of larger values.
   const clients = Array.from({ length: connections }, () => createLinearClient(server, { timeout: timeoutMs / 1000, retries: 0, keepAlive: true }));
+  const bulk = Array.from({ length: connections }, () => openBulkConnection(server, timeoutMs));
   let next = 0;
+  let nextBulk = 0;
   const pick = () => clients[next++ % clients.length]!;
-  // The adapter splits values above chunkBytes into chunks of chunkBytes: do the same requests.
-  const chunkCount = (n: number) => Math.max(1, Math.ceil(n / chunkBytes));
+  const pickBulk = () => bulk[nextBulk++ % bulk.length]!;
+  // The adapter stores values below chunkBytes as one item, larger ones as chunks of chunkBytes.
+  const chunkCount = (n: number) => (n < chunkBytes ? 0 : Math.ceil(n / chunkBytes));
   const sizes = new Map<string, number>();
+  const scratch = new Map<string, Uint8Array>();
   return {
     async put(key, value) {
       const n = chunkCount(value.byteLength);
-      sizes.set(key, n);
+      sizes.set(key, value.byteLength);
+      if (n === 0) {
+        await pick().set(`${key}.0`, Buffer.from(value.buffer, value.byteOffset, value.byteLength), {});
+        return;
+      }
       await Promise.all(
-        Array.from({ length: n }, (_, i) => pick().set(`${key}.${i}`, Buffer.from(value.buffer, value.byteOffset + i * chunkBytes, Math.min(chunkBytes, value.byteLength - i * chunkBytes)), {})),
+        Array.from({ length: n }, (_, i) => pickBulk().set(`${key}.${i}`, value.subarray(i * chunkBytes, Math.min(value.byteLength, (i + 1) * chunkBytes)))),
       );
     },
     async get(key) {
-      const n = sizes.get(key) ?? 1;
-      const parts = await Promise.all(Array.from({ length: n }, (_, i) => pick().get(`${key}.${i}`)));
-      return parts.reduce((s, p) => s + (p.value?.byteLength ?? 0), 0);
+      const size = sizes.get(key) ?? 0;
+      const n = chunkCount(size);
+      if (n === 0) return (await pick().get(`${key}.0`)).value?.byteLength ?? 0;
+      // One reused buffer per key: the collectives read into reused buffers too (never slower).
+      let out = scratch.get(key);
+      if (out?.byteLength !== size) scratch.set(key, (out = new Uint8Array(size)));
+      const got = await Promise.all(
+        Array.from({ length: n }, (_, i) => pickBulk().getInto(`${key}.${i}`, out.subarray(i * chunkBytes, Math.min(size, (i + 1) * chunkBytes)))),
+      );
+      return got.reduce((s, g) => s + Math.max(0, g), 0);
     },
     async delete(keys) {
-      await Promise.all(keys.flatMap((k) => Array.from({ length: sizes.get(k) ?? 1 }, (_, i) => pick().delete(`${k}.${i}`))));
+      await Promise.all(keys.flatMap((k) => Array.from({ length: Math.max(1, chunkCount(sizes.get(k) ?? 0)) }, (_, i) => pick().delete(`${k}.${i}`))));
     },
     async close() {
       for (const c of clients) c.close();
+      for (const b of bulk) b.close();
     },
   };
 }

@@ -45,6 +45,9 @@ export interface ChannelBenchRow {
   costUsd: number;
   bareMs: number;
   ratio: number;
+  /** CPU time (user + system) of all worker processes per round, collective and bare replay (diagnostic). */
+  cpuMs?: number;
+  bareCpuMs?: number;
   /** Set when the configuration failed (the numbers are then NaN). */
   error?: string;
 }
@@ -108,6 +111,8 @@ export async function benchChannels(opts: ChannelBenchOptions = {}): Promise<{ r
               costUsd: channelCostUsd(kind, perRound, medianMs / 1000, prices),
               bareMs,
               ratio: medianMs / bareMs,
+              cpuMs: result.collective.reduce((s, r) => s + r.cpuMs, 0) / rounds,
+              bareCpuMs: result.bare!.reduce((s, r) => s + r.cpuMs, 0) / rounds,
             });
           }
         }

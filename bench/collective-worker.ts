@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { Communicator } from '../channels/collectives.js';
-import { emptyStats, type ChannelStats } from '../channels/channel.js';
+import { Communicator, canReadInto, type LentBuffer, type ReadIntoChannel } from '../channels/collectives.js';
+import { emptyStats, type Channel, type ChannelStats } from '../channels/channel.js';
 import { openChannel } from '../channels/factory.js';
 import { jobKey } from '../channels/keys.js';
 import { parseChannelSpec } from '../channels/spec.js';
@@ -48,12 +48,40 @@ export interface CollectiveReport {
   stats: ChannelStats[];
   hashes: string[];
   closeMs: number;
+  /** This process's CPU time (user + system) over all rounds, in ms. */
+  cpuMs: number;
 }
 
 export interface BareReport {
   type: 'bare';
   rank: number;
   durationsMs: number[];
+  /** This process's CPU time (user + system) over all replayed rounds, in ms. */
+  cpuMs: number;
+}
+
+const cpuMsSince = (start: NodeJS.CpuUsage): number => {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
+};
+
+/** A RecordingChannel that keeps the channel's waitManyInto, so the collectives run as they do unwrapped. */
+class RecordingReadIntoChannel extends RecordingChannel implements ReadIntoChannel {
+  constructor(private readonly base: Channel & ReadIntoChannel) {
+    super(base);
+  }
+  async waitManyInto(
+    keys: string[],
+    deadline: number,
+    dest: (index: number, byteLength: number) => LentBuffer | undefined,
+    onValue?: (index: number, value: Uint8Array) => void,
+  ): Promise<Uint8Array[]> {
+    // A value read in two pieces comes back as its head: record the length that was read.
+    const lengths: number[] = [];
+    const vs = await this.base.waitManyInto(keys, deadline, (i, n) => ((lengths[i] = n), dest(i, n)), onValue);
+    vs.forEach((v, i) => this.traffic.gets.push(lengths[i] ?? v.byteLength));
+    return vs;
+  }
 }
 
 const send = (msg: object) => process.stdout.write(JSON.stringify(msg) + '\n');
@@ -81,14 +109,16 @@ async function main(): Promise<void> {
   };
 
   const spec = parseChannelSpec(config.channel);
-  const channel = new RecordingChannel(await openChannel(spec));
+  const inner = await openChannel(spec);
+  const channel = canReadInto(inner) ? new RecordingReadIntoChannel(inner) : new RecordingChannel(inner);
   const comm = new Communicator(channel, { jobId: config.jobId, rank: config.rank, world: config.world, timeoutMs: config.timeoutMs });
   const fixed = config.varyPerRound ? undefined : makeVector(config.seed, config.rank, 0, config.floats);
   send({ type: 'ready', rank: config.rank });
   await expect('go');
 
-  const report: CollectiveReport = { type: 'collective', rank: config.rank, durationsMs: [], stats: [], hashes: [], closeMs: 0 };
+  const report: CollectiveReport = { type: 'collective', rank: config.rank, durationsMs: [], stats: [], hashes: [], closeMs: 0, cpuMs: 0 };
   const traffic: RoundTraffic[] = [];
+  const cpu0 = process.cpuUsage();
   for (let round = 0; round < config.rounds; round++) {
     const v = fixed ?? makeVector(config.seed, config.rank, round, config.floats);
     const before = channel.stats();
@@ -108,6 +138,7 @@ async function main(): Promise<void> {
     report.stats.push(diff);
     if (config.hashes) report.hashes.push(createHash('sha256').update(new Uint8Array(out.buffer, out.byteOffset, out.byteLength)).digest('hex'));
   }
+  report.cpuMs = cpuMsSince(cpu0);
   const c0 = performance.now();
   await comm.close();
   report.closeMs = performance.now() - c0;
@@ -135,8 +166,9 @@ async function replayBare(config: WorkerConfig, spec: ReturnType<typeof parseCha
   const payload = new Uint8Array(Math.max(0, ...traffic.flatMap((t) => t.puts)));
   send({ type: 'bare-ready', rank: config.rank });
   await expect('bare');
-  const report: BareReport = { type: 'bare', rank: config.rank, durationsMs: [] };
+  const report: BareReport = { type: 'bare', rank: config.rank, durationsMs: [], cpuMs: 0 };
   const written = new Set<string>();
+  const cpu0 = process.cpuUsage();
   for (const t of traffic) {
     const t0 = performance.now();
     await Promise.all(t.puts.map((size, i) => {
@@ -146,6 +178,7 @@ async function replayBare(config: WorkerConfig, spec: ReturnType<typeof parseCha
     await Promise.all(t.gets.map((_, i) => bare.get(key('g', i))));
     report.durationsMs.push(performance.now() - t0);
   }
+  report.cpuMs = cpuMsSince(cpu0);
   send(report);
   await bare.delete([...getSizes.keys(), ...written]);
   await bare.close();

@@ -15,14 +15,40 @@
  * fin key listing its outputs still pending, and rank 0 deletes them with the fin keys.
  */
 import type { Channel } from './channel.js';
-import { decodeFloat32, encodeTensor, frameBytes } from './codec.js';
+import { decodeFloat32, encodeTensor, frameBytes, headerBytes, readFrameHeader } from './codec.js';
 import { CollectiveError, CollectiveTimeoutError, WaitTimeoutError } from './errors.js';
 import { jobKey } from './keys.js';
 import { packMessage, unpackMessage } from './messages.js';
-import { OrderedReducer, type ReduceOp } from './reduce.js';
+import { OrderedReducer, type ReduceOp, addInto, divideInto } from './reduce.js';
 
 export type CollectivePattern = 'allreduce' | 'scatterreduce';
 export type AllReduceAlgorithm = 'auto' | 'leader' | 'gather';
+
+/**
+ * Optional channel capability (the memcached channel has it): waitMany that reads each value into
+ * a buffer the caller lends. The collectives lend reused buffers for values they consume at once.
+ */
+export interface ReadIntoChannel {
+  waitManyInto(
+    keys: string[],
+    deadline: number,
+    dest: (index: number, byteLength: number) => LentBuffer | undefined,
+    onValue?: (index: number, value: Uint8Array) => void,
+  ): Promise<Uint8Array[]>;
+}
+
+/**
+ * Room lent for one value: a buffer, or two pieces (the value's first head.byteLength bytes, then
+ * the rest). A value read into two pieces is reported as its head piece.
+ */
+export type LentBuffer = Uint8Array | { head: Uint8Array; body: Uint8Array };
+
+/** Header bytes of a 1-D tensor frame. */
+const FRAME_HEADER = headerBytes(1);
+
+export function canReadInto(c: Channel): c is Channel & ReadIntoChannel {
+  return typeof (c as Partial<ReadIntoChannel>).waitManyInto === 'function';
+}
 
 /** 'auto' gathers when each rank would read at most this many bytes of contributions. */
 export const GATHER_MAX_BYTES = 64 * 1024;
@@ -59,6 +85,10 @@ export class Communicator {
   private readonly background = new Set<Promise<void>>();
   /** Frame buffers reused across rounds: large allocations make V8 run full GCs. */
   private readonly framePool = new Map<number, Uint8Array[]>();
+  /** Receive buffers lent to the channel, by size: one per source index (see lend()). */
+  private readonly receivePool = new Map<number, Uint8Array[]>();
+  /** Frame headers of float32 vectors by length, for frames whose payload is written in place. */
+  private readonly headers = new Map<number, Uint8Array>();
   private backgroundError: unknown;
   private closed = false;
 
@@ -101,7 +131,12 @@ export class Communicator {
       const out = await this.awaitRanks('allreduce', round, [this.outKey(round, 0)], [0], deadline);
       return checkLength(decodeFloat32(out[0]!, this.outKey(round, 0)), vec.length, what);
     }
-    return this.reduceSegment('allreduce', round, 0, vec, op, deadline);
+    // Reduce straight into the payload of the frame rank 0 publishes: no copy to encode it. The
+    // frame is fresh (not pooled) because the caller keeps the result, a view into it.
+    const frame = this.freshFrame(vec.length);
+    const acc = new Float32Array(frame.buffer, frame.byteOffset + headerBytes(1), vec.length);
+    await this.reduceSegment('allreduce', round, 0, vec, op, deadline, acc, frame);
+    return acc;
   }
 
   /**
@@ -120,13 +155,14 @@ export class Communicator {
       sends.push(this.putVector(this.inKey(round, j, this.rank), vec.subarray(lo, hi)));
     }
     const [mlo, mhi] = segmentBounds(n, this.world, this.rank);
-    const [, own] = await Promise.all([
-      Promise.all(sends),
-      mhi > mlo ? this.reduceSegment('scatterreduce', round, this.rank, vec.subarray(mlo, mhi), op, deadline) : Promise.resolve(undefined),
-    ]);
     const result = new Float32Array(n);
-    if (own) result.set(own, mlo);
+    // This rank's segment is reduced in place, inside the result.
+    await Promise.all([
+      Promise.all(sends),
+      mhi > mlo ? this.reduceSegment('scatterreduce', round, this.rank, vec.subarray(mlo, mhi), op, deadline, result.subarray(mlo, mhi)) : undefined,
+    ]);
     const segments: number[] = [];
+    const heads: Array<Uint8Array | undefined> = [];
     for (let j = 0; j < this.world; j++) {
       const [lo, hi] = segmentBounds(n, this.world, j);
       if (j !== this.rank && hi > lo) segments.push(j);
@@ -140,7 +176,25 @@ export class Communicator {
       (i, bytes) => {
         const j = segments[i]!;
         const [lo, hi] = segmentBounds(n, this.world, j);
-        result.set(checkLength(decodeFloat32(bytes, this.outKey(round, j)), hi - lo, `scatterreduce round ${round} segment ${j}`), lo);
+        const what = `scatterreduce round ${round} segment ${j}`;
+        if (bytes === heads[i]) {
+          // Split read: the payload is already in place inside `result`; check what the header says.
+          const h = readFrameHeader(bytes, this.outKey(round, j));
+          if (h.dtype !== 'float32' || h.payloadBytes !== (hi - lo) * 4) {
+            throw new CollectiveError('COLLECTIVE_MISMATCH', `${what}: received a ${h.dtype} frame of shape [${h.shape.join(', ')}], expected ${hi - lo} float32 values`);
+          }
+        } else {
+          result.set(checkLength(decodeFloat32(bytes, this.outKey(round, j)), hi - lo, what), lo);
+        }
+      },
+      // Each reduced segment's frame is read in two pieces: its header into a small buffer, its
+      // payload straight into its place in the result (no receive buffer, no copy out of one).
+      (i, byteLength) => {
+        const [lo, hi] = segmentBounds(n, this.world, segments[i]!);
+        const head = this.lend(i, FRAME_HEADER);
+        if (byteLength !== FRAME_HEADER + (hi - lo) * 4) return undefined;
+        heads[i] = head;
+        return { head, body: new Uint8Array(result.buffer, result.byteOffset + lo * 4, (hi - lo) * 4) };
       },
     );
     return result;
@@ -184,13 +238,21 @@ export class Communicator {
     reducer.offer(this.rank, vec);
     await Promise.all([
       this.putVector(mine, vec),
-      this.awaitRanks('allreduce', round, keys, sources, deadline, (i, bytes) => {
-        try {
-          reducer.offer(sources[i]!, decodeFloat32(bytes, keys[i]!));
-        } catch (e) {
-          firstError ??= e;
-        }
-      }),
+      this.awaitRanks(
+        'allreduce',
+        round,
+        keys,
+        sources,
+        deadline,
+        (i, bytes) => {
+          try {
+            reducer.offer(sources[i]!, decodeFloat32(bytes, keys[i]!));
+          } catch (e) {
+            firstError ??= e;
+          }
+        },
+        this.lend,
+      ),
     ]);
     if (firstError) throw firstError;
     // Every rank has entered this round, so everything this rank published before has been read;
@@ -206,30 +268,81 @@ export class Communicator {
     this.pendingOutputs = published;
   }
 
-  /** Waits for contributions to segment `seg`, reduces them in rank order, publishes the result. */
-  private async reduceSegment(pattern: CollectivePattern, round: number, seg: number, own: Float32Array, op: ReduceOp, deadline: number): Promise<Float32Array> {
+  /**
+   * Waits for contributions to segment `seg`, reduces them in rank order into `acc`, publishes
+   * the result: `frame` when acc is already its payload, else a pooled encoding of acc.
+   */
+  private async reduceSegment(
+    pattern: CollectivePattern,
+    round: number,
+    seg: number,
+    own: Float32Array,
+    op: ReduceOp,
+    deadline: number,
+    acc: Float32Array,
+    frame?: Uint8Array,
+  ): Promise<void> {
     const what = `${pattern} round ${round} segment ${seg}`;
-    const reducer = new OrderedReducer(this.world, own.length, what);
+    const reducer = new OrderedReducerInto(acc, this.world, what);
     const sources = Array.from({ length: this.world }, (_, r) => r).filter((r) => r !== this.rank);
     const keys = sources.map((r) => this.inKey(round, seg, r));
     let firstError: unknown;
     reducer.offer(this.rank, own);
-    await this.awaitRanks(pattern, round, keys, sources, deadline, (i, bytes) => {
-      try {
-        reducer.offer(sources[i]!, decodeFloat32(bytes, keys[i]!));
-      } catch (e) {
-        firstError ??= e;
-      }
-    });
+    await this.awaitRanks(
+      pattern,
+      round,
+      keys,
+      sources,
+      deadline,
+      (i, bytes) => {
+        try {
+          reducer.offer(sources[i]!, decodeFloat32(bytes, keys[i]!));
+        } catch (e) {
+          firstError ??= e;
+        }
+      },
+      this.lend,
+    );
     if (firstError) throw firstError;
     // Every rank has now entered this round, so all earlier outputs have been read; the
     // contributions had one reader, this rank.
-    const result = reducer.result(op);
+    reducer.finish(op);
     const outKey = this.outKey(round, seg);
-    this.retirePendingAndKeep([], keys);
-    await this.putVector(outKey, result);
-    this.pendingOutputs = [outKey];
-    return result;
+    try {
+      // The other ranks wait for this output: send it before the deletes, which can wait.
+      if (frame) await this.channel.put(outKey, frame);
+      else await this.putVector(outKey, acc);
+    } finally {
+      this.retirePendingAndKeep([outKey], keys);
+    }
+  }
+
+  /**
+   * Receive buffer number `index` of `byteLength` bytes, reused round after round. Safe because
+   * every value read into one is consumed (reduced or copied out) before the round ends, and one
+   * wait never uses an index twice.
+   */
+  private readonly lend = (index: number, byteLength: number): Uint8Array => {
+    let bufs = this.receivePool.get(byteLength);
+    if (bufs === undefined) {
+      if (this.receivePool.size >= 4) this.receivePool.delete(this.receivePool.keys().next().value!);
+      bufs = [];
+      this.receivePool.set(byteLength, bufs);
+    }
+    return (bufs[index] ??= new Uint8Array(byteLength));
+  };
+
+  /** A new frame for `n` float32 values with its header written; the payload is left to fill. */
+  private freshFrame(n: number): Uint8Array {
+    let header = this.headers.get(n);
+    if (header === undefined) {
+      header = encodeTensor(new Float32Array(n)).slice(0, headerBytes(1));
+      if (this.headers.size >= 8) this.headers.delete(this.headers.keys().next().value!);
+      this.headers.set(n, header);
+    }
+    const frame = new Uint8Array(frameBytes('float32', n));
+    frame.set(header);
+    return frame;
   }
 
   /** Encodes into a pooled buffer; a channel no longer needs the bytes once put() resolves. */
@@ -254,9 +367,12 @@ export class Communicator {
     ranks: number[],
     deadline: number,
     onValue?: (index: number, value: Uint8Array) => void,
+    /** Lends receive buffers: only for values consumed within the round (never returned to callers). */
+    dest?: (index: number, byteLength: number) => LentBuffer | undefined,
   ): Promise<Uint8Array[]> {
     const started = Date.now();
     try {
+      if (dest && canReadInto(this.channel)) return await this.channel.waitManyInto(keys, deadline, dest, onValue);
       return await this.channel.waitMany(keys, deadline, onValue);
     } catch (e) {
       if (e instanceof WaitTimeoutError) {
@@ -290,6 +406,43 @@ export class Communicator {
   }
   private finKey(rank: number): string {
     return jobKey(this.jobId, 'coll', this.stream, 'fin', rank);
+  }
+}
+
+/**
+ * OrderedReducer's arithmetic (copy rank 0, add ranks 1, 2, ... in order as each prefix completes,
+ * then divide for the mean), accumulated into memory the caller provides, so results stay
+ * bit-identical to every other path while the collectives skip a copy and an allocation.
+ */
+class OrderedReducerInto {
+  private readonly pending: Array<Float32Array | undefined>;
+  private next = 0;
+
+  constructor(
+    private readonly acc: Float32Array,
+    private readonly world: number,
+    private readonly what: string,
+  ) {
+    this.pending = new Array(world);
+  }
+
+  offer(rank: number, data: Float32Array): void {
+    if (data.length !== this.acc.length) {
+      throw new CollectiveError('COLLECTIVE_MISMATCH', `${this.what}: rank ${rank} sent ${data.length} floats, expected ${this.acc.length} (every rank must pass vectors of the same length)`);
+    }
+    this.pending[rank] = data;
+    while (this.next < this.world && this.pending[this.next] !== undefined) {
+      const v = this.pending[this.next]!;
+      this.pending[this.next] = undefined;
+      if (this.next === 0) this.acc.set(v);
+      else addInto(this.acc, v);
+      this.next++;
+    }
+  }
+
+  finish(op: ReduceOp): void {
+    if (this.next !== this.world) throw new CollectiveError('COLLECTIVE_ARGUMENT', `${this.what}: reduction incomplete (${this.next} of ${this.world} ranks)`);
+    if (op === 'mean') divideInto(this.acc, this.world);
   }
 }
 

@@ -8,14 +8,20 @@
  *         fetching. Chunks are written first and the manifest last: a reader sees the old value,
  *         the new value or nothing, never a mix.
  * Chunk items hold raw bytes (no tag) and never expire: an expiry would silently drop live data.
+ *
+ * Clients: memjs for manifests and inline values (sets, gets, polls, deletes); chunk items, the
+ * bulk of the bytes, go through BulkConnection (memcached-bulk.ts), which neither copies a value to
+ * send it nor allocates per packet to receive it, and reads each chunk straight into the assembled
+ * value (or into memory the caller lends, see waitManyInto).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Client as MemjsClient } from 'memjs';
 import { type Channel, type ChannelStats, type OpKind, emptyStats } from './channel.js';
 import { ChannelError } from './errors.js';
+import { type BulkConnection, openBulkConnection } from './memcached-bulk.js';
 import { createLinearClient } from './memjs-linear.js';
 import { MAX_KEY_BYTES, assertKey } from './keys.js';
-import { FAST_POLL, pollMany } from './poll.js';
+import { FAST_POLL, type PollPolicy, pollMany } from './poll.js';
 import { type MemcachedSpec, memcachedSpec } from './spec.js';
 
 type Client = MemjsClient;
@@ -30,6 +36,12 @@ const KNOWN_CAPACITY = 10_000;
 /** Grace on top of memjs' own timeout before we declare a request lost (memjs can miss a closed socket). */
 const BACKSTOP_GRACE_MS = 1_000;
 const PROBE_KEY = 'cirrus~probe';
+/**
+ * A poll is one GET miss (tens of microseconds), so waits poll at a granularity relative to how
+ * long they have waited: a rank waiting 30 ms for a peer arrives at most ~3 ms late, where a
+ * fixed 10 ms cap could make it ~5 ms late on average.
+ */
+const MEMCACHED_POLL: PollPolicy = { ...FAST_POLL, maxDelayFraction: 0.1 };
 
 export interface Manifest {
   count: number;
@@ -102,6 +114,13 @@ class LruMap<K, V> {
   }
 }
 
+/**
+ * Memory a caller lends for a value of known length: one buffer, or two pieces (the value's first
+ * head.byteLength bytes, then the rest), e.g. a frame header apart from a payload read in place.
+ */
+export type LentBuffer = Uint8Array | { head: Uint8Array; body: Uint8Array };
+type Lend = (byteLength: number) => LentBuffer | undefined;
+
 type Decoded = { kind: 'inline'; value: Uint8Array } | { kind: 'manifest'; manifest: Manifest };
 
 const silentLogger = { log: (): void => undefined };
@@ -128,6 +147,8 @@ export class MemcachedChannel implements Channel {
   private readonly chunkBytes: number;
   private readonly clients: Client[];
   private nextClient = 0;
+  private readonly bulk: BulkConnection[];
+  private nextBulk = 0;
   private counters = emptyStats();
   private closed = false;
   private readonly known = new LruMap<string, Known>(KNOWN_CAPACITY);
@@ -159,6 +180,7 @@ export class MemcachedChannel implements Channel {
         logger: silentLogger,
       }),
     );
+    this.bulk = Array.from({ length: s.connections }, () => openBulkConnection(s.server, s.timeoutMs));
   }
 
   /** Creates a channel and checks the server answers within spec.timeoutMs. */
@@ -220,7 +242,35 @@ export class MemcachedChannel implements Channel {
 
   async waitMany(keys: string[], deadline: number, onValue?: (index: number, value: Uint8Array) => void): Promise<Uint8Array[]> {
     for (const k of keys) this.check(k);
-    return pollMany(keys, deadline, (missing) => Promise.all(missing.map((k) => this.read(k))), FAST_POLL, this.endpoint, onValue);
+    return pollMany(keys, deadline, (missing) => Promise.all(missing.map((k) => this.read(k))), MEMCACHED_POLL, this.endpoint, onValue);
+  }
+
+  /**
+   * waitMany that assembles each chunked value in memory the caller lends: `dest(index, bytes)`
+   * returns room for exactly that many bytes (or undefined for a fresh buffer). Lets a caller that
+   * consumes values at once reuse its buffers instead of allocating megabytes per read, which
+   * is what makes V8 run full GCs. A value read into two pieces is reported as its head piece
+   * (the caller knows the body is in place). Inline values still come back as views of the
+   * received bytes.
+   */
+  async waitManyInto(
+    keys: string[],
+    deadline: number,
+    dest: (index: number, byteLength: number) => LentBuffer | undefined,
+    onValue?: (index: number, value: Uint8Array) => void,
+  ): Promise<Uint8Array[]> {
+    for (const k of keys) this.check(k);
+    const index = new Map(keys.map((k, i) => [k, i]));
+    // Lent memory is per key: a key listed twice would have two values read into one buffer.
+    if (index.size !== keys.length) throw new ChannelError('KEY_INVALID', `${this.endpoint}: waitManyInto needs distinct keys; a key is listed twice`);
+    return pollMany(
+      keys,
+      deadline,
+      (missing) => Promise.all(missing.map((k) => this.read(k, (n) => dest(index.get(k)!, n)))),
+      MEMCACHED_POLL,
+      this.endpoint,
+      onValue,
+    );
   }
 
   async delete(keys: string[]): Promise<void> {
@@ -242,6 +292,7 @@ export class MemcachedChannel implements Channel {
       // Let requests already on the wire finish (each is bounded by its timeout) before closing sockets.
       if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
       for (const c of this.clients) c.close();
+      for (const b of this.bulk) b.close();
     })();
     return this.closing;
   }
@@ -259,8 +310,8 @@ export class MemcachedChannel implements Channel {
     const writeId = randomBytes(8).toString('hex');
     const keys = chunkKeys(key, { count, writeId });
     try {
-      // Views, not copies: memjs copies each chunk into its request buffer synchronously.
-      await Promise.all(keys.map((k, i) => this.rawSet(k, view(value, i * size, Math.min(value.byteLength, (i + 1) * size)))));
+      // Views, not copies: the bulk connection writes them to the socket as they are.
+      await Promise.all(keys.map((k, i) => this.bulkSet(k, view(value, i * size, Math.min(value.byteLength, (i + 1) * size)))));
       await this.rawSet(key, encodeManifest({ count, totalBytes: value.byteLength, chunkBytes: size, writeId }));
     } catch (e) {
       // No manifest points at these chunks; drop whatever made it (best effort).
@@ -276,7 +327,7 @@ export class MemcachedChannel implements Channel {
     else this.known.set(key, k);
   }
 
-  private async read(key: string): Promise<Uint8Array | undefined> {
+  private async read(key: string, dest?: Lend): Promise<Uint8Array | undefined> {
     let item = await this.rawGet(key);
     for (let attempt = 0; ; attempt++) {
       if (item === undefined) {
@@ -291,7 +342,7 @@ export class MemcachedChannel implements Channel {
       }
       this.counters.get.bytes += item.byteLength;
       const m = d.manifest;
-      const value = await this.fetchChunks(key, m);
+      const value = await this.fetchChunks(key, m, dest);
       if (value !== undefined) {
         this.remember(key, { kind: 'chunked', count: m.count, writeId: m.writeId });
         return value;
@@ -323,22 +374,38 @@ export class MemcachedChannel implements Channel {
   }
 
   /** The assembled value, or undefined when a chunk is missing. */
-  private async fetchChunks(key: string, m: Manifest): Promise<Uint8Array | undefined> {
-    const out = new Uint8Array(m.totalBytes);
+  private async fetchChunks(key: string, m: Manifest, dest?: Lend): Promise<Uint8Array | undefined> {
+    const lent = dest?.(m.totalBytes);
+    let out: Uint8Array;
+    let body: Uint8Array | undefined;
+    if (lent instanceof Uint8Array && lent.byteLength === m.totalBytes) out = lent;
+    else if (lent !== undefined && !(lent instanceof Uint8Array) && lent.head.byteLength + lent.body.byteLength === m.totalBytes) {
+      out = lent.head;
+      body = lent.body;
+    } else out = new Uint8Array(m.totalBytes);
+    const h = out.byteLength;
     let missing = false;
     await Promise.all(
       chunkKeys(key, m).map(async (k, i) => {
-        const chunk = await this.rawGet(k);
-        if (chunk === undefined) {
+        const start = i * m.chunkBytes;
+        const expected = i < m.count - 1 ? m.chunkBytes : m.totalBytes - start;
+        // Read in place: the chunk's bytes land in `out` (then `body`) without an intermediate buffer.
+        const end = start + expected;
+        const got = await this.sendBulk('get', (c) =>
+          body === undefined || end <= h
+            ? c.getInto(k, out.subarray(start, end))
+            : start >= h
+              ? c.getInto(k, body.subarray(start - h, end - h))
+              : c.getInto(k, out.subarray(start), body.subarray(0, end - h)),
+        );
+        if (got < 0) {
           missing = true;
           return;
         }
-        const expected = i < m.count - 1 ? m.chunkBytes : m.totalBytes - i * m.chunkBytes;
-        this.counters.get.bytes += chunk.byteLength;
-        if (chunk.byteLength !== expected) {
-          throw new ChannelError('CHANNEL_CORRUPT', `${this.endpoint}: chunk ${i} of '${key}' has ${chunk.byteLength} bytes, expected ${expected}`);
+        this.counters.get.bytes += got;
+        if (got !== expected) {
+          throw new ChannelError('CHANNEL_CORRUPT', `${this.endpoint}: chunk ${i} of '${key}' has ${got} bytes, expected ${expected}`);
         }
-        out.set(chunk, i * m.chunkBytes);
       }),
     );
     return missing ? undefined : out;
@@ -361,8 +428,9 @@ export class MemcachedChannel implements Channel {
     if (known?.kind === 'chunked') await this.deleteRaw(chunkKeys(key, known));
   }
 
+  /** Deletes chunk items: on the bulk connections, where a burst of deletes leaves in one write. */
   private async deleteRaw(keys: string[]): Promise<void> {
-    await Promise.all(keys.map((k) => this.rawDelete(k)));
+    await Promise.all(keys.map((k) => this.sendBulk('delete', (c) => c.delete(k))));
   }
 
   private async rawGet(key: string): Promise<Buffer | undefined> {
@@ -376,22 +444,21 @@ export class MemcachedChannel implements Channel {
     await this.send('put', key, (c) => c.set(key, item, {}));
   }
 
+  private async bulkSet(key: string, item: Uint8Array): Promise<void> {
+    this.counters.put.bytes += item.byteLength;
+    await this.sendBulk('put', (c) => c.set(key, item));
+  }
+
   private async rawDelete(key: string): Promise<void> {
     await this.send('delete', key, (c) => c.delete(key));
   }
 
-  /** One memcached request: counted, spread round-robin over the connections, never left hanging. */
+  /** One memjs request: counted, spread round-robin over the connections, never left hanging. */
   private send<T>(kind: OpKind, key: string, op: (c: Client) => Promise<T>): Promise<T> {
-    // After close(), only requests of operations still draining may go out (memjs would reconnect).
-    if (this.closed && this.inFlight === 0) {
-      return Promise.reject(new ChannelError('CHANNEL_CLOSED', `${this.endpoint}: channel is closed`));
-    }
     const client = this.clients[this.nextClient]!;
     this.nextClient = (this.nextClient + 1) % this.clients.length;
-    this.counters[kind].requests++;
-    this.inFlight++;
     const label = kind === 'put' ? 'set' : kind;
-    return new Promise<T>((resolve, reject) => {
+    return this.track(kind, () => new Promise<T>((resolve, reject) => {
       const fail = (e: unknown) =>
         reject(
           e instanceof ChannelError
@@ -414,7 +481,30 @@ export class MemcachedChannel implements Channel {
           fail(e);
         },
       );
-    }).finally(() => {
+    }));
+  }
+
+  /** One bulk-connection request (it times requests out itself). */
+  private sendBulk<T>(kind: OpKind, op: (c: BulkConnection) => Promise<T>): Promise<T> {
+    const conn = this.bulk[this.nextBulk]!;
+    this.nextBulk = (this.nextBulk + 1) % this.bulk.length;
+    return this.track(kind, () =>
+      op(conn).catch((e: unknown) => {
+        const h = hint(e);
+        throw h && e instanceof ChannelError ? new ChannelError(e.code, `${e.message}${h}`, { cause: e }) : e;
+      }),
+    );
+  }
+
+  /** Counts a request and tracks it for close(), which waits for requests on the wire. */
+  private track<T>(kind: OpKind, run: () => Promise<T>): Promise<T> {
+    // After close(), only requests of operations still draining may go out (clients would reconnect).
+    if (this.closed && this.inFlight === 0) {
+      return Promise.reject(new ChannelError('CHANNEL_CLOSED', `${this.endpoint}: channel is closed`));
+    }
+    this.counters[kind].requests++;
+    this.inFlight++;
+    return run().finally(() => {
       if (--this.inFlight === 0 && this.drained) {
         const d = this.drained;
         this.drained = undefined;
@@ -440,5 +530,6 @@ export class MemcachedChannel implements Channel {
   private abort(err: Error): void {
     this.closed = true;
     for (const c of this.clients) for (const s of c.servers) s.error(err);
+    for (const b of this.bulk) b.fail(err);
   }
 }

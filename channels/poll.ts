@@ -16,17 +16,23 @@ export interface PollPolicy {
   maxDelayMs: number;
   /** Fraction of each delay randomised (0..1): 0.5 means the delay is drawn from [0.75d, 1.25d]. */
   jitter: number;
+  /**
+   * Optional: no sleep longer than this fraction of the time waited so far (but at least
+   * initialDelayMs). Bounds the lateness a poll adds to a wait to that fraction of the wait.
+   */
+  maxDelayFraction?: number;
 }
 
 export const FAST_POLL: PollPolicy = { eagerMs: 3, initialDelayMs: 1, factor: 1.5, maxDelayMs: 10, jitter: 0.5 };
 export const SLOW_POLL: PollPolicy = { eagerMs: 0, initialDelayMs: 4, factor: 1.6, maxDelayMs: 100, jitter: 0.5 };
 
 export class Backoff {
+  private readonly started = performance.now();
   private readonly eagerUntil: number;
   private delay: number;
   constructor(private readonly policy: PollPolicy) {
     this.delay = policy.initialDelayMs;
-    this.eagerUntil = performance.now() + policy.eagerMs;
+    this.eagerUntil = this.started + policy.eagerMs;
   }
   /** Sleeps before the next poll (or only yields to the event loop while still eager). */
   async pause(deadline: number): Promise<void> {
@@ -35,7 +41,9 @@ export class Backoff {
       return;
     }
     const j = this.policy.jitter;
-    const wanted = this.delay * (1 - j / 2 + Math.random() * j);
+    const f = this.policy.maxDelayFraction;
+    const base = f === undefined ? this.delay : Math.min(this.delay, Math.max(this.policy.initialDelayMs, f * (performance.now() - this.started)));
+    const wanted = base * (1 - j / 2 + Math.random() * j);
     this.delay = Math.min(this.policy.maxDelayMs, this.delay * this.policy.factor);
     const ms = Math.max(0, Math.min(wanted, deadline - Date.now()));
     if (ms < 1) await new Promise<void>((resolve) => setImmediate(resolve));

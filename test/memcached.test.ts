@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import memjs from 'memjs';
 import { ChannelError, WaitTimeoutError } from '../channels/errors.js';
 import { MANIFEST_BYTES, MemcachedChannel, chunkKeys, decodeManifest } from '../channels/memcached.js';
+import { openBulkConnection } from '../channels/memcached-bulk.js';
 import { type MemcachedServer, findMemcachedBinary, startMemcached } from '../channels/memcached-server.js';
 import type { MemcachedSpec } from '../channels/spec.js';
 
@@ -305,6 +306,29 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     }
   });
 
+  test('a bulk request to a server that never answers fails after the timeout, naming the key', { timeout: 10_000 }, async () => {
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((s) => {
+      sockets.add(s);
+      s.on('data', () => undefined);
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const conn = openBulkConnection(`127.0.0.1:${(silent.address() as net.AddressInfo).port}`, 200);
+    try {
+      await assert.rejects(conn.getInto('bulk/k', new Uint8Array(4)), (e: unknown) => {
+        assert.ok(e instanceof ChannelError);
+        assert.equal(e.code, 'CHANNEL_REQUEST');
+        assert.match(e.message, /no response to get of 'bulk\/k' within 200 ms/);
+        return true;
+      });
+    } finally {
+      conn.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
   test('items not written by the channel and chunks lost under a manifest are reported as corrupt', async () => {
     const ch = await open({ chunkBytes: 64 * 1024 });
     await raw.set('corrupt/foreign', Buffer.from('hello'), {});
@@ -314,6 +338,34 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     const keys = await storedChunkKeys('corrupt/evicted');
     await raw.delete(keys[1]!);
     await assert.rejects(ch.get('corrupt/evicted'), { code: 'CHANNEL_CORRUPT' });
+  });
+
+  test('waitManyInto reads chunked values into lent memory, whole or in two pieces, byte-exact', async () => {
+    const ch = await open({ chunkBytes: 64 * 1024 });
+    const a = randomBytes(200 * 1024 + 3);
+    const b = randomBytes(150 * 1024);
+    const small = randomBytes(10);
+    await Promise.all([ch.put('into/a', a), ch.put('into/b', b), ch.put('into/small', small), ch.put('into/c', a)]);
+
+    const whole = new Uint8Array(a.byteLength);
+    // Split b at 70 KiB, past the first chunk boundary: one chunk straddles the two pieces.
+    const head = new Uint8Array(70 * 1024);
+    const body = new Uint8Array(b.byteLength - head.byteLength);
+    const asked: number[] = [];
+    const got = await ch.waitManyInto(['into/a', 'into/b', 'into/small', 'into/c'], Date.now() + 5_000, (i, n) => {
+      asked.push(i);
+      return i === 0 ? whole : i === 1 ? { head, body } : i === 3 ? new Uint8Array(n + 1) : undefined;
+    });
+    assert.equal(got[0], whole);
+    assert.ok(same(whole, a));
+    assert.equal(got[1], head, 'a value read in two pieces is reported as its head');
+    assert.ok(same(Buffer.concat([head, body]), b));
+    assert.ok(same(got[2], small), 'inline values need no lent memory');
+    // Room of the wrong size is not used: the value comes back in a fresh buffer.
+    assert.ok(same(got[3], a));
+    assert.notEqual(got[3]!.buffer, whole.buffer);
+    assert.deepEqual(asked.sort(), [0, 1, 3]);
+    await assert.rejects(ch.waitManyInto(['into/a', 'into/a'], Date.now() + 1_000, () => undefined), { code: 'KEY_INVALID' });
   });
 
   test('invalid keys and closed channels are rejected', async () => {
