@@ -81,7 +81,7 @@ export function addBenchCommands(program: Command): void {
         log: (l) => process.stderr.write(l + '\n'),
       });
       if (o.json) process.stdout.write(JSON.stringify(r.rows) + '\n');
-      else process.stdout.write(`${r.table}\n\npair = one sparse push + one sparse pull of the same ${r.indicesPerPair} indices (minibatch of 200 rows x 40 nonzeros), closed loop per client\nratio = parameter server pairs/s / echo server pairs/s for the same bytes\n${r.trainingTable ? `\n${r.trainingTable}\n` : ''}results written to ${r.file}\n`);
+      else process.stdout.write(`${r.table}\n\npair = one sparse push + one sparse pull of the same weights (${r.indicesPerPair} on average: a Criteo-like minibatch of 200 rows, ${r.nnzPerRow.toFixed(0)} nonzeros each, hashed to 2^20 features), closed loop per client\nratio = parameter server pairs/s / echo server pairs/s for the same bytes\n${r.trainingTable ? `\n${r.trainingTable}\n` : ''}results written to ${r.file}\n`);
     });
 
   bench

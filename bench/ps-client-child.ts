@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline';
 import { ParamClient } from '../paramserver/index.js';
 import { ECHO_PULL, ECHO_PUSH, EchoClient } from './ps-echo.js';
-import { makeTraffic, type TrafficOptions } from './ps-traffic.js';
+import { readTraffic } from './ps-traffic.js';
 
 export interface ChildConfig {
   target: 'ps' | 'echo';
@@ -14,7 +14,8 @@ export interface ChildConfig {
   model: string;
   rank: number;
   durationMs: number;
-  traffic: TrafficOptions;
+  /** File of batches written by writeCriteoTraffic. */
+  trafficFile: string;
 }
 
 export interface ChildResult {
@@ -53,10 +54,14 @@ async function connect(cfg: ChildConfig): Promise<{ pair: Pair; close(): Promise
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2]!) as ChildConfig;
-  const traffic = makeTraffic({ ...cfg.traffic, seed: cfg.traffic.seed + cfg.rank });
+  const all = readTraffic(cfg.trafficFile);
+  // Each client starts at its own place in the batches, like workers on different shards.
+  const traffic = all.map((_, i) => all[(i + cfg.rank * 7) % all.length]!);
   const conn = await connect(cfg);
   process.stdout.write(JSON.stringify({ type: 'ready' }) + '\n');
-  await new Promise<void>((resolve) => createInterface({ input: process.stdin }).once('line', () => resolve()));
+  const stdin = createInterface({ input: process.stdin });
+  await new Promise<void>((resolve) => stdin.once('line', () => resolve()));
+  stdin.close(); // an open stdin would keep this process alive after its result
   const latencies: number[] = [];
   const end = performance.now() + cfg.durationMs;
   let pairs = 0;
@@ -69,7 +74,7 @@ async function main(): Promise<void> {
   }
   await conn.close();
   const result: ChildResult = { type: 'result', pairs, latenciesMs: latencies };
-  process.stdout.write(JSON.stringify(result) + '\n');
+  process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0));
 }
 
 main().catch((err: unknown) => {

@@ -1,49 +1,87 @@
 /**
- * The parameter-server benchmark's traffic: minibatches of 200 rows with ~40 nonzeros each over a
- * hashed feature space, as in Criteo-style sparse LR. Each batch becomes one sparse push (its
- * unique indices and one gradient value each) and one sparse pull (the same indices).
+ * The parameter-server benchmark's traffic: the batches an async-sgd worker really sends for sparse
+ * LR on Criteo-like data (200 rows of ~40 nonzeros each, hashed to 2^20 features). Each batch becomes
+ * one sparse push (its unique weight indices, found by the workers' SupportFinder, and one gradient
+ * value each) and one sparse pull of the same indices. Written once to a file that every client
+ * process reads: u32 batch count, then per batch u32 n, u32[n] indices, f32[n] values.
  */
-export interface TrafficOptions {
-  features: number;
-  rows: number;
-  nnzPerRow: number;
-  batches: number;
-  seed: number;
-}
-
-export const DEFAULT_TRAFFIC: TrafficOptions = { features: 1 << 20, rows: 200, nnzPerRow: 40, batches: 64, seed: 1 };
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SupportFinder } from '../algorithms/index.js';
+import type { SparseBatch } from '../algorithms/model.js';
+import { DatasetStore } from '../channels/datasets/store.js';
+import { generateCriteoLike } from '../client/datasets/generate.js';
+import { preprocess } from '../client/preprocess/preprocess.js';
+import { pathToFileURL } from 'node:url';
 
 export interface TrafficBatch {
   indices: Uint32Array;
   values: Float32Array;
 }
 
-/** Deterministic batches: the same seed gives the same indices in every process. */
-export function makeTraffic(opts: TrafficOptions): TrafficBatch[] {
-  let s = opts.seed >>> 0 || 1;
-  const next = (): number => {
-    // xorshift32: cheap and reproducible across processes.
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-  const out: TrafficBatch[] = [];
-  for (let b = 0; b < opts.batches; b++) {
-    const seen = new Set<number>();
-    for (let r = 0; r < opts.rows; r++) {
-      for (let j = 0; j < opts.nnzPerRow; j++) {
-        // Skewed towards low indices like hashed categorical features (a few are very common).
-        const u = next() / 0x100000000;
-        seen.add(Math.floor(opts.features * u * u * u) % opts.features);
+export interface TrafficInfo {
+  file: string;
+  batches: number;
+  rowsPerBatch: number;
+  nnzPerRow: number;
+  indicesPerBatch: number;
+  features: number;
+}
+
+/** Generates Criteo-like rows, preprocesses them like `cirrus preprocess`, and writes the batches' pushes. */
+export async function writeCriteoTraffic(work: string, opts: { rows: number; rowsPerBatch: number; seed: number }): Promise<TrafficInfo> {
+  const tsv = join(work, 'traffic.tsv');
+  await generateCriteoLike({ rows: opts.rows, seed: opts.seed, file: tsv });
+  const storeUrl = pathToFileURL(join(work, 'traffic-store')).href;
+  await preprocess({ input: tsv, format: 'criteo', name: 'traffic', store: storeUrl, split: 1, rowsPerShard: opts.rows, seed: opts.seed });
+  const store = await DatasetStore.open(storeUrl);
+  try {
+    const m = await store.manifest('traffic');
+    const finder = new SupportFinder({ type: 'sparse-lr', features: m.features, classes: 2 });
+    const parts: Uint8Array[] = [];
+    let batches = 0;
+    let nnz = 0;
+    let rows = 0;
+    let indicesTotal = 0;
+    let x = opts.seed >>> 0 || 1;
+    for (const ref of m.train.shards) {
+      const shard = await store.readShard(ref);
+      if (shard.kind !== 'sparse') throw new Error(`bench ps: expected sparse shards, got ${shard.kind}`);
+      for (let start = 0; start + opts.rowsPerBatch <= shard.rows; start += opts.rowsPerBatch) {
+        const batch: SparseBatch = { ...shard, rows: opts.rowsPerBatch, labels: shard.labels.subarray(start, start + opts.rowsPerBatch), indptr: shard.indptr.subarray(start, start + opts.rowsPerBatch + 1) };
+        const indices = finder.find(batch).slice();
+        const values = new Float32Array(indices.length);
+        for (let k = 0; k < values.length; k++) {
+          x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+          values[k] = (x / 0x100000000 - 0.5) * 1e-3;
+        }
+        parts.push(new Uint8Array(Uint32Array.of(indices.length).buffer), new Uint8Array(indices.buffer), new Uint8Array(values.buffer));
+        batches++;
+        rows += opts.rowsPerBatch;
+        nnz += batch.indptr[opts.rowsPerBatch]! - batch.indptr[0]!;
+        indicesTotal += indices.length;
       }
     }
-    const indices = Uint32Array.from(seen);
-    const values = new Float32Array(indices.length);
-    for (let i = 0; i < values.length; i++) values[i] = (next() / 0x100000000 - 0.5) * 1e-3;
-    out.push({ indices, values });
+    const file = join(work, 'traffic.bin');
+    writeFileSync(file, Buffer.concat([new Uint8Array(Uint32Array.of(batches).buffer), ...parts]));
+    return { file, batches, rowsPerBatch: opts.rowsPerBatch, nnzPerRow: nnz / rows, indicesPerBatch: indicesTotal / batches, features: m.features + 1 };
+  } finally {
+    await store.close();
+  }
+}
+
+export function readTraffic(file: string): TrafficBatch[] {
+  const buf = readFileSync(file);
+  // Copy into an aligned buffer so the typed-array views below are valid.
+  const bytes = new Uint8Array(buf.byteLength);
+  bytes.set(buf);
+  const u32 = new Uint32Array(bytes.buffer);
+  const out: TrafficBatch[] = [];
+  let p = 1;
+  for (let b = 0; b < u32[0]!; b++) {
+    const n = u32[p++]!;
+    out.push({ indices: u32.subarray(p, p + n), values: new Float32Array(bytes.buffer, (p + n) * 4, n) });
+    p += 2 * n;
   }
   return out;
 }

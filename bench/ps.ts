@@ -12,7 +12,9 @@ import { ParamClient } from '../paramserver/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import type { ChildConfig, ChildResult } from './ps-client-child.js';
 import { machineInfo } from './machine.js';
-import { DEFAULT_TRAFFIC, makeTraffic, type TrafficOptions } from './ps-traffic.js';
+import { writeCriteoTraffic, type TrafficInfo } from './ps-traffic.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { formatTable } from './table.js';
 import { percentile } from './collective-runner.js';
 import { benchPsTraining, type PsTrainRow } from './ps-train.js';
@@ -38,7 +40,8 @@ export interface PsBenchOptions {
   trainRows?: number;
   trainEpochs?: number;
   durationMs?: number;
-  traffic?: TrafficOptions;
+  /** Criteo-like rows whose 200-row batches make the traffic (default 40,000: 200 batches). */
+  trafficRows?: number;
   log?: (line: string) => void;
 }
 
@@ -48,6 +51,7 @@ export interface PsBenchResult {
   table: string;
   trainingTable: string;
   indicesPerPair: number;
+  nnzPerRow: number;
   file: string;
 }
 
@@ -86,13 +90,13 @@ function stopProcess(child: ChildProcess): Promise<void> {
 }
 
 /** W client processes: all connect, start together on one signal, run for durationMs. */
-async function runClients(target: 'ps' | 'echo', address: string, clients: number, durationMs: number, traffic: TrafficOptions): Promise<{ pairs: number; latencies: number[] }> {
+async function runClients(target: 'ps' | 'echo', address: string, clients: number, durationMs: number, trafficFile: string): Promise<{ pairs: number; latencies: number[] }> {
   const children: ChildProcess[] = [];
   try {
     const ready: Array<Promise<void>> = [];
     const results: Array<Promise<ChildResult>> = [];
     for (let rank = 0; rank < clients; rank++) {
-      const cfg: ChildConfig = { target, address, model: MODEL, rank, durationMs, traffic };
+      const cfg: ChildConfig = { target, address, model: MODEL, rank, durationMs, trafficFile };
       const child = spawn(process.execPath, [CHILD, JSON.stringify(cfg)], { stdio: ['pipe', 'pipe', 'pipe'] });
       children.push(child);
       let stderr = '';
@@ -133,13 +137,17 @@ export async function benchPs(opts: PsBenchOptions = {}): Promise<PsBenchResult>
   const log = opts.log ?? (() => undefined);
   const clientsList = opts.clients ?? [1, 2, 4, 8];
   const durationMs = opts.durationMs ?? 3_000;
-  const traffic = opts.traffic ?? DEFAULT_TRAFFIC;
-  const sample = makeTraffic(traffic);
-  const indicesPerPair = Math.round(sample.reduce((s, b) => s + b.indices.length, 0) / sample.length);
-  const ps = await startProcess(PS_MAIN, ['--port', '0']);
-  const echo = await startProcess(ECHO_MAIN, []);
+  const work = mkdtempSync(join(tmpdir(), 'cirrus-bench-ps-traffic-'));
+  const servers: ChildProcess[] = [];
   const rows: PsBenchRow[] = [];
+  let traffic: TrafficInfo;
   try {
+    log('bench ps: preparing Criteo-like batches');
+    traffic = await writeCriteoTraffic(work, { rows: opts.trafficRows ?? 40_000, rowsPerBatch: 200, seed: 11 });
+    const ps = await startProcess(PS_MAIN, ['--port', '0']);
+    servers.push(ps.child);
+    const echo = await startProcess(ECHO_MAIN, []);
+    servers.push(echo.child);
     const admin = await ParamClient.connect(ps.address);
     try {
       await admin.createModel(MODEL, { size: traffic.features, optimizer: { type: 'sgd', learningRate: 0.01 }, sync: { mode: 'async' } });
@@ -148,16 +156,18 @@ export async function benchPs(opts: PsBenchOptions = {}): Promise<PsBenchResult>
     }
     for (const clients of clientsList) {
       log(`W = ${clients}: echo ...`);
-      const e = await runClients('echo', echo.address, clients, durationMs, traffic);
+      const e = await runClients('echo', echo.address, clients, durationMs, traffic.file);
       log(`W = ${clients}: parameter server ...`);
-      const p = await runClients('ps', ps.address, clients, durationMs, traffic);
+      const p = await runClients('ps', ps.address, clients, durationMs, traffic.file);
       const pairsPerSec = p.pairs / (durationMs / 1000);
       const echoPairsPerSec = e.pairs / (durationMs / 1000);
       rows.push({ clients, pairsPerSec, p50Ms: percentile(p.latencies, 50), p99Ms: percentile(p.latencies, 99), echoPairsPerSec, ratio: pairsPerSec / echoPairsPerSec });
     }
   } finally {
-    await Promise.all([stopProcess(ps.child), stopProcess(echo.child)]);
+    await Promise.all(servers.map(stopProcess));
+    rmSync(work, { recursive: true, force: true });
   }
+  const indicesPerPair = Math.round(traffic.indicesPerBatch);
   const table = formatTable(
     ['clients', 'pairs/s', 'p50 ms', 'p99 ms', 'echo pairs/s', 'ratio'],
     rows.map((r) => [r.clients, Math.round(r.pairsPerSec), r.p50Ms.toFixed(3), r.p99Ms.toFixed(3), Math.round(r.echoPairsPerSec), r.ratio.toFixed(2)]),
@@ -185,6 +195,6 @@ export async function benchPs(opts: PsBenchOptions = {}): Promise<PsBenchResult>
   }
   mkdirSync(DEFAULT_RESULTS_DIR, { recursive: true });
   const file = join(DEFAULT_RESULTS_DIR, `ps-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ benchmark: 'ps', machine: machineInfo(), durationMs, traffic, indicesPerPair, rows, training }, null, 2) + '\n');
-  return { rows, training, table, trainingTable, indicesPerPair, file };
+  writeFileSync(file, JSON.stringify({ benchmark: 'ps', machine: machineInfo(), durationMs, traffic: { batches: traffic.batches, rowsPerBatch: traffic.rowsPerBatch, nnzPerRow: traffic.nnzPerRow, indicesPerBatch: traffic.indicesPerBatch, features: traffic.features }, indicesPerPair, rows, training }, null, 2) + '\n');
+  return { rows, training, table, trainingTable, indicesPerPair, nnzPerRow: traffic.nnzPerRow, file };
 }

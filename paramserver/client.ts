@@ -109,6 +109,8 @@ export class ParamClient {
   private nextId = 1;
   /** Set once the connection is unusable; every later request rejects with it. */
   private failure: PsError | undefined;
+  /** A cork is open until the next tick (see corkUntilNextTick). */
+  private corked = false;
   private socketError: Error | undefined;
   private closing = false;
   private readonly closedPromise: Promise<void>;
@@ -196,12 +198,27 @@ export class ParamClient {
       }, Math.min(Math.max(1, timeoutMs), MAX_TIMER_MS));
       this.pending.set(id, { resolve, reject, timer });
       try {
+        this.corkUntilNextTick();
         writeFrame(this.socket, id, opcode, parts);
       } catch (err) {
         clearTimeout(timer);
         this.pending.delete(id);
         reject(err instanceof PsError ? err : new PsError('PS_CONNECTION', `${label(opcode)} to parameter server at ${this.address}: write failed: ${String(err)}`, { cause: err }));
       }
+    });
+  }
+
+  /**
+   * Requests issued in the same tick (a push and the next pull, a sharded fan-out) leave in one
+   * writev: on loopback each write syscall costs about as much as a small request.
+   */
+  private corkUntilNextTick(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      if (!this.socket.destroyed) this.socket.uncork();
     });
   }
 

@@ -130,27 +130,41 @@ export class ParamModel {
   applySparse(indices: Uint32Array, grad: Float32Array): void {
     const n = indices.length;
     if (grad.length !== n) throw new PsModelError('PS_ARGUMENT', `sparse gradient has ${n} indices but ${grad.length} values`);
-    for (let k = 0; k < n; k++) {
-      if (indices[k]! >= this.size) throw new PsModelError('PS_RANGE', `index ${indices[k]} at position ${k} is out of range for a model of size ${this.size}`);
-      if (!Number.isFinite(grad[k]!)) throw new PsModelError('PS_ARGUMENT', `gradient value at position ${k} (index ${indices[k]}) is ${grad[k]}`);
-    }
-    const sum = (this.sum ??= new Float32Array(this.size));
-    const mark = (this.mark ??= new Uint8Array(this.size));
+    const size = this.size;
+    const mark = (this.mark ??= new Uint8Array(size));
+    // One pass validates and marks each coordinate, noting whether any repeats. Random accesses into
+    // a large model dominate a push's cost, so the common case (no duplicates) skips the sums.
+    let duplicates = false;
     for (let k = 0; k < n; k++) {
       const i = indices[k]!;
-      sum[i] = sum[i]! + grad[k]!;
-      mark[i] = 1;
+      if (i >= size || !Number.isFinite(grad[k]!)) {
+        for (let j = 0; j < k; j++) mark[indices[j]!] = 0;
+        if (i >= size) throw new PsModelError('PS_RANGE', `index ${i} at position ${k} is out of range for a model of size ${size}`);
+        throw new PsModelError('PS_ARGUMENT', `gradient value at position ${k} (index ${i}) is ${grad[k]}`);
+      }
+      if (mark[i] === 1) duplicates = true;
+      else mark[i] = 1;
     }
     const w = this.weights;
     const opt = this.optimizer;
     const l2 = this.l2;
-    for (let k = 0; k < n; k++) {
-      const i = indices[k]!;
-      if (mark[i] === 0) continue; // a later duplicate: already stepped
-      mark[i] = 0;
-      const g = sum[i]!;
-      sum[i] = 0;
-      opt.step(w, i, l2 === 0 ? g : g + l2 * w[i]!);
+    if (!duplicates) {
+      for (let k = 0; k < n; k++) mark[indices[k]!] = 0;
+      opt.stepSparse(w, indices, grad, l2);
+    } else {
+      const sum = (this.sum ??= new Float32Array(size));
+      for (let k = 0; k < n; k++) {
+        const i = indices[k]!;
+        sum[i] = sum[i]! + grad[k]!;
+      }
+      for (let k = 0; k < n; k++) {
+        const i = indices[k]!;
+        if (mark[i] === 0) continue; // a later duplicate: already stepped
+        mark[i] = 0;
+        const g = sum[i]!;
+        sum[i] = 0;
+        opt.step(w, i, l2 === 0 ? g : g + l2 * w[i]!);
+      }
     }
     this.updates++;
   }

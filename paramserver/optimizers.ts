@@ -30,24 +30,48 @@ export interface CoordinateOptimizer {
   readonly type: OptimizerConfig['type'];
   /** Applies gradient value `g` (L2 already added) to coordinate `i` of `w`. */
   step(w: Float32Array, i: number, g: number): void;
+  /** Steps coordinate indices[k] with grad[k] + l2 * w for every k; the indices must be distinct. */
+  stepSparse(w: Float32Array, indices: Uint32Array, grad: Float32Array, l2: number): void;
   /** State buffers in a fixed order per type (serialized in this order); each has one entry per coordinate. */
   readonly state: readonly { readonly name: string; readonly array: StateArray }[];
 }
 
-class Sgd implements CoordinateOptimizer {
+/**
+ * The sparse loop lives here rather than in ParamModel so that, within one model, `this.step` has
+ * one receiver type and V8 inlines it: a push's cost is its random memory accesses, not calls.
+ */
+abstract class LoopingOptimizer {
+  abstract step(w: Float32Array, i: number, g: number): void;
+  stepSparse(w: Float32Array, indices: Uint32Array, grad: Float32Array, l2: number): void {
+    const n = indices.length;
+    if (l2 === 0) {
+      for (let k = 0; k < n; k++) this.step(w, indices[k]!, grad[k]!);
+    } else {
+      for (let k = 0; k < n; k++) {
+        const i = indices[k]!;
+        this.step(w, i, grad[k]! + l2 * w[i]!);
+      }
+    }
+  }
+}
+
+class Sgd extends LoopingOptimizer implements CoordinateOptimizer {
   readonly type = 'sgd' as const;
   readonly state = [] as const;
-  constructor(private readonly lr: number) {}
+  constructor(private readonly lr: number) {
+    super();
+  }
   step(w: Float32Array, i: number, g: number): void {
     w[i] = w[i]! - this.lr * g;
   }
 }
 
-class Momentum implements CoordinateOptimizer {
+class Momentum extends LoopingOptimizer implements CoordinateOptimizer {
   readonly type = 'momentum' as const;
   readonly velocity: Float32Array;
   readonly state;
   constructor(private readonly lr: number, private readonly mu: number, size: number) {
+    super();
     this.velocity = new Float32Array(size);
     this.state = [{ name: 'velocity', array: this.velocity }] as const;
   }
@@ -59,11 +83,12 @@ class Momentum implements CoordinateOptimizer {
   }
 }
 
-class Nesterov implements CoordinateOptimizer {
+class Nesterov extends LoopingOptimizer implements CoordinateOptimizer {
   readonly type = 'nesterov' as const;
   readonly velocity: Float32Array;
   readonly state;
   constructor(private readonly lr: number, private readonly mu: number, size: number) {
+    super();
     this.velocity = new Float32Array(size);
     this.state = [{ name: 'velocity', array: this.velocity }] as const;
   }
@@ -74,11 +99,12 @@ class Nesterov implements CoordinateOptimizer {
   }
 }
 
-class Adagrad implements CoordinateOptimizer {
+class Adagrad extends LoopingOptimizer implements CoordinateOptimizer {
   readonly type = 'adagrad' as const;
   readonly accumulator: Float32Array;
   readonly state;
   constructor(private readonly lr: number, private readonly eps: number, size: number) {
+    super();
     this.accumulator = new Float32Array(size);
     this.state = [{ name: 'accumulator', array: this.accumulator }] as const;
   }
@@ -92,7 +118,7 @@ class Adagrad implements CoordinateOptimizer {
 /** Bias-correction tables cover step counts below this; later steps call Math.pow (same values). */
 const ADAM_TABLE_LIMIT = 1 << 16;
 
-class Adam implements CoordinateOptimizer {
+class Adam extends LoopingOptimizer implements CoordinateOptimizer {
   readonly type = 'adam' as const;
   readonly m: Float32Array;
   readonly v: Float32Array;
@@ -112,6 +138,7 @@ class Adam implements CoordinateOptimizer {
     private readonly eps: number,
     size: number,
   ) {
+    super();
     this.m = new Float32Array(size);
     this.v = new Float32Array(size);
     this.t = new Uint32Array(size);

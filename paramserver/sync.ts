@@ -72,7 +72,7 @@ class AsyncSync implements ModelSync {
     public clock: number,
   ) {}
   push(_rank: number, _clock: number, grad: Gradient): number {
-    checkGradient(this.model, grad);
+    // The model validates the whole push before changing anything, so no separate check pass.
     apply(this.model, grad);
     this.clock++;
     return 1;
@@ -96,8 +96,7 @@ class SspSync implements ModelSync {
     checkRank(rank, this.next.length);
     // A clock below the rank's next one is a duplicate (Lambda may run an invocation twice).
     if (clock < this.next[rank]!) throw new PsError('PS_CONFLICT', `rank ${rank} already pushed clock ${clock} (its next clock is ${this.next[rank]})`);
-    checkGradient(this.model, grad);
-    apply(this.model, grad);
+    apply(this.model, grad); // validates the whole push before changing anything
     this.next[rank] = clock + 1;
     let min = Infinity;
     for (const c of this.next) min = Math.min(min, c);
