@@ -12,13 +12,13 @@ import { delimiter, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { Command } from 'commander';
 import { MemoryObjectStore, openObjectStore, type ObjectStore } from '../channels/object-store.js';
 import { openStore } from '../client/store.js';
 import { renderReport } from '../hpo/report.js';
-import { addReportCommand, writeReport } from '../hpo/report-cli.js';
+import { writeReport } from '../hpo/report-cli.js';
 import { ReportError, loadReportData, type ReportData, type ReportErrorCode } from '../hpo/report-data.js';
 import { niceTicks } from '../hpo/report-svg.js';
+import { runCli } from './support/cli.js';
 
 // ---------------------------------------------------------------------------------------------
 // Synthetic records, in exactly the shapes the search and train() write.
@@ -307,20 +307,14 @@ describe('report: written and rendered in headless Chromium', () => {
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
 
-  it('`report <searchId>` writes the page atomically at the default path and prints it', async () => {
-    const printed: string[] = [];
-    const program = new Command('cirrus').exitOverride();
-    addReportCommand(program, (l) => printed.push(l));
-    const cwd = process.cwd();
+  it('`cirrus report <searchId>` writes the page atomically at the default path and prints it', async () => {
     const out = join(tmp, 'out');
     await rm(out, { recursive: true, force: true });
     await mkdir(out);
-    process.chdir(out);
-    try {
-      await program.parseAsync(['node', 'cirrus', 'report', SEARCH_ID, '--store', pathToFileURL(storeDir).href]);
-    } finally {
-      process.chdir(cwd);
-    }
+    // The real command line: bin/cirrus.js joins the hpo room's commands to the client's.
+    const run = await runCli(['report', SEARCH_ID, '--store', pathToFileURL(storeDir).href], { cwd: out });
+    assert.equal(run.code, 0, run.stderr);
+    const printed = run.stdout.trim().split('\n');
     const expected = join(out, `cirrus-report-${SEARCH_ID}.html`);
     assert.deepEqual(printed, [join(await realpath(out), `cirrus-report-${SEARCH_ID}.html`)]);
     assert.deepEqual(await readdir(out), [`cirrus-report-${SEARCH_ID}.html`], 'no temp file left behind');
