@@ -148,7 +148,7 @@ describe('async-sgd worker loop', () => {
 
   it('a run cut by its deadline checkpoints on every rank and the next generation finishes the epochs', async () => {
     const jobId = 'cut-async';
-    const task = { dataset: 'sparse-separable', model: { type: 'sparse-lr', features: 12, classes: 2 }, sync: 'asp', staleness: 2, epochs: 3, batchSize: 5, checkpointMarginMs: 600_000 - 50 };
+    const task = { dataset: 'sparse-separable', model: { type: 'sparse-lr', features: 12, classes: 2 }, sync: 'asp', staleness: 2, epochs: 3, batchSize: 5, checkpointMarginMs: 601_000 };
     const first = await runWorld(jobId, 2, task);
     assert.deepEqual(first.map((r) => r.status), ['checkpointed', 'checkpointed']);
     const second = await runWorld(jobId, 2, { ...task, checkpointMarginMs: 0 }, { generation: 1 });

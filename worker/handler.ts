@@ -7,11 +7,11 @@ import { columnStats, type ShardRef } from '../channels/datasets/manifest.js';
 import { decodeShard, encodeShard, type Shard } from '../channels/datasets/shard.js';
 import type { ObjectStore } from '../channels/datasets/types.js';
 import { openObjectStore } from '../channels/object-store.js';
-import { mergeStats, shardStats, statsToJSON, type FinalStats, type PartialStats, type PartialStatsJSON } from '../algorithms/stats.js';
-import { minMaxScale, zScore } from '../algorithms/transforms.js';
+import type { FinalStats, PartialStats, PartialStatsJSON } from '../algorithms/stats.js';
 import { parseWorkerEvent, type TransformOp, type WorkerEvent } from './event.js';
-import { runTrain } from './train.js';
-import { runDatasetParse } from './dataset-parse.js';
+
+// Each task loads only the modules it runs: a cold start pays for one task's code, not all of them.
+const stats = () => import('../algorithms/stats.js');
 
 export type WorkerTaskErrorCode = 'SHARD_MISSING' | 'STATS_INVALID';
 
@@ -54,10 +54,14 @@ export async function handler(event: unknown): Promise<unknown> {
       return withStore(e, (store) => runStats(store, task.shards));
     case 'dataset-transform':
       return withStore(e, (store) => runTransform(store, task.op, task.statsKey, task.shards, task.outputStats));
-    case 'dataset-parse':
+    case 'dataset-parse': {
+      const { runDatasetParse } = await import('./dataset-parse.js');
       return withStore(e, (store) => runDatasetParse(store, task));
-    case 'train':
+    }
+    case 'train': {
+      const { runTrain } = await import('./train.js');
       return runTrain({ ...e, task });
+    }
   }
 }
 
@@ -108,6 +112,7 @@ async function forEachShard(store: ObjectStore, keys: string[], f: (shard: Shard
 }
 
 async function runStats(store: ObjectStore, keys: string[]): Promise<DatasetStatsResult> {
+  const { mergeStats, shardStats, statsToJSON } = await stats();
   let acc: PartialStats | undefined;
   await forEachShard(store, keys, async (shard) => {
     const s = shardStats(shard);
@@ -140,14 +145,16 @@ async function runTransform(
   shards: Array<{ source: string; target: string }>,
   outputStats: boolean,
 ): Promise<DatasetTransformResult> {
-  const stats = await loadStats(store, statsKey);
+  const { mergeStats, shardStats, statsToJSON } = await stats();
+  const { minMaxScale, zScore } = await import('../algorithms/transforms.js');
+  const final = await loadStats(store, statsKey);
   const refs: ShardRef[] = [];
   let acc: PartialStats | undefined;
   await forEachShard(
     store,
     shards.map((s) => s.source),
     async (shard, _key, i) => {
-      const out = op.type === 'minmax' ? minMaxScale(shard, stats, op.lo, op.hi) : zScore(shard, stats);
+      const out = op.type === 'minmax' ? minMaxScale(shard, final, op.lo, op.hi) : zScore(shard, final);
       const bytes = encodeShard(out);
       const target = shards[i]!.target;
       await store.put(target, bytes);

@@ -3,7 +3,8 @@
  * the epoch reader over a ShardIterator, the deadline watch and progress publishing.
  */
 import type { Channel } from '../channels/channel.js';
-import type { DatasetManifest } from '../channels/datasets/manifest.js';
+import type { DatasetManifest, ShardRef } from '../channels/datasets/manifest.js';
+import type { Shard } from '../channels/datasets/shard.js';
 import type { DatasetStore } from '../channels/datasets/store.js';
 import { epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
 import { packMessage } from '../channels/messages.js';
@@ -119,6 +120,51 @@ export function batchesPerRank(manifest: DatasetManifest, world: number, batchSi
     out[i % world]! += Math.ceil(ref.rows / batchSize);
   });
   return out;
+}
+
+/** Share of the worker's memory that decoded shards may keep between epochs. */
+const SHARD_CACHE_SHARE = 0.25;
+
+/**
+ * The worker's memory in bytes as its launcher declared it (the local launcher's setting or
+ * Lambda's), or 0 when nobody did (runTrain called in-process): then nothing is cached, since the
+ * process may hold other things the budget knows nothing of.
+ */
+function declaredMemoryBytes(): number {
+  const mb = Number(process.env.CIRRUS_WORKER_MEMORY_MB ?? process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
+  return Number.isFinite(mb) && mb > 0 ? mb * 1024 * 1024 : 0;
+}
+
+/**
+ * Keeps decoded shards for the next epochs while they fit a share of the worker's declared
+ * memory, so a rank whose partition fits fetches and decodes each shard once per generation, not
+ * once per epoch (shards are immutable once their manifest is published). Shards past the budget are
+ * fetched every time, as before.
+ */
+export class ShardCache implements Pick<DatasetStore, 'readShard'> {
+  private readonly shards = new Map<string, Promise<Shard>>();
+  private used = 0;
+
+  constructor(
+    private readonly source: Pick<DatasetStore, 'readShard'>,
+    private readonly budgetBytes = declaredMemoryBytes() * SHARD_CACHE_SHARE,
+  ) {}
+
+  readShard(ref: ShardRef): Promise<Shard> {
+    const hit = this.shards.get(ref.key);
+    if (hit) return hit;
+    const p = this.source.readShard(ref);
+    if (this.used + ref.bytes <= this.budgetBytes) {
+      this.used += ref.bytes;
+      this.shards.set(ref.key, p);
+      // A failed read must be retried next time, not served from the cache.
+      p.catch(() => {
+        this.shards.delete(ref.key);
+        this.used -= ref.bytes;
+      });
+    }
+    return p;
+  }
 }
 
 /** One epoch of this rank's batches, timing the waits; batches the previous generation did are skipped. */
