@@ -3,6 +3,7 @@
  * allowed. Names follow tfjs where they fit (epochs, batchSize).
  */
 import { z } from 'zod';
+import { SPARSE_GRADIENT_MODELS } from '../algorithms/support.js';
 
 export const MODEL_TYPES = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp'] as const;
 
@@ -89,9 +90,6 @@ export class TrainError extends Error {
     this.code = code;
   }
 }
-
-/** Models whose gradient touches only the weights of a batch's features (algorithms/support.ts). */
-const SPARSE_GRADIENT_MODELS: readonly string[] = ['sparse-lr', 'svm', 'softmax'];
 
 /** Rules across fields, checked after each field is valid on its own. */
 function crossFieldProblem(p: TrainParams): string | undefined {

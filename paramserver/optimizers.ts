@@ -66,15 +66,19 @@ class Sgd extends LoopingOptimizer implements CoordinateOptimizer {
   }
 }
 
-class Momentum extends LoopingOptimizer implements CoordinateOptimizer {
-  readonly type = 'momentum' as const;
+/** Momentum and Nesterov share their state: one velocity per coordinate. */
+abstract class VelocityOptimizer extends LoopingOptimizer {
   readonly velocity: Float32Array;
   readonly state;
-  constructor(private readonly lr: number, private readonly mu: number, size: number) {
+  constructor(protected readonly lr: number, protected readonly mu: number, size: number) {
     super();
     this.velocity = new Float32Array(size);
     this.state = [{ name: 'velocity', array: this.velocity }] as const;
   }
+}
+
+class Momentum extends VelocityOptimizer implements CoordinateOptimizer {
+  readonly type = 'momentum' as const;
   step(w: Float32Array, i: number, g: number): void {
     const v = this.mu * this.velocity[i]! + g;
     this.velocity[i] = v;
@@ -83,15 +87,8 @@ class Momentum extends LoopingOptimizer implements CoordinateOptimizer {
   }
 }
 
-class Nesterov extends LoopingOptimizer implements CoordinateOptimizer {
+class Nesterov extends VelocityOptimizer implements CoordinateOptimizer {
   readonly type = 'nesterov' as const;
-  readonly velocity: Float32Array;
-  readonly state;
-  constructor(private readonly lr: number, private readonly mu: number, size: number) {
-    super();
-    this.velocity = new Float32Array(size);
-    this.state = [{ name: 'velocity', array: this.velocity }] as const;
-  }
   step(w: Float32Array, i: number, g: number): void {
     const v = this.mu * this.velocity[i]! + g;
     this.velocity[i] = v;
