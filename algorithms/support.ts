@@ -23,8 +23,7 @@ export class SupportError extends Error {
 
 /**
  * Finds the support of batches for one model. Reuses its buffers: the returned array is valid until
- * the next call. Indices come out in first-seen order (features in row order, then the biases),
- * each once.
+ * the next call. Indices come out each once, in increasing order.
  */
 export class SupportFinder {
   private readonly features: number;
@@ -95,6 +94,8 @@ export class SupportFinder {
         feats[n++] = f;
       }
     }
+    // Increasing order: the parameter server then needs no duplicate check (see ParamModel.applySparse).
+    feats.subarray(0, n).sort();
     return n;
   }
 }

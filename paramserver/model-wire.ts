@@ -6,7 +6,7 @@
 import { endianness } from 'node:os';
 import { PsError } from './errors.js';
 import type { ModelConfig } from './model.js';
-import { PayloadReader, encodeKey } from './protocol.js';
+import { PayloadReader, alignPadding, encodeKey } from './protocol.js';
 import type { Gradient } from './sync.js';
 
 if (endianness() !== 'LE') throw new Error('the parameter server wire format needs a little-endian host');
@@ -32,13 +32,26 @@ export function bytesOf(a: Float32Array | Uint32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** Reads `count` f32 values; copied because the payload offset is rarely 4-byte aligned. */
+/** Reads `count` f32 values: a view when they are 4-byte aligned in memory, else a copy. */
 export function readF32(r: PayloadReader, count: number, what: string): Float32Array {
-  return new Float32Array(r.take(count * 4, what).slice().buffer);
+  const bytes = r.take(count * 4, what);
+  return bytes.byteOffset % 4 === 0 ? new Float32Array(bytes.buffer, bytes.byteOffset, count) : new Float32Array(bytes.slice().buffer);
 }
 
 export function readU32s(r: PayloadReader, count: number, what: string): Uint32Array {
-  return new Uint32Array(r.take(count * 4, what).slice().buffer);
+  const bytes = r.take(count * 4, what);
+  return bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, count) : new Uint32Array(bytes.slice().buffer);
+}
+
+/**
+ * Zero bytes that 4-byte align the arrays following `head` in a payload. Decoded frames start their
+ * payload 8-byte aligned, so aligned arrays decode as views into the frame, without a copy.
+ */
+function padTo4(head: readonly Uint8Array[]): Uint8Array[] {
+  let n = 0;
+  for (const h of head) n += h.byteLength;
+  const pad = alignPadding(n);
+  return pad === 0 ? [] : [new Uint8Array(pad)];
 }
 
 // CREATE_MODEL: key name | u32 configBytes | config JSON | f32 initial weights (optional, to the end)
@@ -64,15 +77,19 @@ export function decodeCreateModel(payload: Uint8Array): { name: string; config: 
   return { name, config, init };
 }
 
-// PUSH: key name | u32 rank | u32 clock | u8 kind | u32 count | dense: f32[count] ; sparse: u32[count] f32[count]
+// PUSH: key name | u32 rank | u32 clock | u8 kind | u32 count | pad to 4 | dense: f32[count] ; sparse: u32[count] f32[count]
 
 export function encodePush(name: string, rank: number, clock: number, grad: Gradient): Uint8Array[] {
-  const head = [encodeKey(name), u32s(rank, clock), Uint8Array.of(grad.kind === 'dense' ? GRADIENT_DENSE : GRADIENT_SPARSE)];
-  if (grad.kind === 'dense') return [...head, u32s(grad.values.length), bytesOf(grad.values)];
+  const kind = Uint8Array.of(grad.kind === 'dense' ? GRADIENT_DENSE : GRADIENT_SPARSE);
+  if (grad.kind === 'dense') {
+    const head = [encodeKey(name), u32s(rank, clock), kind, u32s(grad.values.length)];
+    return [...head, ...padTo4(head), bytesOf(grad.values)];
+  }
   if (grad.indices.length !== grad.values.length) {
     throw new PsError('PS_ARGUMENT', `sparse gradient has ${grad.indices.length} indices but ${grad.values.length} values`);
   }
-  return [...head, u32s(grad.indices.length), bytesOf(grad.indices), bytesOf(grad.values)];
+  const head = [encodeKey(name), u32s(rank, clock), kind, u32s(grad.indices.length)];
+  return [...head, ...padTo4(head), bytesOf(grad.indices), bytesOf(grad.values)];
 }
 
 export function decodePush(payload: Uint8Array): { name: string; rank: number; clock: number; grad: Gradient } {
@@ -82,6 +99,7 @@ export function decodePush(payload: Uint8Array): { name: string; rank: number; c
   const clock = r.u32('clock');
   const kind = r.u8('gradient kind');
   const count = r.u32('gradient count');
+  r.align('the gradient');
   let grad: Gradient;
   if (kind === GRADIENT_DENSE) grad = { kind: 'dense', values: readF32(r, count, 'dense gradient') };
   else if (kind === GRADIENT_SPARSE) grad = { kind: 'sparse', indices: readU32s(r, count, 'sparse indices'), values: readF32(r, count, 'sparse values') };
@@ -90,12 +108,13 @@ export function decodePush(payload: Uint8Array): { name: string; rank: number; c
   return { name, rank, clock, grad };
 }
 
-// PULL_SPARSE: key name | u32 minClock | u32 timeoutMs | u32 count | u32[count]
+// PULL_SPARSE: key name | u32 minClock | u32 timeoutMs | u32 count | pad to 4 | u32[count]
 // PULL_FULL:   key name | u32 minClock | u32 timeoutMs
 
 export function encodePull(name: string, minClock: number, timeoutMs: number, indices?: Uint32Array): Uint8Array[] {
-  const head = [encodeKey(name), u32s(minClock, timeoutMs)];
-  return indices ? [...head, u32s(indices.length), bytesOf(indices)] : head;
+  if (!indices) return [encodeKey(name), u32s(minClock, timeoutMs)];
+  const head = [encodeKey(name), u32s(minClock, timeoutMs, indices.length)];
+  return [...head, ...padTo4(head), bytesOf(indices)];
 }
 
 export interface PullRequest {
@@ -111,7 +130,12 @@ export function decodePull(payload: Uint8Array, sparse: boolean): PullRequest {
   const name = r.key('model name');
   const minClock = r.u32('minClock');
   const timeoutMs = r.u32('timeoutMs');
-  const indices = sparse ? readU32s(r, r.u32('index count'), 'indices') : undefined;
+  let indices: Uint32Array | undefined;
+  if (sparse) {
+    const count = r.u32('index count');
+    r.align('the indices');
+    indices = readU32s(r, count, 'indices');
+  }
   r.end(sparse ? 'PULL_SPARSE' : 'PULL_FULL');
   return { name, minClock, timeoutMs, indices };
 }

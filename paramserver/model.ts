@@ -8,6 +8,7 @@
  * optimizer steps each distinct coordinate once (so Adam/Adagrad see one step per push, the same
  * as a dense push of the summed gradient). Coordinates are stepped in order of first appearance.
  */
+import { Buffer } from 'node:buffer';
 import { z } from 'zod';
 import { createCoordinateOptimizer, type CoordinateOptimizer } from './optimizers.js';
 
@@ -131,23 +132,33 @@ export class ParamModel {
     const n = indices.length;
     if (grad.length !== n) throw new PsModelError('PS_ARGUMENT', `sparse gradient has ${n} indices but ${grad.length} values`);
     const size = this.size;
-    const mark = (this.mark ??= new Uint8Array(size));
-    // One pass validates and marks each coordinate, noting whether any repeats. Random accesses into
-    // a large model dominate a push's cost, so the common case (no duplicates) skips the sums.
-    let duplicates = false;
+    // A sequential pass validates everything and notes whether the indices strictly increase.
+    // Random accesses into a large model dominate a push's cost: increasing indices (what clients
+    // send) cannot repeat, so they skip the duplicate marks and go straight to the step.
+    let increasing = true;
+    let previous = -1;
     for (let k = 0; k < n; k++) {
       const i = indices[k]!;
-      if (i >= size || !Number.isFinite(grad[k]!)) {
-        for (let j = 0; j < k; j++) mark[indices[j]!] = 0;
-        if (i >= size) throw new PsModelError('PS_RANGE', `index ${i} at position ${k} is out of range for a model of size ${size}`);
-        throw new PsModelError('PS_ARGUMENT', `gradient value at position ${k} (index ${i}) is ${grad[k]}`);
-      }
-      if (mark[i] === 1) duplicates = true;
-      else mark[i] = 1;
+      if (i >= size) throw new PsModelError('PS_RANGE', `index ${i} at position ${k} is out of range for a model of size ${size}`);
+      if (!Number.isFinite(grad[k]!)) throw new PsModelError('PS_ARGUMENT', `gradient value at position ${k} (index ${i}) is ${grad[k]}`);
+      if (i <= previous) increasing = false;
+      previous = i;
     }
     const w = this.weights;
     const opt = this.optimizer;
     const l2 = this.l2;
+    if (increasing) {
+      opt.stepSparse(w, indices, grad, l2);
+      this.updates++;
+      return;
+    }
+    const mark = (this.mark ??= new Uint8Array(size));
+    let duplicates = false;
+    for (let k = 0; k < n; k++) {
+      const i = indices[k]!;
+      if (mark[i] === 1) duplicates = true;
+      else mark[i] = 1;
+    }
     if (!duplicates) {
       for (let k = 0; k < n; k++) mark[indices[k]!] = 0;
       opt.stepSparse(w, indices, grad, l2);
@@ -189,7 +200,8 @@ export class ParamModel {
     for (let k = 0; k < n; k++) {
       if (indices[k]! >= this.size) throw new PsModelError('PS_RANGE', `index ${indices[k]} at position ${k} is out of range for a model of size ${this.size}`);
     }
-    const dest = out ?? new Float32Array(n);
+    // Unzeroed: every slot is written below.
+    const dest = out ?? new Float32Array(Buffer.allocUnsafeSlow(4 * n).buffer, 0, n);
     const w = this.weights;
     for (let k = 0; k < n; k++) dest[k] = w[indices[k]!]!;
     return dest;

@@ -11,6 +11,7 @@
  * New operations are new opcodes; the header never changes within a version, so a receiver can
  * always skip a frame it does not understand and answer UNKNOWN_OP.
  */
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { FrameTooLargeError, PsError } from './errors.js';
 
@@ -141,7 +142,8 @@ export class FrameDecoder {
     }
     if (this.buffered < LENGTH_BYTES + length) return undefined;
     this.skip(LENGTH_BYTES);
-    const buffer = new ArrayBuffer(FRAME_PAD + length);
+    // Unzeroed: every byte after the pad is overwritten by the frame at once.
+    const buffer = Buffer.allocUnsafeSlow(FRAME_PAD + length).buffer;
     const body = new Uint8Array(buffer, FRAME_PAD, length);
     this.take(body);
     const view = new DataView(buffer, FRAME_PAD, BODY_HEADER_BYTES);
@@ -199,17 +201,21 @@ export class FrameDecoder {
 
 /** The 10-byte header of a frame whose payload is `payloadBytes` long. */
 export function encodeHeader(id: number, code: number, payloadBytes: number): Uint8Array {
+  const header = Buffer.allocUnsafe(HEADER_BYTES);
+  putHeader(header, id, code, payloadBytes);
+  return header;
+}
+
+/** Writes the 10-byte header into the start of `out`. */
+function putHeader(out: Buffer, id: number, code: number, payloadBytes: number): void {
   // frameLength is a u32: a larger frame would silently wrap and desynchronise the stream.
   if (BODY_HEADER_BYTES + payloadBytes > 0xffffffff) {
     throw new PsError('PS_TOO_LARGE', `payload of ${payloadBytes} bytes does not fit in one frame (at most ${0xffffffff - BODY_HEADER_BYTES})`);
   }
-  const header = new Uint8Array(HEADER_BYTES);
-  const view = new DataView(header.buffer);
-  view.setUint32(0, BODY_HEADER_BYTES + payloadBytes, true);
-  view.setUint8(4, PROTOCOL_VERSION);
-  view.setUint32(5, id >>> 0, true);
-  view.setUint8(9, code);
-  return header;
+  out.writeUInt32LE(BODY_HEADER_BYTES + payloadBytes, 0);
+  out[4] = PROTOCOL_VERSION;
+  out.writeUInt32LE(id >>> 0, 5);
+  out[9] = code;
 }
 
 /** Below this total size a frame is assembled into one buffer (one small copy beats a writev). */
@@ -223,11 +229,10 @@ const COALESCE_BYTES = 16 * 1024;
 export function writeFrame(socket: Socket, id: number, code: number, parts: readonly Uint8Array[]): boolean {
   let payloadBytes = 0;
   for (const p of parts) payloadBytes += p.byteLength;
-  const header = encodeHeader(id, code, payloadBytes);
   if (payloadBytes + HEADER_BYTES <= COALESCE_BYTES) {
-    if (parts.length === 0) return socket.write(header);
-    const frame = new Uint8Array(HEADER_BYTES + payloadBytes);
-    frame.set(header, 0);
+    // Unzeroed (and pooled when small): the header and parts fill it entirely.
+    const frame = Buffer.allocUnsafe(HEADER_BYTES + payloadBytes);
+    putHeader(frame, id, code, payloadBytes);
     let at = HEADER_BYTES;
     for (const p of parts) {
       frame.set(p, at);
@@ -235,6 +240,7 @@ export function writeFrame(socket: Socket, id: number, code: number, parts: read
     }
     return socket.write(frame);
   }
+  const header = encodeHeader(id, code, payloadBytes);
   socket.cork();
   let ok = socket.write(header);
   for (const p of parts) if (p.byteLength > 0) ok = socket.write(p);
@@ -296,6 +302,11 @@ function clampU32(n: number): number {
  * PsError('PS_BAD_REQUEST') naming what was being read, so a truncated payload becomes a status,
  * never a crash.
  */
+/** Zero bytes to add after `offset` payload bytes so that what follows starts 4-byte aligned. */
+export function alignPadding(offset: number): number {
+  return (4 - (offset & 3)) & 3;
+}
+
 export class PayloadReader {
   private offset = 0;
   private readonly view: DataView;
@@ -317,6 +328,16 @@ export class PayloadReader {
   u8(what: string): number {
     this.need(1, what);
     return this.bytes[this.offset++]!;
+  }
+
+  /** Skips the 0-3 zero bytes that bring the offset to a multiple of 4 (see alignPadding). */
+  align(what: string): void {
+    const pad = alignPadding(this.offset);
+    this.need(pad, `padding before ${what}`);
+    for (let i = 0; i < pad; i++) {
+      if (this.bytes[this.offset + i] !== 0) throw new PsError('PS_BAD_REQUEST', `padding before ${what} must be zero bytes`);
+    }
+    this.offset += pad;
   }
 
   /** The next `n` bytes as a view (no copy). */

@@ -184,6 +184,19 @@ describe('ParamModel semantics', () => {
     assert.deepEqual(dup.serialize(), once.serialize());
   });
 
+  it('increasing indices (no duplicate check) give the same model as the same push shuffled', () => {
+    const opt: OptimizerConfig = { type: 'adam', learningRate: 0.01, l2: 0.1 };
+    const sorted = new ParamModel(config(opt, 16), randomArray(16, 8));
+    const shuffled = new ParamModel(config(opt, 16), randomArray(16, 8));
+    sorted.applySparse(Uint32Array.of(1, 4, 9, 15), Float32Array.of(0.5, -2, 0.25, 1));
+    shuffled.applySparse(Uint32Array.of(9, 1, 15, 4), Float32Array.of(0.25, 0.5, 1, -2));
+    assert.deepEqual(sorted.serialize(), shuffled.serialize());
+    // Equal neighbours are not increasing: they take the summing path.
+    sorted.applySparse(Uint32Array.of(2, 3, 3), Float32Array.of(1, 1, 1));
+    shuffled.applySparse(Uint32Array.of(2, 3), Float32Array.of(1, 2));
+    assert.deepEqual(sorted.serialize(), shuffled.serialize());
+  });
+
   it('rejects an out-of-range index naming it and the size, with nothing changed', () => {
     const model = new ParamModel(config({ type: 'momentum', learningRate: 0.1 }, 8), randomArray(8, 3));
     model.applyDense(randomArray(8, 4));

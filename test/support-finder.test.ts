@@ -41,6 +41,7 @@ for (const [type, classes] of [['sparse-lr', 2], ['svm', 2], ['softmax', 3]] as 
     const support = finder.find(batch).slice();
     const unique = new Set(support);
     assert.equal(unique.size, support.length, 'no duplicates');
+    for (let k = 1; k < support.length; k++) assert.ok(support[k - 1]! < support[k]!, `increasing at position ${k}`);
     const features = new Set(batch.indices);
     const C = type === 'softmax' ? classes : 1;
     assert.equal(support.length, C * (features.size + 1));
@@ -61,6 +62,9 @@ test('consecutive calls do not leak features of the previous batch', () => {
   // absolute offsets: indptr need not start at 0
   const c: SparseBatch = { ...a, indptr: new Uint32Array([1, 3]), indices: new Uint32Array([77, 3, 3]) };
   assert.deepEqual([...finder.find(c)], [3, 100]);
+  // features met in decreasing order still come out increasing (what the parameter server's fast path wants)
+  const d: SparseBatch = { ...a, rows: 2, labels: new Float32Array([1, 0]), indptr: new Uint32Array([0, 2, 4]), indices: new Uint32Array([60, 31, 7, 60]) };
+  assert.deepEqual([...finder.find(d)], [7, 31, 60, 100]);
 });
 
 test('a dense batch touches every weight; models without a sparse gradient are refused by name', () => {
