@@ -118,6 +118,7 @@ async function main(): Promise<void> {
 
   const report: CollectiveReport = { type: 'collective', rank: config.rank, durationsMs: [], stats: [], hashes: [], closeMs: 0, cpuMs: 0 };
   const traffic: RoundTraffic[] = [];
+  const result = new Float32Array(config.floats);
   const cpu0 = process.cpuUsage();
   for (let round = 0; round < config.rounds; round++) {
     const v = fixed ?? makeVector(config.seed, config.rank, round, config.floats);
@@ -125,8 +126,9 @@ async function main(): Promise<void> {
     channel.take();
     const t0 = performance.now();
     const pattern = config.pattern === 'alternate' ? CYCLE[round % CYCLE.length]! : config.pattern;
+    // One result buffer for every round, as the training workers do.
     const out =
-      pattern === 'scatterreduce' ? await comm.scatterReduce(v, config.op) : await comm.allReduce(v, config.op, pattern === 'allgather' ? 'gather' : 'leader');
+      pattern === 'scatterreduce' ? await comm.scatterReduce(v, config.op, result) : await comm.allReduce(v, config.op, pattern === 'allgather' ? 'gather' : 'leader', result);
     report.durationsMs.push(performance.now() - t0);
     traffic.push(channel.take());
     const after = channel.stats();

@@ -118,18 +118,32 @@ export class Communicator {
    * Every rank gets the element-wise sum (or mean) of all ranks' vectors. Rank 0 reduces and
    * publishes, or every rank gathers all contributions when the vector is small (see
    * allReduceAlgorithm). Results are bit-identical either way.
+   *
+   * With `out` (same length as vec, not overlapping it) the result is written there and `out` is
+   * returned: a caller that reduces every step reuses one buffer instead of a new one per round
+   * (at 4 MB a round, fresh results keep V8's full collector busy).
    */
-  async allReduce(vec: Float32Array, op: ReduceOp = 'sum', algorithm: AllReduceAlgorithm = this.allReduceAlgorithm): Promise<Float32Array> {
+  async allReduce(vec: Float32Array, op: ReduceOp = 'sum', algorithm: AllReduceAlgorithm = this.allReduceAlgorithm, out?: Float32Array): Promise<Float32Array> {
+    checkOut(vec, out);
     const round = this.beginRound();
-    if (this.world === 1) return finishLocal(vec);
+    if (this.world === 1) return finishLocal(vec, out);
     const deadline = Date.now() + this.timeoutMs;
     const what = `allreduce round ${round}`;
     const gather = algorithm === 'gather' || (algorithm === 'auto' && vec.byteLength * (this.world - 1) <= GATHER_MAX_BYTES);
-    if (gather) return this.gatherReduce(round, vec, op, deadline);
+    if (gather) return this.gatherReduce(round, vec, op, deadline, out);
     if (this.rank !== 0) {
       await this.putVector(this.inKey(round, 0, this.rank), vec);
-      const out = await this.awaitRanks('allreduce', round, [this.outKey(round, 0)], [0], deadline);
-      return checkLength(decodeFloat32(out[0]!, this.outKey(round, 0)), vec.length, what);
+      const key = this.outKey(round, 0);
+      if (out === undefined) {
+        const got = await this.awaitRanks('allreduce', round, [key], [0], deadline);
+        return checkLength(decodeFloat32(got[0]!, key), vec.length, what);
+      }
+      await this.readSegmentsInto(round, out, [0], [[0, vec.length]], what, deadline);
+      return out;
+    }
+    if (out !== undefined) {
+      await this.reduceSegment('allreduce', round, 0, vec, op, deadline, out);
+      return out;
     }
     // Reduce straight into the payload of the frame rank 0 publishes: no copy to encode it. The
     // frame is fresh (not pooled) because the caller keeps the result, a view into it.
@@ -141,11 +155,13 @@ export class Communicator {
 
   /**
    * Every rank gets the element-wise sum (or mean); rank j reduces segment j of W, so the work and
-   * the traffic are spread over all ranks. Works for any length, including length < W.
+   * the traffic are spread over all ranks. Works for any length, including length < W. `out` as
+   * for allReduce.
    */
-  async scatterReduce(vec: Float32Array, op: ReduceOp = 'sum'): Promise<Float32Array> {
+  async scatterReduce(vec: Float32Array, op: ReduceOp = 'sum', out?: Float32Array): Promise<Float32Array> {
+    checkOut(vec, out);
     const round = this.beginRound();
-    if (this.world === 1) return finishLocal(vec);
+    if (this.world === 1) return finishLocal(vec, out);
     const deadline = Date.now() + this.timeoutMs;
     const n = vec.length;
     const sends: Array<Promise<void>> = [];
@@ -155,49 +171,61 @@ export class Communicator {
       sends.push(this.putVector(this.inKey(round, j, this.rank), vec.subarray(lo, hi)));
     }
     const [mlo, mhi] = segmentBounds(n, this.world, this.rank);
-    const result = new Float32Array(n);
+    const result = out ?? new Float32Array(n);
     // This rank's segment is reduced in place, inside the result.
     await Promise.all([
       Promise.all(sends),
       mhi > mlo ? this.reduceSegment('scatterreduce', round, this.rank, vec.subarray(mlo, mhi), op, deadline, result.subarray(mlo, mhi)) : undefined,
     ]);
     const segments: number[] = [];
-    const heads: Array<Uint8Array | undefined> = [];
+    const bounds: Array<[number, number]> = [];
     for (let j = 0; j < this.world; j++) {
       const [lo, hi] = segmentBounds(n, this.world, j);
-      if (j !== this.rank && hi > lo) segments.push(j);
+      if (j !== this.rank && hi > lo) {
+        segments.push(j);
+        bounds.push([lo, hi]);
+      }
     }
+    await this.readSegmentsInto(round, result, segments, bounds, `scatterreduce round ${round}`, deadline);
+    return result;
+  }
+
+  /**
+   * Reads reduced segments `segs` of this round into `result` at `bounds`. Each frame is read in two
+   * pieces where the channel can: its header into a small buffer, its payload straight into its
+   * place in the result (no receive buffer, no copy out of one).
+   */
+  private async readSegmentsInto(round: number, result: Float32Array, segs: number[], bounds: Array<[number, number]>, what: string, deadline: number): Promise<void> {
+    const heads: Array<Uint8Array | undefined> = [];
+    const pattern = what.split(' ')[0]!;
     await this.awaitRanks(
-      'scatterreduce',
+      pattern,
       round,
-      segments.map((j) => this.outKey(round, j)),
-      segments,
+      segs.map((j) => this.outKey(round, j)),
+      segs,
       deadline,
       (i, bytes) => {
-        const j = segments[i]!;
-        const [lo, hi] = segmentBounds(n, this.world, j);
-        const what = `scatterreduce round ${round} segment ${j}`;
+        const j = segs[i]!;
+        const [lo, hi] = bounds[i]!;
+        const where = `${what} segment ${j}`;
         if (bytes === heads[i]) {
-          // Split read: the payload is already in place inside `result`; check what the header says.
+          // Split read: the payload is already in place; check what the header says.
           const h = readFrameHeader(bytes, this.outKey(round, j));
           if (h.dtype !== 'float32' || h.payloadBytes !== (hi - lo) * 4) {
-            throw new CollectiveError('COLLECTIVE_MISMATCH', `${what}: received a ${h.dtype} frame of shape [${h.shape.join(', ')}], expected ${hi - lo} float32 values`);
+            throw new CollectiveError('COLLECTIVE_MISMATCH', `${where}: received a ${h.dtype} frame of shape [${h.shape.join(', ')}], expected ${hi - lo} float32 values`);
           }
         } else {
-          result.set(checkLength(decodeFloat32(bytes, this.outKey(round, j)), hi - lo, what), lo);
+          result.set(checkLength(decodeFloat32(bytes, this.outKey(round, j)), hi - lo, where), lo);
         }
       },
-      // Each reduced segment's frame is read in two pieces: its header into a small buffer, its
-      // payload straight into its place in the result (no receive buffer, no copy out of one).
       (i, byteLength) => {
-        const [lo, hi] = segmentBounds(n, this.world, segments[i]!);
+        const [lo, hi] = bounds[i]!;
         const head = this.lend(i, FRAME_HEADER);
         if (byteLength !== FRAME_HEADER + (hi - lo) * 4) return undefined;
         heads[i] = head;
         return { head, body: new Uint8Array(result.buffer, result.byteOffset + lo * 4, (hi - lo) * 4) };
       },
     );
-    return result;
   }
 
   /**
@@ -228,10 +256,10 @@ export class Communicator {
   }
 
   /** Publishes this rank's vector and reduces everyone's locally, in rank order. */
-  private async gatherReduce(round: number, vec: Float32Array, op: ReduceOp, deadline: number): Promise<Float32Array> {
+  private async gatherReduce(round: number, vec: Float32Array, op: ReduceOp, deadline: number, out: Float32Array | undefined): Promise<Float32Array> {
     const what = `allreduce round ${round}`;
     const mine = this.inKey(round, 0, this.rank);
-    const reducer = new OrderedReducer(this.world, vec.length, what);
+    const reducer = out ? new OrderedReducerInto(out, this.world, what) : new OrderedReducer(this.world, vec.length, what);
     const sources = Array.from({ length: this.world }, (_, r) => r).filter((r) => r !== this.rank);
     const keys = sources.map((r) => this.inKey(round, 0, r));
     let firstError: unknown;
@@ -258,7 +286,9 @@ export class Communicator {
     // Every rank has entered this round, so everything this rank published before has been read;
     // this round's contribution has W-1 readers and waits for the same proof next time.
     this.retirePendingAndKeep([mine]);
-    return reducer.result(op);
+    if (reducer instanceof OrderedReducer) return reducer.result(op);
+    reducer.finish(op);
+    return out!;
   }
 
   /** Deletes (in the background) the outputs proven read, then remembers `published` as pending. */
@@ -447,8 +477,18 @@ class OrderedReducerInto {
 }
 
 /** With one rank the sum and the mean are the vector itself; a copy, so callers may mutate either. */
-function finishLocal(vec: Float32Array): Float32Array {
-  return vec.slice();
+function finishLocal(vec: Float32Array, out: Float32Array | undefined): Float32Array {
+  if (out === undefined) return vec.slice();
+  out.set(vec);
+  return out;
+}
+
+/** `out` must have vec's length and must not share memory with it (the reduction overwrites out as it reads vec). */
+function checkOut(vec: Float32Array, out: Float32Array | undefined): void {
+  if (out === undefined) return;
+  if (out.length !== vec.length) throw new CollectiveError('COLLECTIVE_ARGUMENT', `out has ${out.length} floats, the vector ${vec.length}`);
+  const overlaps = out.buffer === vec.buffer && out.byteOffset < vec.byteOffset + vec.byteLength && vec.byteOffset < out.byteOffset + out.byteLength;
+  if (overlaps) throw new CollectiveError('COLLECTIVE_ARGUMENT', 'out overlaps the vector being reduced; pass a separate buffer');
 }
 
 function checkLength(v: Float32Array, expected: number, what: string): Float32Array {

@@ -99,3 +99,31 @@ test('bad rank or world is refused at construction', () => {
   assert.throws(() => new Communicator(channel, { jobId: 'x', rank: 0, world: 0 }), { code: 'COLLECTIVE_ARGUMENT', message: 'world must be a positive integer, got 0' });
   assert.throws(() => new Communicator(channel, { jobId: 'bad id', rank: 0, world: 1 }), { code: 'KEY_INVALID' });
 });
+
+test('out: every algorithm writes the result into the given buffer, round after round, bit-exact; a wrong or overlapping out is refused', async () => {
+  const channel = new MemoryChannel();
+  for (const world of [1, 2, 3]) {
+    for (const [name, length] of [['leader', 5000], ['gather', 10], ['scatter', 1001]] as const) {
+      const comms = Array.from({ length: world }, (_, rank) => new Communicator(channel, { jobId: `out-${name}`, rank, world, timeoutMs: 5000 }));
+      const outs = comms.map(() => new Float32Array(length).fill(Number.NaN));
+      for (let round = 0; round < 3; round++) {
+        const inputs = comms.map((_, rank) => makeVector(3, rank, round, length));
+        const expected = referenceReduce(inputs, 'mean');
+        const results = await Promise.all(
+          comms.map((c, rank) => (name === 'scatter' ? c.scatterReduce(inputs[rank]!, 'mean', outs[rank]) : c.allReduce(inputs[rank]!, 'mean', name, outs[rank]))),
+        );
+        results.forEach((r, rank) => {
+          assert.equal(r, outs[rank], `${name} W=${world} rank ${rank}: the result is out itself`);
+          assert.deepEqual(new Uint8Array(r.buffer), new Uint8Array(expected.buffer), `${name} W=${world} round ${round} rank ${rank}`);
+        });
+      }
+      await Promise.all(comms.map((c) => c.close()));
+      assert.equal(channel.size(), 0);
+    }
+  }
+  const c = new Communicator(channel, { jobId: 'out-bad', rank: 0, world: 1 });
+  const v = new Float32Array(8);
+  await assert.rejects(c.allReduce(v, 'sum', 'auto', new Float32Array(7)), { code: 'COLLECTIVE_ARGUMENT', message: 'out has 7 floats, the vector 8' });
+  await assert.rejects(c.scatterReduce(v.subarray(0, 4), 'sum', v.subarray(2, 6)), { code: 'COLLECTIVE_ARGUMENT', message: 'out overlaps the vector being reduced; pass a separate buffer' });
+  assert.equal(c.round, 0, 'a refused call uses no round');
+});

@@ -19,7 +19,7 @@ import {
   type TrainState,
 } from './train-common.js';
 
-/** The collective the loop reduces with (allReduce or scatterReduce, or a copy for a lone worker). */
+/** The collective the loop reduces with (allReduce or scatterReduce, or a copy for a lone worker). The result is valid until the next call. */
 export type Reduce = (vec: Float32Array, op: ReduceOp) => Promise<Float32Array>;
 
 async function timedReduce(ctx: TrainContext, reduce: Reduce, vec: Float32Array): Promise<Float32Array> {

@@ -175,7 +175,14 @@ export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise
       // Each generation continues the round numbering, so its keys never meet the previous one's.
       comm = world > 1 ? new Communicator(channel!, { jobId, rank, world, stream: 'train', timeoutMs: task.roundTimeoutMs, startRound: state.round }) : undefined;
       const c = comm;
-      const reduce: Reduce = c ? (v, op) => (task.collective === 'allreduce' ? c.allReduce(v, op) : c.scatterReduce(v, op)) : async (v) => v.slice();
+      // The loops consume each result before the next round, so one result buffer serves them all.
+      let out = new Float32Array(0);
+      const reduce: Reduce = c
+        ? (v, op) => {
+            if (out.length !== v.length) out = new Float32Array(v.length);
+            return task.collective === 'allreduce' ? c.allReduce(v, op, undefined, out) : c.scatterReduce(v, op, out);
+          }
+        : async (v) => v.slice();
       outcome = task.algorithm === 'ga-sgd' ? await runGaBsp(ctx, state, reduce, watch) : await runMaBsp(ctx, state, reduce, watch);
       if (c) state.round = c.round;
     } else {
