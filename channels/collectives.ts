@@ -19,7 +19,7 @@ import { decodeFloat32, encodeTensor, frameBytes, headerBytes, readFrameHeader }
 import { CollectiveError, CollectiveTimeoutError, WaitTimeoutError } from './errors.js';
 import { jobKey } from './keys.js';
 import { packMessage, unpackMessage } from './messages.js';
-import { OrderedReducer, type ReduceOp, addInto, divideInto } from './reduce.js';
+import { type ReduceOp, addInto, divideInto } from './reduce.js';
 
 export type CollectivePattern = 'allreduce' | 'scatterreduce';
 export type AllReduceAlgorithm = 'auto' | 'leader' | 'gather';
@@ -257,38 +257,43 @@ export class Communicator {
 
   /** Publishes this rank's vector and reduces everyone's locally, in rank order. */
   private async gatherReduce(round: number, vec: Float32Array, op: ReduceOp, deadline: number, out: Float32Array | undefined): Promise<Float32Array> {
-    const what = `allreduce round ${round}`;
     const mine = this.inKey(round, 0, this.rank);
-    const reducer = out ? new OrderedReducerInto(out, this.world, what) : new OrderedReducer(this.world, vec.length, what);
-    const sources = Array.from({ length: this.world }, (_, r) => r).filter((r) => r !== this.rank);
-    const keys = sources.map((r) => this.inKey(round, 0, r));
-    let firstError: unknown;
+    const result = out ?? new Float32Array(vec.length);
+    const reducer = new OrderedReducerInto(result, this.world, `allreduce round ${round}`);
     reducer.offer(this.rank, vec);
-    await Promise.all([
-      this.putVector(mine, vec),
-      this.awaitRanks(
-        'allreduce',
-        round,
-        keys,
-        sources,
-        deadline,
-        (i, bytes) => {
-          try {
-            reducer.offer(sources[i]!, decodeFloat32(bytes, keys[i]!));
-          } catch (e) {
-            firstError ??= e;
-          }
-        },
-        this.lend,
-      ),
-    ]);
-    if (firstError) throw firstError;
+    await Promise.all([this.putVector(mine, vec), this.collect('allreduce', round, 0, reducer, deadline)]);
     // Every rank has entered this round, so everything this rank published before has been read;
     // this round's contribution has W-1 readers and waits for the same proof next time.
     this.retirePendingAndKeep([mine]);
-    if (reducer instanceof OrderedReducer) return reducer.result(op);
     reducer.finish(op);
-    return out!;
+    return result;
+  }
+
+  /**
+   * Waits for every other rank's contribution to segment `seg` and offers each to `reducer` as it
+   * lands (read into lent buffers: they are consumed at once). Returns the contributions' keys.
+   */
+  private async collect(pattern: string, round: number, seg: number, reducer: OrderedReducerInto, deadline: number): Promise<string[]> {
+    const sources = Array.from({ length: this.world }, (_, r) => r).filter((r) => r !== this.rank);
+    const keys = sources.map((r) => this.inKey(round, seg, r));
+    let firstError: unknown;
+    await this.awaitRanks(
+      pattern,
+      round,
+      keys,
+      sources,
+      deadline,
+      (i, bytes) => {
+        try {
+          reducer.offer(sources[i]!, decodeFloat32(bytes, keys[i]!));
+        } catch (e) {
+          firstError ??= e;
+        }
+      },
+      this.lend,
+    );
+    if (firstError) throw firstError;
+    return keys;
   }
 
   /** Deletes (in the background) the outputs proven read, then remembers `published` as pending. */
@@ -312,28 +317,9 @@ export class Communicator {
     acc: Float32Array,
     frame?: Uint8Array,
   ): Promise<void> {
-    const what = `${pattern} round ${round} segment ${seg}`;
-    const reducer = new OrderedReducerInto(acc, this.world, what);
-    const sources = Array.from({ length: this.world }, (_, r) => r).filter((r) => r !== this.rank);
-    const keys = sources.map((r) => this.inKey(round, seg, r));
-    let firstError: unknown;
+    const reducer = new OrderedReducerInto(acc, this.world, `${pattern} round ${round} segment ${seg}`);
     reducer.offer(this.rank, own);
-    await this.awaitRanks(
-      pattern,
-      round,
-      keys,
-      sources,
-      deadline,
-      (i, bytes) => {
-        try {
-          reducer.offer(sources[i]!, decodeFloat32(bytes, keys[i]!));
-        } catch (e) {
-          firstError ??= e;
-        }
-      },
-      this.lend,
-    );
-    if (firstError) throw firstError;
+    const keys = await this.collect(pattern, round, seg, reducer, deadline);
     // Every rank has now entered this round, so all earlier outputs have been read; the
     // contributions had one reader, this rank.
     reducer.finish(op);
