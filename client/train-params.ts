@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { SPARSE_GRADIENT_MODELS } from '../algorithms/support.js';
+import { parseAddress } from '../paramserver/index.js';
 
 export const MODEL_TYPES = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp'] as const;
 
@@ -47,6 +48,16 @@ export const trainParamsSchema = z
     sync: z.enum(['bsp', 'asp', 'async']).default('bsp'),
     /** 'ps' (the embedded parameter server), 'memcached' (a private memcached), 's3' (the object store's S3), or a channel URL. */
     channel: z.string().min(1).default('ps'),
+    /**
+     * async-sgd: spread the model by index range over parameter-server shards. A number N: the
+     * client starts N servers in-process on 127.0.0.1 and stops them at the end (1 = unset: the
+     * model stays on the channel's server). An array of 'host:port' addresses: the shards of an
+     * already running `npx cirrus ps --shards N`, in shard order; the client only drops the job's
+     * model from them. Control keys stay on the channel's server either way.
+     */
+    psShards: z
+      .union([z.number(), z.array(z.string())], { error: "expected a number of shards or an array of 'host:port' addresses" })
+      .optional(),
     collective: z.enum(['allreduce', 'scatterreduce']).default('allreduce'),
     workers: z.number().int().min(1, { message: 'expected at least 1 worker' }).max(1000).default(2),
     epochs: z.number().int().min(1).max(100_000).default(5),
@@ -91,6 +102,32 @@ export class TrainError extends Error {
   }
 }
 
+/** Most in-process shards a run may start: more servers than this only add connections per worker. */
+const MAX_PS_SHARDS = 64;
+
+/** psShards: only for async-sgd; a count in 1..MAX_PS_SHARDS, or distinct valid addresses. */
+function psShardsProblem(p: TrainParams): string | undefined {
+  const shards = p.psShards;
+  if (shards === undefined) return undefined;
+  if (p.algorithm !== 'async-sgd') return `params.psShards: only async-sgd keeps its model on parameter servers, not ${p.algorithm}`;
+  if (typeof shards === 'number') {
+    if (!Number.isInteger(shards) || shards < 1 || shards > MAX_PS_SHARDS) return `params.psShards: expected a whole number of shards from 1 to ${MAX_PS_SHARDS} (or an array of 'host:port' addresses), got ${shards}`;
+    return undefined;
+  }
+  if (shards.length === 0) return "params.psShards: expected at least one 'host:port' address, got an empty array";
+  for (let i = 0; i < shards.length; i++) {
+    try {
+      parseAddress(shards[i]!);
+    } catch (e) {
+      return `params.psShards[${i}]: ${(e as Error).message}`;
+    }
+    // Two slices of one model under the same name on one server would collide.
+    const first = shards.indexOf(shards[i]!);
+    if (first < i) return `params.psShards[${i}]: '${shards[i]}' is listed twice (also at [${first}]); every shard needs its own server`;
+  }
+  return undefined;
+}
+
 /** Rules across fields, checked after each field is valid on its own. */
 function crossFieldProblem(p: TrainParams): string | undefined {
   if (p.algorithm === 'async-sgd') {
@@ -99,7 +136,7 @@ function crossFieldProblem(p: TrainParams): string | undefined {
   } else if (p.sync === 'async') {
     return `params.sync: 'async' needs algorithm 'async-sgd' (the parameter server applies the updates); ${p.algorithm} runs under 'bsp' or 'asp'`;
   }
-  return undefined;
+  return psShardsProblem(p);
 }
 
 /** Validates params; the error names the first bad field ('params.workers: expected ...'). */

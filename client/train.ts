@@ -14,12 +14,12 @@ import { addStats, emptyStats, type Channel, type ChannelStats } from '../channe
 import type { DatasetManifest } from '../channels/datasets/manifest.js';
 import type { Shard } from '../channels/datasets/shard.js';
 import { openChannel } from '../channels/factory.js';
-import { aspKey, checkpointKey, epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
+import { aspKey, checkpointKey, epochModelKey, finalModelKey, modelLatestKey, progressKey, psModelName } from '../channels/job-keys.js';
 import { jobPrefix } from '../channels/keys.js';
 import { startMemcached, type MemcachedServer } from '../channels/memcached-server.js';
 import { unpackMessage } from '../channels/messages.js';
 import { parseChannelUrl, type ChannelSpec } from '../channels/spec.js';
-import { startParamServer, type ParamServer } from '../paramserver/index.js';
+import { ShardedParamClient, startParamServer, type ParamServer } from '../paramserver/index.js';
 import { channelCostUsd, lambdaCostUsd, loadPrices } from './cost.js';
 import { LambdaLauncher } from './launchers/lambda.js';
 import { LocalLauncher } from './launchers/local.js';
@@ -60,6 +60,11 @@ export interface TrainCallbacks {
   onStart?(jobId: string): void;
   /** An already-open store to use (and leave open) instead of opening params.store. */
   store?: StoreHandle;
+  /**
+   * async-sgd with psShards: the 'host:port' of each shard holding the model, in shard order, once
+   * they listen (e.g. to watch their STATS while the run goes).
+   */
+  onPsShards?(addresses: readonly string[]): void;
 }
 
 export interface TrainMetrics {
@@ -132,6 +137,8 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     const testSet = await loadTestSet(store, manifest);
 
     const channelSpec = await startChannel(params, store, cleanups);
+    const psShards = await startPsShards(params, channelSpec, model.size, jobId, cleanups);
+    if (psShards) callbacks.onPsShards?.(psShards);
     const channel = await openChannel(channelSpec);
     cleanups.push(() => channel.close());
     cleanups.push(() => removeJobKeys(channel, jobId, params.workers, generationsUsed, params.epochs));
@@ -204,7 +211,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
       }
       generationsUsed = generation + 1;
       callbacks.onGeneration?.(generation);
-      const handles = await launchGeneration(launcher, params, spec, jobId, generation, store, channelSpec);
+      const handles = await launchGeneration(launcher, params, spec, jobId, generation, store, channelSpec, psShards);
       const outcome = await watch(handles, async () => {
         const aborted = abortReason();
         if (aborted) return (stopReason ??= aborted);
@@ -388,6 +395,44 @@ async function startChannel(params: TrainParams, store: StoreHandle, cleanups: A
   }
 }
 
+/**
+ * async-sgd with psShards: the shard addresses the workers spread the model over (servers started
+ * here for a count, which cleanup stops), or undefined when the model stays on the channel's server.
+ * Cleanup also drops the job's model from the shards: servers given by address outlive the job.
+ */
+async function startPsShards(params: TrainParams, channel: ChannelSpec, modelSize: number, jobId: string, cleanups: Array<() => Promise<void>>): Promise<string[] | undefined> {
+  const shards = params.psShards;
+  if (shards === undefined || shards === 1) return undefined;
+  const count = typeof shards === 'number' ? shards : shards.length;
+  if (modelSize < count) throw new TrainError('TRAIN_PARAMS', `params.psShards: ${count} shards but the model has only ${modelSize} weights; every shard needs at least one`);
+  // Workers prove the channel's token to every shard, so servers started here take the same one.
+  const token = channel.kind === 'ps' ? channel.token : undefined;
+  const opts = { ...(channel.kind === 'ps' ? { timeoutMs: channel.timeoutMs } : {}), ...(token ? { token } : {}) };
+  let addresses: string[];
+  if (typeof shards === 'number') {
+    addresses = [];
+    for (let i = 0; i < shards; i++) {
+      const ps: ParamServer = await startParamServer({ port: 0, ...(token ? { token } : {}) });
+      cleanups.push(() => ps.stop());
+      addresses.push(ps.address);
+    }
+  } else {
+    addresses = shards;
+  }
+  cleanups.push(() => dropShardedModel(addresses, opts, psModelName(jobId)));
+  return addresses;
+}
+
+/** Removes every shard's slice of the model (a no-op on shards that never got one). */
+async function dropShardedModel(addresses: string[], opts: { timeoutMs?: number; token?: string }, name: string): Promise<void> {
+  const client = await ShardedParamClient.connect(addresses, opts);
+  try {
+    await client.dropModel(name);
+  } finally {
+    await client.close();
+  }
+}
+
 function defaultLauncher(params: TrainParams): Launcher {
   const l = params.launcher;
   if (l.type === 'lambda') {
@@ -404,7 +449,7 @@ function defaultLauncher(params: TrainParams): Launcher {
   return new LocalLauncher({ memoryMb: l.memoryMb, timeoutS: l.timeoutS, concurrency: l.concurrency ?? params.workers });
 }
 
-async function launchGeneration(launcher: Launcher, params: TrainParams, spec: ModelSpec, jobId: string, generation: number, store: StoreHandle, channel: ChannelSpec): Promise<WorkerHandle[]> {
+async function launchGeneration(launcher: Launcher, params: TrainParams, spec: ModelSpec, jobId: string, generation: number, store: StoreHandle, channel: ChannelSpec, psShards: string[] | undefined): Promise<WorkerHandle[]> {
   const deadlineMs = Date.now() + params.launcher.timeoutS * 1000;
   const handles: WorkerHandle[] = [];
   for (let rank = 0; rank < params.workers; rank++) {
@@ -432,6 +477,7 @@ async function launchGeneration(launcher: Launcher, params: TrainParams, spec: M
         publishEvery: params.publishEvery,
         checkpointMarginMs: params.checkpointMarginMs ?? Math.min(5_000, Math.round(params.launcher.timeoutS * 100)),
         generation,
+        ...(psShards ? { psShards } : {}),
       },
       params: {},
       endpoints: { store: store.workerTarget, channel },
