@@ -64,6 +64,26 @@ class Sgd extends LoopingOptimizer implements CoordinateOptimizer {
   step(w: Float32Array, i: number, g: number): void {
     w[i] = w[i]! - this.lr * g;
   }
+  /** Unrolled by four, loads first: the four random reads of w overlap (the indices are distinct). */
+  override stepSparse(w: Float32Array, indices: Uint32Array, grad: Float32Array, l2: number): void {
+    const lr = this.lr;
+    const n = indices.length;
+    // L2 is added only when set, exactly as step() is called by the generic loop.
+    const g = (k: number, wi: number) => (l2 === 0 ? grad[k]! : grad[k]! + l2 * wi);
+    let k = 0;
+    for (; k + 4 <= n; k += 4) {
+      const i0 = indices[k]!, i1 = indices[k + 1]!, i2 = indices[k + 2]!, i3 = indices[k + 3]!;
+      const w0 = w[i0]!, w1 = w[i1]!, w2 = w[i2]!, w3 = w[i3]!;
+      w[i0] = w0 - lr * g(k, w0);
+      w[i1] = w1 - lr * g(k + 1, w1);
+      w[i2] = w2 - lr * g(k + 2, w2);
+      w[i3] = w3 - lr * g(k + 3, w3);
+    }
+    for (; k < n; k++) {
+      const i = indices[k]!;
+      w[i] = w[i]! - lr * g(k, w[i]!);
+    }
+  }
 }
 
 /** Momentum and Nesterov share their state: one velocity per coordinate. */

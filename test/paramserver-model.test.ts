@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type ModelConfig, type OptimizerConfig, ParamModel, PsModelError, thresholdGradient, validateModelConfig } from '../paramserver/model.js';
+import { createCoordinateOptimizer } from '../paramserver/optimizers.js';
 
 const REL = 1e-5;
 const ABS = 1e-7;
@@ -151,6 +152,29 @@ describe('ParamModel optimizers against a float64 reference', () => {
       assert.deepEqual(sparse.serialize(), dense.serialize());
     });
   }
+});
+
+describe('sparse steps', () => {
+  it('every optimizer: stepSparse equals step() coordinate by coordinate, for 0..9 indices, with and without L2', () => {
+    for (const type of ['sgd', 'momentum', 'nesterov', 'adagrad', 'adam'] as const) {
+      for (const l2 of [0, 0.3]) {
+        for (let n = 0; n <= 9; n++) {
+          const spec: OptimizerConfig = { type, learningRate: 0.05 };
+          const fast = createCoordinateOptimizer(spec, 32);
+          const slow = createCoordinateOptimizer(spec, 32);
+          const w1 = randomArray(32, 11);
+          const w2 = w1.slice();
+          const indices = Uint32Array.from({ length: n }, (_, k) => 3 * k + 1);
+          const grad = randomArray(n, 12 + n);
+          for (let rep = 0; rep < 2; rep++) {
+            fast.stepSparse(w1, indices, grad, l2);
+            for (let k = 0; k < n; k++) slow.step(w2, indices[k]!, l2 === 0 ? grad[k]! : grad[k]! + l2 * w2[indices[k]!]!);
+          }
+          assert.deepEqual(w1, w2, `${type} l2=${l2} n=${n}`);
+        }
+      }
+    }
+  });
 });
 
 describe('ParamModel semantics', () => {
