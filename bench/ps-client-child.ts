@@ -1,7 +1,7 @@
 /**
  * One client process of the parameter-server benchmark. argv[2] is a JSON ChildConfig. It connects,
- * prints {"type":"ready"}, waits for a line on stdin, then runs push+pull pairs back to back (a
- * closed loop) for durationMs and prints {"type":"result", pairs, latenciesMs}.
+ * warms up for WARM_UP_MS, prints {"type":"ready"}, waits for a line on stdin, then runs push+pull
+ * pairs back to back (a closed loop) for durationMs and prints {"type":"result", pairs, latenciesMs}.
  */
 import { createInterface } from 'node:readline';
 import { ParamClient } from '../paramserver/index.js';
@@ -52,12 +52,21 @@ async function connect(cfg: ChildConfig): Promise<{ pair: Pair; close(): Promise
   };
 }
 
+const WARM_UP_MS = 500;
+
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2]!) as ChildConfig;
   const all = readTraffic(cfg.trafficFile);
   // Each client starts at its own place in the batches, like workers on different shards.
   const traffic = all.map((_, i) => all[(i + cfg.rank * 7) % all.length]!);
   const conn = await connect(cfg);
+  // Warm up before the clock starts, so the measurement is of compiled code, not of the JIT
+  // compiling it on a core the server needs (same for both targets).
+  const warmEnd = performance.now() + WARM_UP_MS;
+  for (let i = 0; performance.now() < warmEnd; i++) {
+    const b = traffic[i % traffic.length]!;
+    await conn.pair(b.indices, b.values, i);
+  }
   process.stdout.write(JSON.stringify({ type: 'ready' }) + '\n');
   const stdin = createInterface({ input: process.stdin });
   await new Promise<void>((resolve) => stdin.once('line', () => resolve()));

@@ -120,7 +120,7 @@ export class ParamClient {
     this.socket = socket;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.waitMarginMs = opts.waitMarginMs ?? this.timeoutMs;
-    this.decoder = new FrameDecoder({ maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_MAX_REPLY_BYTES });
+    this.decoder = new FrameDecoder({ maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_MAX_REPLY_BYTES, inPlace: true });
     socket.setNoDelay(true);
     this.closedPromise = new Promise((resolve) => socket.once('close', () => {
       this.onClose();
@@ -293,6 +293,8 @@ export class ParamClient {
   /**
    * Pushes a gradient: sparse when `indices` is given (values[k] is the gradient of weight
    * indices[k]), otherwise dense (one value per weight). Resolves with the model clock afterwards.
+   * The arrays go to the socket without a copy: leave them unchanged until this resolves. Send
+   * sparse indices in increasing order: the server then skips its duplicate check.
    */
   async push(name: string, g: PushGradient): Promise<number> {
     const grad: Gradient = g.indices ? { kind: 'sparse', indices: g.indices, values: g.values } : { kind: 'dense', values: g.values };

@@ -93,7 +93,7 @@ export interface Frame {
   version: number;
   id: number;
   code: number;
-  /** View into the frame's own buffer, starting at byteOffset PAYLOAD_BYTE_OFFSET. */
+  /** View into the frame's own buffer at byteOffset PAYLOAD_BYTE_OFFSET, or (inPlace decoder) into the received chunk; 8-byte aligned either way. */
   payload: Uint8Array;
 }
 
@@ -108,9 +108,16 @@ export class FrameDecoder {
   private head = 0;
   private buffered = 0;
   readonly maxFrameBytes: number;
+  private readonly inPlace: boolean;
 
-  constructor(opts: { maxFrameBytes?: number } = {}) {
+  /**
+   * opts.inPlace: a frame that lies within one received chunk, with its payload 8-byte aligned
+   * there, is returned as a view into that chunk instead of a copy. For clients, whose replies are
+   * consumed at once; a server keeps copies, so a small stored value never pins a large chunk.
+   */
+  constructor(opts: { maxFrameBytes?: number; inPlace?: boolean } = {}) {
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.inPlace = opts.inPlace ?? false;
   }
 
   /** Bytes received but not yet returned as frames. */
@@ -141,6 +148,20 @@ export class FrameDecoder {
       throw new FrameTooLargeError(this.peekU32(LENGTH_BYTES + 1), length, this.maxFrameBytes);
     }
     if (this.buffered < LENGTH_BYTES + length) return undefined;
+    const first = this.chunks[0]!;
+    const at = first.byteOffset + this.head + LENGTH_BYTES;
+    // In place only where the payload lands 8-byte aligned, as in a copy: values stay readable as
+    // typed-array views either way.
+    if (this.inPlace && first.byteLength - this.head >= LENGTH_BYTES + length && (at + BODY_HEADER_BYTES) % 8 === 0) {
+      const frame: Frame = {
+        version: first[this.head + LENGTH_BYTES]!,
+        id: (first[this.head + 5]! | (first[this.head + 6]! << 8) | (first[this.head + 7]! << 16) | (first[this.head + 8]! << 24)) >>> 0,
+        code: first[this.head + 9]!,
+        payload: new Uint8Array(first.buffer, at + BODY_HEADER_BYTES, length - BODY_HEADER_BYTES),
+      };
+      this.skip(LENGTH_BYTES + length);
+      return frame;
+    }
     this.skip(LENGTH_BYTES);
     // Unzeroed: every byte after the pad is overwritten by the frame at once.
     const buffer = Buffer.allocUnsafeSlow(FRAME_PAD + length).buffer;
@@ -220,16 +241,25 @@ function putHeader(out: Buffer, id: number, code: number, payloadBytes: number):
 
 /** Below this total size a frame is assembled into one buffer (one small copy beats a writev). */
 const COALESCE_BYTES = 16 * 1024;
+/** On a corked socket, parts up to this size are copied next to the header; larger ones go as they are. */
+const SMALL_PART_BYTES = 512;
 
 /**
- * Writes one frame. Large payload parts go to the socket as they are, inside cork/uncork, so the
- * kernel gets one writev and a value is never copied in user space. Returns socket.write's
+ * Writes one frame. Small frames are assembled into one buffer. Large payload parts go to the
+ * socket as they are, inside a cork, so the kernel gets one writev and a value is never copied in
+ * user space; on a socket that is corked already (a batch of requests or replies) that holds for
+ * any frame, and only the header and small parts are assembled. Returns socket.write's
  * back-pressure signal.
  */
 export function writeFrame(socket: Socket, id: number, code: number, parts: readonly Uint8Array[]): boolean {
   let payloadBytes = 0;
-  for (const p of parts) payloadBytes += p.byteLength;
-  if (payloadBytes + HEADER_BYTES <= COALESCE_BYTES) {
+  let smallBytes = 0;
+  for (const p of parts) {
+    payloadBytes += p.byteLength;
+    if (p.byteLength <= SMALL_PART_BYTES) smallBytes += p.byteLength;
+  }
+  const corked = socket.writableCorked > 0;
+  if (!corked && payloadBytes + HEADER_BYTES <= COALESCE_BYTES) {
     // Unzeroed (and pooled when small): the header and parts fill it entirely.
     const frame = Buffer.allocUnsafe(HEADER_BYTES + payloadBytes);
     putHeader(frame, id, code, payloadBytes);
@@ -240,10 +270,24 @@ export function writeFrame(socket: Socket, id: number, code: number, parts: read
     }
     return socket.write(frame);
   }
-  const header = encodeHeader(id, code, payloadBytes);
+  // Header plus runs of small parts in pooled buffers; large parts written in place.
   socket.cork();
-  let ok = socket.write(header);
-  for (const p of parts) if (p.byteLength > 0) ok = socket.write(p);
+  let run = Buffer.allocUnsafe(HEADER_BYTES + smallBytes);
+  putHeader(run, id, code, payloadBytes);
+  let at = HEADER_BYTES;
+  let runStart = 0;
+  let ok = true;
+  for (const p of parts) {
+    if (p.byteLength <= SMALL_PART_BYTES) {
+      run.set(p, at);
+      at += p.byteLength;
+      continue;
+    }
+    if (at > runStart) ok = socket.write(run.subarray(runStart, at));
+    runStart = at;
+    ok = socket.write(p);
+  }
+  if (at > runStart) ok = socket.write(run.subarray(runStart, at));
   socket.uncork();
   return ok;
 }

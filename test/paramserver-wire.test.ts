@@ -72,3 +72,28 @@ test('nonzero padding or a payload cut inside the padding is a BAD_REQUEST namin
   assert.throws(() => decodePush(bad), (e: unknown) => e instanceof PsError && e.code === 'PS_BAD_REQUEST' && e.message.includes('padding before the gradient must be zero bytes'));
   assert.throws(() => decodePush(payload.subarray(0, 18)), (e: unknown) => e instanceof PsError && e.code === 'PS_BAD_REQUEST' && e.message.includes('padding before the gradient'));
 });
+
+test('an inPlace decoder returns frames inside one chunk with an aligned payload as views of it, and copies the others', () => {
+  // 14-byte frames: in a chunk starting at frame 1, frame 1's payload is at 10 (not 8-aligned:
+  // copied) and frame 2's at 24 (aligned: in place).
+  const frames = [1, 2, 3, 4].map((id) => Buffer.concat([encodeHeader(id, Op.PUSH, 4), Buffer.from([id, id, id, id])]));
+  const stream = Buffer.concat(frames);
+  // Chunk 1: frames 1 and 2 and half of frame 3; chunk 2: the rest (frame 4's payload at 17 there).
+  const cut = 2 * 14 + 7;
+  const chunks = [stream.subarray(0, cut), stream.subarray(cut)].map((c) => Buffer.from(c));
+  const decoder = new FrameDecoder({ inPlace: true });
+  decoder.push(chunks[0]!);
+  const got = [decoder.next()!, decoder.next()!];
+  assert.equal(decoder.next(), undefined);
+  decoder.push(chunks[1]!);
+  got.push(decoder.next()!, decoder.next()!);
+  assert.equal(decoder.next(), undefined);
+  assert.deepEqual(got.map((f) => [f.id, f.code, [...f.payload]]), [1, 2, 3, 4].map((id) => [id, Op.PUSH, [id, id, id, id]]));
+  assert.deepEqual(got.map((f) => f.payload.byteOffset % 8), [0, 0, 0, 0], 'payloads are 8-byte aligned');
+  assert.notEqual(got[0]!.payload.buffer, chunks[0]!.buffer, 'frame 1: payload at 10 in the chunk, copied');
+  assert.equal(got[1]!.payload.buffer, chunks[0]!.buffer, 'frame 2: payload at 24 in the chunk, in place');
+  assert.notEqual(got[2]!.payload.buffer, chunks[0]!.buffer, 'frame 3 straddles the chunks: copied');
+  assert.notEqual(got[2]!.payload.buffer, chunks[1]!.buffer);
+  assert.notEqual(got[3]!.payload.buffer, chunks[1]!.buffer, 'frame 4: payload at 17, copied');
+  assert.equal(decoder.pendingBytes, 0);
+});

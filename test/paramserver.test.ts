@@ -188,12 +188,18 @@ describe('paramserver protocol (server in a child process)', () => {
     assert.equal(await c.del([]), 0);
   });
 
-  test('a GET value is an 8-byte aligned view into its own reply buffer', async () => {
+  test('a GET value is 8-byte aligned, alone or behind other replies', async () => {
     const c = await connect();
     await c.set('align', new Uint8Array(24).fill(5));
     const v = await c.get('align');
     assert.ok(v);
     assert.equal(v.byteOffset, PAYLOAD_BYTE_OFFSET);
+    // Several replies in one chunk: each value either in place at an aligned offset or copied.
+    const many = await Promise.all([c.get('align'), c.ping(), c.get('align'), c.get('align')]);
+    for (const m of [many[0], many[2], many[3]]) {
+      assert.equal(m!.byteOffset % 8, 0);
+      assert.deepEqual(m, new Uint8Array(24).fill(5));
+    }
     assert.equal(v.byteOffset % 8, 0);
     assert.deepEqual(new Float64Array(v.buffer, v.byteOffset, 3).length, 3);
     await c.del(['align']);
