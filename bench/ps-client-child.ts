@@ -52,7 +52,7 @@ async function connect(cfg: ChildConfig): Promise<{ pair: Pair; close(): Promise
   };
 }
 
-const WARM_UP_MS = 500;
+const WARM_UP_MS = 1500;
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2]!) as ChildConfig;

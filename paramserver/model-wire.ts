@@ -43,17 +43,6 @@ export function readU32s(r: PayloadReader, count: number, what: string): Uint32A
   return bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, count) : new Uint32Array(bytes.slice().buffer);
 }
 
-/**
- * Zero bytes that 4-byte align the arrays following `head` in a payload. Decoded frames start their
- * payload 8-byte aligned, so aligned arrays decode as views into the frame, without a copy.
- */
-function padTo4(head: readonly Uint8Array[]): Uint8Array[] {
-  let n = 0;
-  for (const h of head) n += h.byteLength;
-  const pad = alignPadding(n);
-  return pad === 0 ? [] : [new Uint8Array(pad)];
-}
-
 // CREATE_MODEL: key name | u32 configBytes | config JSON | f32 initial weights (optional, to the end)
 
 export function encodeCreateModel(name: string, config: ModelConfig, init?: Float32Array): Uint8Array[] {
@@ -80,16 +69,60 @@ export function decodeCreateModel(payload: Uint8Array): { name: string; config: 
 // PUSH: key name | u32 rank | u32 clock | u8 kind | u32 count | pad to 4 | dense: f32[count] ; sparse: u32[count] f32[count]
 
 export function encodePush(name: string, rank: number, clock: number, grad: Gradient): Uint8Array[] {
-  const kind = Uint8Array.of(grad.kind === 'dense' ? GRADIENT_DENSE : GRADIENT_SPARSE);
-  if (grad.kind === 'dense') {
-    const head = [encodeKey(name), u32s(rank, clock), kind, u32s(grad.values.length)];
-    return [...head, ...padTo4(head), bytesOf(grad.values)];
-  }
-  if (grad.indices.length !== grad.values.length) {
+  if (grad.kind === 'sparse' && grad.indices.length !== grad.values.length) {
     throw new PsError('PS_ARGUMENT', `sparse gradient has ${grad.indices.length} indices but ${grad.values.length} values`);
   }
-  const head = [encodeKey(name), u32s(rank, clock), kind, u32s(grad.indices.length)];
-  return [...head, ...padTo4(head), bytesOf(grad.indices), bytesOf(grad.values)];
+  const count = grad.kind === 'dense' ? grad.values.length : grad.indices.length;
+  const head = new HeadWriter(name, 13);
+  head.u32(rank).u32(clock).u8(grad.kind === 'dense' ? GRADIENT_DENSE : GRADIENT_SPARSE).u32(count);
+  if (grad.kind === 'dense') return [head.done(), bytesOf(grad.values)];
+  return [head.done(), bytesOf(grad.indices), bytesOf(grad.values)];
+}
+
+/**
+ * The part of a request before its arrays, in one small buffer: key, fixed fields, then the zero
+ * padding that 4-byte aligns what follows. One allocation per request (pushes and pulls are the
+ * hot path; their parts are otherwise a handful of tiny arrays).
+ */
+class HeadWriter {
+  private readonly bytes: Uint8Array;
+  private readonly view: DataView;
+  private at: number;
+  constructor(name: string, fieldBytes: number) {
+    const key = cachedKey(name);
+    this.bytes = new Uint8Array(key.byteLength + fieldBytes + alignPadding(key.byteLength + fieldBytes));
+    this.bytes.set(key);
+    this.view = new DataView(this.bytes.buffer);
+    this.at = key.byteLength;
+  }
+  u32(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new PsError('PS_ARGUMENT', `${v} is not a u32`);
+    this.view.setUint32(this.at, v, true);
+    this.at += 4;
+    return this;
+  }
+  u8(v: number): this {
+    this.bytes[this.at++] = v;
+    return this;
+  }
+  /** The head with its padding (already zero). */
+  done(): Uint8Array {
+    return this.bytes;
+  }
+}
+
+/** Encoded model names: a worker sends the same one with every push and pull. */
+const keyCache = new Map<string, Uint8Array>();
+const KEY_CACHE_SIZE = 64;
+
+function cachedKey(name: string): Uint8Array {
+  let key = keyCache.get(name);
+  if (key === undefined) {
+    key = encodeKey(name);
+    if (keyCache.size >= KEY_CACHE_SIZE) keyCache.clear();
+    keyCache.set(name, key);
+  }
+  return key;
 }
 
 export function decodePush(payload: Uint8Array): { name: string; rank: number; clock: number; grad: Gradient } {
@@ -113,8 +146,7 @@ export function decodePush(payload: Uint8Array): { name: string; rank: number; c
 
 export function encodePull(name: string, minClock: number, timeoutMs: number, indices?: Uint32Array): Uint8Array[] {
   if (!indices) return [encodeKey(name), u32s(minClock, timeoutMs)];
-  const head = [encodeKey(name), u32s(minClock, timeoutMs, indices.length)];
-  return [...head, ...padTo4(head), bytesOf(indices)];
+  return [new HeadWriter(name, 12).u32(minClock).u32(timeoutMs).u32(indices.length).done(), bytesOf(indices)];
 }
 
 export interface PullRequest {
