@@ -5,8 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SparseBatch } from '../algorithms/model.js';
-import { createModel } from '../algorithms/models.js';
+import { fileURLToPath } from 'node:url';
 
 export interface SparseThroughput {
   jsNnzPerSec: number;
@@ -49,7 +48,11 @@ int main(int argc, char** argv) {
 }
 `;
 
-/** 200-row batches of ~40 nonzeros over 2^20 features, the same bytes for both kernels. */
+/**
+ * 200-row batches of ~40 nonzeros over 2^20 features, the same bytes for both kernels. Each kernel
+ * runs in a fresh process of its own reading the same file (the JS one in train-sparse-child.js),
+ * as a worker would: a long benchmark process's JIT and heap state would otherwise colour the result.
+ */
 export function sparseThroughput(work: string): SparseThroughput {
   const rows = 200;
   const features = 1 << 20;
@@ -66,18 +69,7 @@ export function sparseThroughput(work: string): SparseThroughput {
   const indices = Uint32Array.from(idx);
   const values = Float32Array.from(idx, () => 1);
   const labels = Float32Array.from({ length: rows }, () => (next() < 0.3 ? 1 : 0));
-  const batch: SparseBatch = { kind: 'sparse', rows, cols: features, labels, indptr, indices, values };
-  const model = createModel({ type: 'sparse-lr', features, classes: 2 });
-  const w = model.init(0);
-  for (let i = 0; i < w.length; i++) w[i] = 0.001 * (i % 7);
-  const grad = new Float32Array(model.size);
   const reps = 5_000;
-  for (let i = 0; i < 200; i++) model.gradient(batch, w, grad); // warm up the JIT
-  const timeJs = (): number => {
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) model.gradient(batch, w, grad);
-    return (indices.length * reps) / ((performance.now() - t0) / 1000);
-  };
 
   const src = join(work, 'sparse_lr.cc');
   const bin = join(work, 'sparse_lr');
@@ -85,6 +77,7 @@ export function sparseThroughput(work: string): SparseThroughput {
   writeFileSync(src, CPP_SPARSE_LR);
   const head = Uint32Array.of(rows, indices.length, features, reps);
   writeFileSync(data, Buffer.concat([head, labels, indptr, indices, values].map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength))));
+  const timeJs = (): number => Number(execFileSync(process.execPath, [JS_CHILD, data], { encoding: 'utf8' }).trim());
   try {
     execFileSync('g++', ['-O2', '-o', bin, src], { stdio: 'pipe' });
   } catch (e) {
@@ -103,6 +96,7 @@ export function sparseThroughput(work: string): SparseThroughput {
   return { jsNnzPerSec, cppNnzPerSec, ratio: jsNnzPerSec / cppNnzPerSec };
 }
 
+const JS_CHILD = fileURLToPath(new URL('./train-sparse-child.js', import.meta.url));
 const SPARSE_TRIALS = 5;
 
 function middle(xs: number[]): number {
