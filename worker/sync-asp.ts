@@ -31,7 +31,7 @@ import { packMessage, unpackMessage } from '../channels/messages.js';
 import { CollectiveTimeoutError } from '../channels/errors.js';
 import { Backoff, type PollPolicy } from '../channels/poll.js';
 import type { Channel } from '../channels/channel.js';
-import { DeadlineWatch, EpochReader, TrainError, endEpoch, maybePublishMidEpoch, meanGradient, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
+import { DeadlineWatch, TrainError, maybePublishMidEpoch, meanGradient, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 
 interface AspMessage {
   generation: number;
@@ -71,46 +71,40 @@ export async function runAsp(ctx: TrainContext, state: TrainState, watch: Deadli
     return othersStopped;
   };
 
-  while (state.epoch < task.epochs) {
-    const reader = new EpochReader(ctx, state.epoch);
-    let stop = false;
-    try {
-      await reader.skip(Math.min(state.slot, own));
-      while (state.slot < rounds) {
-        if (state.slot < own) {
-          const batch = await reader.next();
-          const t0 = performance.now();
-          grad.fill(0);
-          state.epochLossSum += model.gradient(batch, state.weights, grad);
-          state.epochRows += batch.rows;
-          meanGradient(g, grad, batch.rows, task.l2, state.weights);
-          before.set(state.weights);
-          optimizer.step(state.weights, g);
-          const d = asp.delta;
-          for (let i = 0; i < n; i++) d[i]! += state.weights[i]! - before[i]!;
-          state.step++;
-          ctx.timings.computeMs += performance.now() - t0;
-          ctx.rowsTrained += batch.rows;
-          state.slot++;
-        } else {
-          // Out of data this epoch: jump to its end so nobody waits for slots this rank will never fill.
-          state.slot = rounds;
-        }
-        asp.clock = state.epoch * rounds + state.slot;
-        const point = task.algorithm === 'ga-sgd' || state.slot === rounds || (task.averageEvery > 0 && state.slot % task.averageEvery === 0);
-        if (point) {
-          const othersStopped = await exchange(false);
-          if (stopMine || othersStopped) stop = true;
-        }
-        await maybePublishMidEpoch(ctx, state);
-        if (stop) break;
+  const outcome = await runEpochs(ctx, state, async (reader) => {
+    while (state.slot < rounds) {
+      if (state.slot < own) {
+        const batch = await reader.next();
+        const t0 = performance.now();
+        grad.fill(0);
+        state.epochLossSum += model.gradient(batch, state.weights, grad);
+        state.epochRows += batch.rows;
+        meanGradient(g, grad, batch.rows, task.l2, state.weights);
+        before.set(state.weights);
+        optimizer.step(state.weights, g);
+        const d = asp.delta;
+        for (let i = 0; i < n; i++) d[i]! += state.weights[i]! - before[i]!;
+        state.step++;
+        ctx.timings.computeMs += performance.now() - t0;
+        ctx.rowsTrained += batch.rows;
+        state.slot++;
+      } else {
+        // Out of data this epoch: jump to its end so nobody waits for slots this rank will never fill.
+        state.slot = rounds;
       }
-    } finally {
-      await reader.close();
+      asp.clock = state.epoch * rounds + state.slot;
+      let stop = false;
+      const point = task.algorithm === 'ga-sgd' || state.slot === rounds || (task.averageEvery > 0 && state.slot % task.averageEvery === 0);
+      if (point) {
+        const othersStopped = await exchange(false);
+        stop = stopMine || othersStopped;
+      }
+      await maybePublishMidEpoch(ctx, state);
+      if (stop) return true;
     }
-    if (state.slot >= rounds) await endEpoch(ctx, state);
-    if (stop && state.epoch < task.epochs) return 'stopped';
-  }
+    return false;
+  });
+  if (outcome === 'stopped') return 'stopped';
   // Everyone publishes the final clock and waits for everyone: all ranks end on the same model.
   asp.clock = total;
   const othersStopped = await exchange(true);

@@ -10,8 +10,7 @@
 import type { ReduceOp } from '../channels/reduce.js';
 import {
   DeadlineWatch,
-  EpochReader,
-  endEpoch,
+  runEpochs,
   maybePublishMidEpoch,
   meanGradient,
   type LoopOutcome,
@@ -44,49 +43,37 @@ export async function runGaBsp(ctx: TrainContext, state: TrainState, reduce: Red
   const rounds = ctx.roundsPerEpoch;
   const own = ctx.batchesPerRank[ctx.rank]!;
 
-  while (state.epoch < task.epochs) {
-    const reader = new EpochReader(ctx, state.epoch);
-    let stop = false;
-    try {
-      await reader.skip(Math.min(state.slot, own));
-      while (state.slot < rounds) {
-        vec.fill(0);
-        if (state.slot < own) {
-          const batch = await reader.next();
-          const t0 = performance.now();
-          vec[n] = model.gradient(batch, state.weights, gradSum);
-          vec[n + 1] = batch.rows;
-          ctx.timings.computeMs += performance.now() - t0;
-          ctx.rowsTrained += batch.rows;
-        }
-        vec[n + 2] = watch.shouldStop() ? 1 : 0;
-        const out = await timedReduce(ctx, reduce, vec);
-        const rows = out[n + 1]!;
-        // rows is 0 only if no rank had a batch, which the max-over-ranks rule rules out; guard anyway.
-        if (rows > 0) {
-          const t0 = performance.now();
-          meanGradient(g, out.subarray(0, n), rows, task.l2, state.weights);
-          optimizer.step(state.weights, g);
-          state.step++;
-          ctx.timings.computeMs += performance.now() - t0;
-        }
-        state.epochLossSum += out[n]!;
-        state.epochRows += rows;
-        state.slot++;
-        watch.lap();
-        await maybePublishMidEpoch(ctx, state);
-        if (out[n + 2]! > 0) {
-          stop = true;
-          break;
-        }
+  return runEpochs(ctx, state, async (reader) => {
+    while (state.slot < rounds) {
+      vec.fill(0);
+      if (state.slot < own) {
+        const batch = await reader.next();
+        const t0 = performance.now();
+        vec[n] = model.gradient(batch, state.weights, gradSum);
+        vec[n + 1] = batch.rows;
+        ctx.timings.computeMs += performance.now() - t0;
+        ctx.rowsTrained += batch.rows;
       }
-    } finally {
-      await reader.close();
+      vec[n + 2] = watch.shouldStop() ? 1 : 0;
+      const out = await timedReduce(ctx, reduce, vec);
+      const rows = out[n + 1]!;
+      // rows is 0 only if no rank had a batch, which the max-over-ranks rule rules out; guard anyway.
+      if (rows > 0) {
+        const t0 = performance.now();
+        meanGradient(g, out.subarray(0, n), rows, task.l2, state.weights);
+        optimizer.step(state.weights, g);
+        state.step++;
+        ctx.timings.computeMs += performance.now() - t0;
+      }
+      state.epochLossSum += out[n]!;
+      state.epochRows += rows;
+      state.slot++;
+      watch.lap();
+      await maybePublishMidEpoch(ctx, state);
+      if (out[n + 2]! > 0) return true;
     }
-    if (state.slot >= rounds) await endEpoch(ctx, state);
-    if (stop) return state.epoch >= task.epochs ? 'done' : 'stopped';
-  }
-  return 'done';
+    return false;
+  });
 }
 
 /**
@@ -106,50 +93,42 @@ export async function runMaBsp(ctx: TrainContext, state: TrainState, reduce: Red
   let lossSum = 0;
   let rowsSum = 0;
 
-  while (state.epoch < task.epochs) {
-    const reader = new EpochReader(ctx, state.epoch);
-    let stop = false;
-    try {
-      await reader.skip(Math.min(state.slot, own));
-      while (state.slot < rounds) {
-        if (state.slot < own) {
-          const batch = await reader.next();
-          const t0 = performance.now();
-          grad.fill(0);
-          lossSum += model.gradient(batch, state.weights, grad);
-          rowsSum += batch.rows;
-          meanGradient(g, grad, batch.rows, task.l2, state.weights);
-          optimizer.step(state.weights, g);
-          state.step++;
-          ctx.timings.computeMs += performance.now() - t0;
-          ctx.rowsTrained += batch.rows;
-        }
-        state.slot++;
-        const exchange = state.slot === rounds || (task.averageEvery > 0 && state.slot % task.averageEvery === 0);
-        if (exchange) {
-          vec.set(state.weights);
-          vec[n] = lossSum;
-          vec[n + 1] = rowsSum;
-          vec[n + 2] = watch.shouldStop() ? 1 : 0;
-          const out = await timedReduce(ctx, reduce, vec);
-          const t0 = performance.now();
-          for (let i = 0; i < n; i++) state.weights[i] = out[i]! / world;
-          ctx.timings.computeMs += performance.now() - t0;
-          state.epochLossSum += out[n]!;
-          state.epochRows += out[n + 1]!;
-          lossSum = 0;
-          rowsSum = 0;
-          watch.lap();
-          if (out[n + 2]! > 0) stop = true;
-        }
-        await maybePublishMidEpoch(ctx, state);
-        if (stop) break;
+  return runEpochs(ctx, state, async (reader) => {
+    while (state.slot < rounds) {
+      if (state.slot < own) {
+        const batch = await reader.next();
+        const t0 = performance.now();
+        grad.fill(0);
+        lossSum += model.gradient(batch, state.weights, grad);
+        rowsSum += batch.rows;
+        meanGradient(g, grad, batch.rows, task.l2, state.weights);
+        optimizer.step(state.weights, g);
+        state.step++;
+        ctx.timings.computeMs += performance.now() - t0;
+        ctx.rowsTrained += batch.rows;
       }
-    } finally {
-      await reader.close();
+      state.slot++;
+      let stop = false;
+      const exchange = state.slot === rounds || (task.averageEvery > 0 && state.slot % task.averageEvery === 0);
+      if (exchange) {
+        vec.set(state.weights);
+        vec[n] = lossSum;
+        vec[n + 1] = rowsSum;
+        vec[n + 2] = watch.shouldStop() ? 1 : 0;
+        const out = await timedReduce(ctx, reduce, vec);
+        const t0 = performance.now();
+        for (let i = 0; i < n; i++) state.weights[i] = out[i]! / world;
+        ctx.timings.computeMs += performance.now() - t0;
+        state.epochLossSum += out[n]!;
+        state.epochRows += out[n + 1]!;
+        lossSum = 0;
+        rowsSum = 0;
+        watch.lap();
+        stop = out[n + 2]! > 0;
+      }
+      await maybePublishMidEpoch(ctx, state);
+      if (stop) return true;
     }
-    if (state.slot >= rounds) await endEpoch(ctx, state);
-    if (stop) return state.epoch >= task.epochs ? 'done' : 'stopped';
-  }
-  return 'done';
+    return false;
+  });
 }

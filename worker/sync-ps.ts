@@ -26,7 +26,7 @@ import { psDoneKey, psModelName, psStopKey } from '../channels/job-keys.js';
 import { CollectiveTimeoutError } from '../channels/errors.js';
 import { SPARSE_GRADIENT_MODELS, SupportFinder } from '../algorithms/index.js';
 import type { ModelConfig, OptimizerConfig, SyncConfig } from '../paramserver/index.js';
-import { DeadlineWatch, EpochReader, TrainError, endEpoch, publishModel, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
+import { DeadlineWatch, TrainError, publishModel, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 import type { TrainTask } from './event.js';
 
 /** What the loop needs of a parameter-server client (ParamClient and ShardedParamClient both fit). */
@@ -119,11 +119,10 @@ export async function runPsSgd(ctx: TrainContext, state: TrainState, watch: Dead
     // first and accepts identical repeats, so no rank has to go first.
     await timed(() => ps.createModel(name, psModelConfig(task, model.size, world), model.init(task.seed)));
 
-    while (state.epoch < task.epochs) {
-      const reader = new EpochReader(ctx, state.epoch);
-      let stop = false;
-      try {
-        await reader.skip(Math.min(state.slot, own));
+    const outcome = await runEpochs(
+      ctx,
+      state,
+      async (reader) => {
         while (state.slot < rounds) {
           if (state.slot < own) {
             const batch = await reader.next();
@@ -158,23 +157,21 @@ export async function runPsSgd(ctx: TrainContext, state: TrainState, watch: Dead
             stopMine = true;
             await timed(() => ps.set(stopKey, FLAG));
           }
-          if (stopMine || (state.step % STOP_CHECK_EVERY === 0 && (await stopRequested()))) stop = true;
+          const stop = stopMine || (state.step % STOP_CHECK_EVERY === 0 && (await stopRequested()));
           if (task.publishEvery > 0 && state.slot % task.publishEvery === 0 && state.slot < rounds) {
             await refreshWeights();
             await publishModel(ctx, state);
           }
-          if (stop) break;
+          if (stop) return true;
         }
-      } finally {
-        await reader.close();
-      }
-      await drain(0);
-      if (state.slot >= rounds) {
-        await refreshWeights();
-        await endEpoch(ctx, state);
-      }
-      if (stop && state.epoch < task.epochs) return 'stopped';
-    }
+        return false;
+      },
+      async (completed) => {
+        await drain(0);
+        if (completed) await refreshWeights();
+      },
+    );
+    if (outcome === 'stopped') return 'stopped';
     await drain(0);
     // Everyone marks itself done and waits for the others, so all ranks agree on the outcome.
     await timed(() => ps.set(psDoneKey(jobId, task.generation, rank), FLAG));

@@ -285,6 +285,36 @@ export async function maybePublishMidEpoch(ctx: TrainContext, state: TrainState)
   }
 }
 
+/**
+ * The epoch loop every sync mode shares. Per epoch: opens the reader at the checkpointed slot and
+ * runs `slots` (the mode's batch loop, resolving true to stop); closes the reader; runs
+ * `beforeEnd(completed)` when given; ends a completed epoch. Resolves 'stopped' when a stop comes
+ * before the last epoch is complete, 'done' otherwise (the caller may still have a final exchange).
+ */
+export async function runEpochs(
+  ctx: TrainContext,
+  state: TrainState,
+  slots: (reader: EpochReader) => Promise<boolean>,
+  beforeEnd?: (completed: boolean) => Promise<void>,
+): Promise<LoopOutcome> {
+  const own = ctx.batchesPerRank[ctx.rank]!;
+  while (state.epoch < ctx.task.epochs) {
+    const reader = new EpochReader(ctx, state.epoch);
+    let stop: boolean;
+    try {
+      await reader.skip(Math.min(state.slot, own));
+      stop = await slots(reader);
+    } finally {
+      await reader.close();
+    }
+    const completed = state.slot >= ctx.roundsPerEpoch;
+    await beforeEnd?.(completed);
+    if (completed) await endEpoch(ctx, state);
+    if (stop && state.epoch < ctx.task.epochs) return 'stopped';
+  }
+  return 'done';
+}
+
 /** Publishes the finished epoch (loss over the whole epoch) and moves the position to the next one. */
 export async function endEpoch(ctx: TrainContext, state: TrainState): Promise<void> {
   await publishModel(ctx, state);
