@@ -9,6 +9,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { LocalLauncher, type LocalLauncherOptions } from '../client/launchers/local.js';
 import type { WorkerEvent } from '../client/launchers/types.js';
+import { StartQueue } from '../client/launchers/start-queue.js';
 
 const launchers: LocalLauncher[] = [];
 after(async () => {
@@ -216,4 +217,40 @@ test('no orphans: workers die when the parent exits without close(), and when th
   const killPid = await orphanCheck('sigkill');
   // The parent had no chance to clean up: the worker notices that it was re-parented.
   assert.equal(await gone(killPid, 5_000), true, 'worker of a SIGKILLed parent');
+});
+
+test('StartQueue: starts in order, never more than the limit at once; removed items never start; stop() starts nothing more and waits', async () => {
+  const started: number[] = [];
+  const finishers = new Map<number, () => void>();
+  let peak = 0;
+  let live = 0;
+  const queue = new StartQueue<number>(2, (n) => {
+    started.push(n);
+    live++;
+    peak = Math.max(peak, live);
+    return new Promise<void>((resolve) =>
+      finishers.set(n, () => {
+        live--;
+        resolve();
+      }),
+    );
+  });
+  for (const n of [1, 2, 3, 4, 5]) queue.push(n);
+  assert.deepEqual(started, [1, 2]);
+  assert.equal(queue.active, 2);
+  queue.remove(3);
+  finishers.get(1)!();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started, [1, 2, 4], 'the removed item is skipped, the next one takes the slot');
+  const stopped = queue.stop();
+  let done = false;
+  void stopped.then(() => (done = true));
+  finishers.get(2)!();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started, [1, 2, 4], 'nothing starts after stop()');
+  assert.equal(done, false, 'stop() waits for item 4');
+  finishers.get(4)!();
+  await stopped;
+  assert.equal(queue.active, 0);
+  assert.equal(peak, 2);
 });

@@ -28,6 +28,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LauncherError, type Launcher, type WorkerError, type WorkerEvent, type WorkerHandle, type WorkerResult } from './types.js';
+import { StartQueue } from './start-queue.js';
 
 export type LambdaInvocationType = 'Event' | 'RequestResponse';
 
@@ -197,11 +198,9 @@ interface ResolvedOptions {
 export class LambdaLauncher implements Launcher {
   private readonly opts: ResolvedOptions;
   private readonly client: LambdaClient;
-  private readonly queue: LambdaWorker[] = [];
+  /** Invokes in flight are capped; close() destroys the client only after their starts let go of it. */
+  private readonly queue: StartQueue<LambdaWorker>;
   private readonly workers = new Set<LambdaWorker>();
-  /** start() promises still running, so close() destroys the client only after they let go of it. */
-  private readonly starts = new Set<Promise<void>>();
-  private running = 0;
   private closed = false;
   private seq = 0;
   private region: string | undefined;
@@ -228,6 +227,7 @@ export class LambdaLauncher implements Launcher {
     if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1) throw bad('maxPayloadBytes', `expected a positive integer, got ${maxPayloadBytes}`);
 
     this.opts = { functionName: fn, invocationType, concurrency, awaitResult, attempts, baseDelayMs, maxDelayMs, maxPayloadBytes, endpoint: options.endpoint, onLog: options.onLog };
+    this.queue = new StartQueue(concurrency, (worker) => worker.start().catch((err: unknown) => worker.fail(err)));
     // A function in another region must be invoked through that region's endpoint.
     this.region = options.region ?? ARN_REGION.exec(fn)?.[1];
     // The SDK's default agent caps sockets at 50: more synchronous invokes than that would queue
@@ -244,7 +244,7 @@ export class LambdaLauncher implements Launcher {
 
   /** Invocations in flight now (not counting queued ones). */
   get active(): number {
-    return this.running;
+    return this.queue.active;
   }
 
   async launch(event: WorkerEvent): Promise<LambdaWorkerHandle> {
@@ -266,11 +266,10 @@ export class LambdaLauncher implements Launcher {
         this.opts.maxPayloadBytes,
       );
     }
-    const worker = new LambdaWorker(`lambda-${process.pid}-${++this.seq}`, rank, event, Buffer.from(payload, 'utf8'), this.opts, this.client, () => this.regionName(), () => this.region ?? '(region not resolved yet)', (w) => this.dequeue(w));
+    const worker = new LambdaWorker(`lambda-${process.pid}-${++this.seq}`, rank, event, Buffer.from(payload, 'utf8'), this.opts, this.client, () => this.regionName(), () => this.region ?? '(region not resolved yet)', (w) => this.queue.remove(w));
     this.workers.add(worker);
     void worker.result.then(() => this.workers.delete(worker));
     this.queue.push(worker);
-    this.pump();
     return worker;
   }
 
@@ -285,32 +284,15 @@ export class LambdaLauncher implements Launcher {
     }
   }
 
-  private dequeue(worker: LambdaWorker): void {
-    const i = this.queue.indexOf(worker);
-    if (i >= 0) this.queue.splice(i, 1);
-  }
-
-  private pump(): void {
-    while (this.running < this.opts.concurrency && this.queue.length > 0) {
-      const worker = this.queue.shift()!;
-      this.running++;
-      const p: Promise<void> = worker.start().catch((err: unknown) => worker.fail(err)).then(() => {
-        this.starts.delete(p);
-        this.running--;
-        if (!this.closed) this.pump();
-      });
-      this.starts.add(p);
-    }
-  }
-
   /** Cancels queued and in-flight invokes (already accepted invocations keep running on Lambda) and releases the client. */
   async close(): Promise<void> {
-    if (this.closed && this.workers.size === 0 && this.starts.size === 0) return;
+    if (this.closed && this.workers.size === 0 && this.queue.active === 0) return;
     this.closed = true;
+    const stopping = this.queue.stop();
     const all = [...this.workers];
     for (const w of all) w.kill('launcher closed');
     await Promise.all(all.map((w) => w.result));
-    await Promise.all([...this.starts]);
+    await stopping;
     this.client.destroy();
   }
 }

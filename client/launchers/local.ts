@@ -18,6 +18,7 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { LauncherError, type Launcher, type WorkerError, type WorkerEvent, type WorkerHandle, type WorkerResult } from './types.js';
+import { StartQueue } from './start-queue.js';
 
 export interface LocalLauncherOptions {
   /** Time limit per worker in seconds. Default 900 (Lambda's maximum). */
@@ -83,9 +84,8 @@ interface ResolvedOptions {
 
 export class LocalLauncher implements Launcher {
   private readonly opts: ResolvedOptions;
-  private readonly queue: LocalWorker[] = [];
+  private readonly queue: StartQueue<LocalWorker>;
   private readonly workers = new Set<LocalWorker>();
-  private running = 0;
   private closed = false;
   private seq = 0;
 
@@ -106,46 +106,33 @@ export class LocalLauncher implements Launcher {
       rssPollMs: options.rssPollMs ?? 100,
       env: options.env ?? {},
     };
+    // A worker holds its slot until its process ends.
+    this.queue = new StartQueue(concurrency, (worker) => worker.start());
     installExitHook();
   }
 
   /** Workers running now (not counting queued ones). */
   get active(): number {
-    return this.running;
+    return this.queue.active;
   }
 
   async launch(event: WorkerEvent): Promise<LocalWorkerHandle> {
     if (this.closed) throw new LauncherError('LAUNCHER_CLOSED', 'launch() after close()');
     const rank = typeof (event as { rank?: unknown }).rank === 'number' ? (event as { rank: number }).rank : -1;
-    const worker = new LocalWorker(`local-${process.pid}-${++this.seq}`, rank, event, this.opts, (w) => this.dequeue(w));
+    const worker = new LocalWorker(`local-${process.pid}-${++this.seq}`, rank, event, this.opts, (w) => this.queue.remove(w));
     this.workers.add(worker);
     void worker.result.then(() => this.workers.delete(worker));
     this.queue.push(worker);
-    this.pump();
     return worker;
-  }
-
-  private dequeue(worker: LocalWorker): void {
-    const i = this.queue.indexOf(worker);
-    if (i >= 0) this.queue.splice(i, 1);
-  }
-
-  private pump(): void {
-    while (this.running < this.opts.concurrency && this.queue.length > 0) {
-      const worker = this.queue.shift()!;
-      this.running++;
-      void worker.start().then(() => {
-        this.running--;
-        this.pump();
-      });
-    }
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    const stopping = this.queue.stop();
     const all = [...this.workers];
     for (const w of all) w.kill('launcher closed');
     await Promise.all(all.map((w) => w.result));
+    await stopping;
   }
 }
 
