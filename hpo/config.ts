@@ -106,11 +106,13 @@ function validateTrial(kind: 'grid' | 'random', base: Record<string, unknown>, o
     const m = /^params((?:\.[^:]+)?): ([\s\S]*)$/.exec(e.message);
     const field = m?.[1] ? m[1].slice(1) : '';
     const why = m ? m[2]! : e.message;
-    const key = Object.keys(overrides).find((k) => field === k || field.startsWith(`${k}.`) || k.startsWith(`${field}.`));
+    const key = Object.keys(overrides).find((k) => field === k || field.startsWith(`${k}.`) || field.startsWith(`${k}[`) || k.startsWith(`${field}.`));
     if (key !== undefined && field !== '') {
       if (kind === 'grid' && grid) {
         const index = grid[key]!.findIndex((v) => Object.is(v, overrides[key]) || JSON.stringify(v) === JSON.stringify(overrides[key]));
-        throw new SearchError('SEARCH_CONFIG', `search.grid.${key}[${index}]: ${why}`);
+        // An element of an array value keeps its position: search.grid.psShards[1][0].
+        const element = field.startsWith(`${key}[`) ? field.slice(key.length) : '';
+        throw new SearchError('SEARCH_CONFIG', `search.grid.${key}[${index}]${element}: ${why}`);
       }
       throw new SearchError('SEARCH_CONFIG', `search.space.${key} (trial ${id} sampled ${JSON.stringify(overrides[key])}): ${why}`);
     }

@@ -155,6 +155,11 @@ test('bad input fails before anything starts, naming the field', () => {
   assert.throws(bad({ base, grid: { learningRate: [] } }), { code: 'SEARCH_CONFIG', message: 'search.grid.learningRate: expected a non-empty list of values' });
   assert.throws(bad({ base, grid: { learningRate: [0.1, -0.5] } }), { code: 'SEARCH_CONFIG', message: 'search.grid.learningRate[1]: expected a learning rate > 0' });
   assert.throws(bad({ base, grid: { workers: [1, 0] } }), { code: 'SEARCH_CONFIG', message: 'search.grid.workers[1]: expected at least 1 worker' });
+  const sparse = { ...base, model: 'sparse-lr', algorithm: 'async-sgd', sync: 'async' };
+  assert.throws(bad({ base: sparse, grid: { psShards: [2, ['127.0.0.1:7070', 'localhost']] } }), {
+    code: 'SEARCH_CONFIG',
+    message: "search.grid.psShards[1][1]: parameter server address 'localhost' is invalid: expected 'host:port' with a port of 1-65535",
+  });
   assert.throws(bad({ base, grid: { lr: [0.1] } }), { code: 'SEARCH_CONFIG', message: /^search\.grid\.lr: 'lr' is not a train parameter; allowed: dataset, store, model, / });
   assert.throws(bad({ base: { ...base, workers: 0 }, grid: { learningRate: [0.1] } }), { code: 'SEARCH_CONFIG', message: 'search.base.workers: expected at least 1 worker (trial t000: learningRate=0.1)' });
   assert.throws(bad({ base, grid: { workers: [1, 3] }, workerBudget: 2 }), { code: 'SEARCH_BUDGET', message: 'search.workerBudget: a budget of 2 worker(s) is smaller than trial t001 needs (3 workers; workers=3)' });
