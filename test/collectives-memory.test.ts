@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { Communicator, segmentBounds } from '../channels/collectives.js';
 import { CollectiveTimeoutError } from '../channels/errors.js';
 import { MemoryChannel } from '../channels/memory.js';
-import { referenceReduce } from '../channels/reduce.js';
+import { addInto, referenceReduce } from '../channels/reduce.js';
 import { makeVector } from '../bench/vectors.js';
 
 type Pattern = 'allReduce' | 'scatterReduce';
@@ -126,4 +126,14 @@ test('out: every algorithm writes the result into the given buffer, round after 
   await assert.rejects(c.allReduce(v, 'sum', 'auto', new Float32Array(7)), { code: 'COLLECTIVE_ARGUMENT', message: 'out has 7 floats, the vector 8' });
   await assert.rejects(c.scatterReduce(v.subarray(0, 4), 'sum', v.subarray(2, 6)), { code: 'COLLECTIVE_ARGUMENT', message: 'out overlaps the vector being reduced; pass a separate buffer' });
   assert.equal(c.round, 0, 'a refused call uses no round');
+});
+
+test('addInto equals a one-element-at-a-time float32 sum for every length 0..9, in place', () => {
+  for (let n = 0; n <= 9; n++) {
+    const acc = makeVector(5, 0, n, n);
+    const v = makeVector(5, 1, n, n);
+    const want = Float32Array.from(acc, (a, i) => a + v[i]!);
+    addInto(acc, v);
+    assert.deepEqual(acc, want, `length ${n}`);
+  }
 });
