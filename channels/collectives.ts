@@ -19,7 +19,7 @@ import { decodeFloat32, encodeTensor, frameBytes, headerBytes, readFrameHeader }
 import { CollectiveError, CollectiveTimeoutError, WaitTimeoutError } from './errors.js';
 import { jobKey } from './keys.js';
 import { packMessage, unpackMessage } from './messages.js';
-import { type ReduceOp, addInto, divideInto } from './reduce.js';
+import { OrderedReducer, type ReduceOp } from './reduce.js';
 
 export type CollectivePattern = 'allreduce' | 'scatterreduce';
 export type AllReduceAlgorithm = 'auto' | 'leader' | 'gather';
@@ -138,7 +138,7 @@ export class Communicator {
         const got = await this.awaitRanks('allreduce', round, [key], [0], deadline);
         return checkLength(decodeFloat32(got[0]!, key), vec.length, what);
       }
-      await this.readSegmentsInto(round, out, [0], [[0, vec.length]], what, deadline);
+      await this.readSegmentsInto('allreduce', round, out, [0], [[0, vec.length]], deadline);
       return out;
     }
     if (out !== undefined) {
@@ -186,7 +186,7 @@ export class Communicator {
         bounds.push([lo, hi]);
       }
     }
-    await this.readSegmentsInto(round, result, segments, bounds, `scatterreduce round ${round}`, deadline);
+    await this.readSegmentsInto('scatterreduce', round, result, segments, bounds, deadline);
     return result;
   }
 
@@ -195,9 +195,9 @@ export class Communicator {
    * pieces where the channel can: its header into a small buffer, its payload straight into its
    * place in the result (no receive buffer, no copy out of one).
    */
-  private async readSegmentsInto(round: number, result: Float32Array, segs: number[], bounds: Array<[number, number]>, what: string, deadline: number): Promise<void> {
+  private async readSegmentsInto(pattern: CollectivePattern, round: number, result: Float32Array, segs: number[], bounds: Array<[number, number]>, deadline: number): Promise<void> {
     const heads: Array<Uint8Array | undefined> = [];
-    const pattern = what.split(' ')[0]!;
+    const what = `${pattern} round ${round}`;
     await this.awaitRanks(
       pattern,
       round,
@@ -258,22 +258,20 @@ export class Communicator {
   /** Publishes this rank's vector and reduces everyone's locally, in rank order. */
   private async gatherReduce(round: number, vec: Float32Array, op: ReduceOp, deadline: number, out: Float32Array | undefined): Promise<Float32Array> {
     const mine = this.inKey(round, 0, this.rank);
-    const result = out ?? new Float32Array(vec.length);
-    const reducer = new OrderedReducerInto(result, this.world, `allreduce round ${round}`);
+    const reducer = new OrderedReducer(this.world, vec.length, `allreduce round ${round}`, out);
     reducer.offer(this.rank, vec);
     await Promise.all([this.putVector(mine, vec), this.collect('allreduce', round, 0, reducer, deadline)]);
     // Every rank has entered this round, so everything this rank published before has been read;
     // this round's contribution has W-1 readers and waits for the same proof next time.
     this.retirePendingAndKeep([mine]);
-    reducer.finish(op);
-    return result;
+    return reducer.result(op);
   }
 
   /**
    * Waits for every other rank's contribution to segment `seg` and offers each to `reducer` as it
    * lands (read into lent buffers: they are consumed at once). Returns the contributions' keys.
    */
-  private async collect(pattern: string, round: number, seg: number, reducer: OrderedReducerInto, deadline: number): Promise<string[]> {
+  private async collect(pattern: string, round: number, seg: number, reducer: OrderedReducer, deadline: number): Promise<string[]> {
     const sources = Array.from({ length: this.world }, (_, r) => r).filter((r) => r !== this.rank);
     const keys = sources.map((r) => this.inKey(round, seg, r));
     let firstError: unknown;
@@ -317,12 +315,12 @@ export class Communicator {
     acc: Float32Array,
     frame?: Uint8Array,
   ): Promise<void> {
-    const reducer = new OrderedReducerInto(acc, this.world, `${pattern} round ${round} segment ${seg}`);
+    const reducer = new OrderedReducer(this.world, acc.length, `${pattern} round ${round} segment ${seg}`, acc);
     reducer.offer(this.rank, own);
     const keys = await this.collect(pattern, round, seg, reducer, deadline);
     // Every rank has now entered this round, so all earlier outputs have been read; the
     // contributions had one reader, this rank.
-    reducer.finish(op);
+    reducer.result(op);
     const outKey = this.outKey(round, seg);
     try {
       // The other ranks wait for this output: send it before the deletes, which can wait.
@@ -422,43 +420,6 @@ export class Communicator {
   }
   private finKey(rank: number): string {
     return jobKey(this.jobId, 'coll', this.stream, 'fin', rank);
-  }
-}
-
-/**
- * OrderedReducer's arithmetic (copy rank 0, add ranks 1, 2, ... in order as each prefix completes,
- * then divide for the mean), accumulated into memory the caller provides, so results stay
- * bit-identical to every other path while the collectives skip a copy and an allocation.
- */
-class OrderedReducerInto {
-  private readonly pending: Array<Float32Array | undefined>;
-  private next = 0;
-
-  constructor(
-    private readonly acc: Float32Array,
-    private readonly world: number,
-    private readonly what: string,
-  ) {
-    this.pending = new Array(world);
-  }
-
-  offer(rank: number, data: Float32Array): void {
-    if (data.length !== this.acc.length) {
-      throw new CollectiveError('COLLECTIVE_MISMATCH', `${this.what}: rank ${rank} sent ${data.length} floats, expected ${this.acc.length} (every rank must pass vectors of the same length)`);
-    }
-    this.pending[rank] = data;
-    while (this.next < this.world && this.pending[this.next] !== undefined) {
-      const v = this.pending[this.next]!;
-      this.pending[this.next] = undefined;
-      if (this.next === 0) this.acc.set(v);
-      else addInto(this.acc, v);
-      this.next++;
-    }
-  }
-
-  finish(op: ReduceOp): void {
-    if (this.next !== this.world) throw new CollectiveError('COLLECTIVE_ARGUMENT', `${this.what}: reduction incomplete (${this.next} of ${this.world} ranks)`);
-    if (op === 'mean') divideInto(this.acc, this.world);
   }
 }
 

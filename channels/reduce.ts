@@ -11,14 +11,17 @@ export type ReduceOp = 'sum' | 'mean';
 export class OrderedReducer {
   private readonly pending: Array<Float32Array | undefined>;
   private next = 0;
-  private acc: Float32Array | undefined;
+  private readonly acc: Float32Array;
 
+  /** `into`: memory to accumulate in (a caller's result buffer); a fresh array of `length` floats otherwise. */
   constructor(
     private readonly world: number,
     private readonly length: number,
     private readonly what: string,
+    into?: Float32Array,
   ) {
     this.pending = new Array(world);
+    this.acc = into ?? new Float32Array(length);
   }
 
   offer(rank: number, data: Float32Array): void {
@@ -29,15 +32,15 @@ export class OrderedReducer {
     while (this.next < this.world && this.pending[this.next] !== undefined) {
       const v = this.pending[this.next]!;
       this.pending[this.next] = undefined;
-      if (this.acc === undefined) this.acc = v.slice();
+      if (this.next === 0) this.acc.set(v);
       else addInto(this.acc, v);
       this.next++;
     }
   }
 
-  /** The reduced vector; every rank must have been offered. */
+  /** The reduced vector (the `into` array when one was given); every rank must have been offered. */
   result(op: ReduceOp): Float32Array {
-    if (this.next !== this.world || this.acc === undefined) {
+    if (this.next !== this.world) {
       throw new CollectiveError('COLLECTIVE_ARGUMENT', `${this.what}: reduction incomplete (${this.next} of ${this.world} ranks)`);
     }
     if (op === 'mean') divideInto(this.acc, this.world);
