@@ -154,9 +154,9 @@ export class FrameDecoder {
     // typed-array views either way.
     if (this.inPlace && first.byteLength - this.head >= LENGTH_BYTES + length && (at + BODY_HEADER_BYTES) % 8 === 0) {
       const frame: Frame = {
-        version: first[this.head + LENGTH_BYTES]!,
-        id: (first[this.head + 5]! | (first[this.head + 6]! << 8) | (first[this.head + 7]! << 16) | (first[this.head + 8]! << 24)) >>> 0,
-        code: first[this.head + 9]!,
+        version: this.peekByte(LENGTH_BYTES),
+        id: this.peekU32(LENGTH_BYTES + 1),
+        code: this.peekByte(LENGTH_BYTES + 5),
         payload: new Uint8Array(first.buffer, at + BODY_HEADER_BYTES, length - BODY_HEADER_BYTES),
       };
       this.skip(LENGTH_BYTES + length);
@@ -272,7 +272,7 @@ export function writeFrame(socket: Socket, id: number, code: number, parts: read
   }
   // Header plus runs of small parts in pooled buffers; large parts written in place.
   socket.cork();
-  let run = Buffer.allocUnsafe(HEADER_BYTES + smallBytes);
+  const run = Buffer.allocUnsafe(HEADER_BYTES + smallBytes);
   putHeader(run, id, code, payloadBytes);
   let at = HEADER_BYTES;
   let runStart = 0;
@@ -341,16 +341,16 @@ function clampU32(n: number): number {
   return Math.min(Math.floor(n), 0xffffffff);
 }
 
-/**
- * Sequential reader over a payload. Every read is bounds-checked and throws
- * PsError('PS_BAD_REQUEST') naming what was being read, so a truncated payload becomes a status,
- * never a crash.
- */
 /** Zero bytes to add after `offset` payload bytes so that what follows starts 4-byte aligned. */
 export function alignPadding(offset: number): number {
   return (4 - (offset & 3)) & 3;
 }
 
+/**
+ * Sequential reader over a payload. Every read is bounds-checked and throws
+ * PsError('PS_BAD_REQUEST') naming what was being read, so a truncated payload becomes a status,
+ * never a crash.
+ */
 export class PayloadReader {
   private offset = 0;
   private readonly view: DataView;
