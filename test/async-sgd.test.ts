@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -18,12 +17,10 @@ import { openChannel } from '../channels/factory.js';
 import { createModel, type ModelSpec } from '../algorithms/index.js';
 import { ParamClient, startParamServer, type ParamServer } from '../paramserver/index.js';
 import { parseWorkerEvent, runTrain, TrainError, type TrainEvent, type TrainResult } from '../worker/index.js';
-import { generateCriteoLike } from '../client/datasets/generate.js';
-import { preprocess } from '../client/preprocess/preprocess.js';
 import { train } from '../client/train.js';
 import { parseTrainParams } from '../client/train-params.js';
+import { criteoHome, type CriteoHome } from './support/criteo-home.js';
 import { writeDataset } from './support/train-data.js';
-import { CRITEO_CAT_NAMES } from '../algorithms/preprocess/criteo.js';
 
 let dir: string;
 let storeUrl: string;
@@ -190,22 +187,13 @@ describe('async-sgd worker loop', () => {
 });
 
 describe('async-sgd through cirrus.train', () => {
-  let home: string;
-  const oldHome = process.env.CIRRUS_HOME;
+  let data: CriteoHome;
 
   before(async () => {
-    home = mkdtempSync(join(tmpdir(), 'cirrus-async-train-'));
-    process.env.CIRRUS_HOME = join(home, '.cirrus');
-    const file = join(home, 'criteo.tsv');
-    await generateCriteoLike({ rows: 12_000, seed: 9, file });
-    await preprocess({ input: file, format: 'criteo', name: 'criteo', rowsPerShard: 1_500, split: 0.8, seed: 2, hash: { columns: [...CRITEO_CAT_NAMES], bits: 14 } });
+    data = await criteoHome('cirrus-async-train-');
   });
 
-  after(() => {
-    if (oldHome === undefined) delete process.env.CIRRUS_HOME;
-    else process.env.CIRRUS_HOME = oldHome;
-    rmSync(home, { recursive: true, force: true });
-  });
+  after(() => data.restore());
 
   it('reaches the test log-loss of GA-SGD/BSP within 0.01 with 2 workers', async () => {
     const base = { dataset: 'criteo', model: 'sparse-lr', workers: 2, epochs: 2, batchSize: 100, optimizer: 'adagrad', learningRate: 0.05, seed: 4 } as const;

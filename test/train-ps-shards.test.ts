@@ -10,13 +10,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { createModel } from '../algorithms/index.js';
-import { CRITEO_CAT_NAMES } from '../algorithms/preprocess/criteo.js';
 import { DatasetStore } from '../channels/datasets/store.js';
-import { generateCriteoLike } from '../client/datasets/generate.js';
-import { preprocess } from '../client/preprocess/preprocess.js';
 import { train } from '../client/train.js';
 import { applyOverrides, parseTrainParams, TrainError } from '../client/train-params.js';
 import { ParamClient, PsError, startParamServerCluster, type ParamServerCluster, type ParamServerStats } from '../paramserver/index.js';
+import { criteoHome, type CriteoHome } from './support/criteo-home.js';
 import { writeDataset } from './support/train-data.js';
 
 const BASE = { dataset: 'criteo', model: 'sparse-lr', workers: 2, epochs: 2, batchSize: 100, optimizer: 'adagrad', learningRate: 0.05, seed: 4, algorithm: 'async-sgd' } as const;
@@ -58,23 +56,13 @@ async function assertServersBackTo(n: number): Promise<void> {
 }
 
 describe('psShards through cirrus.train', () => {
-  let home: string;
-  let ctr: number;
-  const oldHome = process.env.CIRRUS_HOME;
+  let data: CriteoHome;
 
   before(async () => {
-    home = mkdtempSync(join(tmpdir(), 'cirrus-ps-shards-'));
-    process.env.CIRRUS_HOME = join(home, '.cirrus');
-    const file = join(home, 'criteo.tsv');
-    ctr = (await generateCriteoLike({ rows: 12_000, seed: 9, file })).ctr;
-    await preprocess({ input: file, format: 'criteo', name: 'criteo', rowsPerShard: 1_500, split: 0.8, seed: 2, hash: { columns: [...CRITEO_CAT_NAMES], bits: 14 } });
+    data = await criteoHome('cirrus-ps-shards-');
   });
 
-  after(() => {
-    if (oldHome === undefined) delete process.env.CIRRUS_HOME;
-    else process.env.CIRRUS_HOME = oldHome;
-    rmSync(home, { recursive: true, force: true });
-  });
+  after(() => data.restore());
 
   it('psShards: 2 starts two in-process shards; the run learns the task, both shards take pushes, and both are stopped afterwards', async (t) => {
     const serversBefore = tcpServers();
@@ -90,7 +78,7 @@ describe('psShards through cirrus.train', () => {
         },
       },
     );
-    t.diagnostic(`sharded async: test loss ${r.metrics.testLoss.toFixed(4)}, AUC ${r.metrics.testAuc?.toFixed(4)}, constant-CTR loss ${constantLogLoss(ctr).toFixed(4)}; shard updates ${midRun.map((s) => s.updatesApplied).join(', ')}`);
+    t.diagnostic(`sharded async: test loss ${r.metrics.testLoss.toFixed(4)}, AUC ${r.metrics.testAuc?.toFixed(4)}, constant-CTR loss ${constantLogLoss(data.ctr).toFixed(4)}; shard updates ${midRun.map((s) => s.updatesApplied).join(', ')}`);
     assert.equal(shards.length, 2);
     assert.notEqual(shards[0], shards[1]);
     assert.equal(midRun.length, 2);
@@ -100,7 +88,7 @@ describe('psShards through cirrus.train', () => {
     }
     assert.equal(r.history.length, 2);
     assert.ok(r.metrics.testLoss < LOSS_BOUND, `test loss ${r.metrics.testLoss}`);
-    assert.ok(r.metrics.testLoss < constantLogLoss(ctr) - 0.02, `test loss ${r.metrics.testLoss} vs constant ${constantLogLoss(ctr)}`);
+    assert.ok(r.metrics.testLoss < constantLogLoss(data.ctr) - 0.02, `test loss ${r.metrics.testLoss} vs constant ${constantLogLoss(data.ctr)}`);
     assert.ok(r.metrics.testAuc! > 0.6, `auc ${r.metrics.testAuc}`);
     // The shards (and the embedded channel server and store) are gone: nothing listens any more.
     for (const a of shards) {
