@@ -6,6 +6,7 @@
  */
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { openBulkConnection } from '../channels/memcached-bulk.js';
+import { SMALL_ITEM_BYTES } from '../channels/memcached.js';
 import { createLinearClient } from '../channels/memjs-linear.js';
 import type { ChannelSpec } from '../channels/spec.js';
 import { ParamClient } from '../paramserver/index.js';
@@ -32,8 +33,8 @@ export async function openBareClient(spec: ChannelSpec): Promise<BareClient> {
 }
 
 function bareMemcached(server: string, chunkBytes: number, connections: number, timeoutMs: number): BareClient {
-  // The adapter's two clients, used for the same items: memjs for values that fit one item,
-  // the bulk connection for the chunks of larger values.
+  // The adapter's two clients, used for the same items: memjs for small values, the bulk
+  // connection for larger values, for the chunks of values over chunkBytes and for every read.
   const clients = Array.from({ length: connections }, () => createLinearClient(server, { timeout: timeoutMs / 1000, retries: 0, keepAlive: true }));
   const bulk = Array.from({ length: connections }, () => openBulkConnection(server, timeoutMs));
   let next = 0;
@@ -48,8 +49,12 @@ function bareMemcached(server: string, chunkBytes: number, connections: number, 
     async put(key, value) {
       const n = chunkCount(value.byteLength);
       sizes.set(key, value.byteLength);
-      if (n === 0) {
+      if (n === 0 && value.byteLength < SMALL_ITEM_BYTES) {
         await pick().set(`${key}.0`, Buffer.from(value.buffer, value.byteOffset, value.byteLength), {});
+        return;
+      }
+      if (n === 0) {
+        await pickBulk().set(`${key}.0`, value);
         return;
       }
       await Promise.all(
@@ -58,13 +63,13 @@ function bareMemcached(server: string, chunkBytes: number, connections: number, 
     },
     async get(key) {
       const size = sizes.get(key) ?? 0;
-      const n = chunkCount(size);
-      if (n === 0) return (await pick().get(`${key}.0`)).value?.byteLength ?? 0;
+      const n = Math.max(1, chunkCount(size));
       // One reused buffer per key: the collectives read into reused buffers too (never slower).
       let out = scratch.get(key);
       if (out?.byteLength !== size) scratch.set(key, (out = new Uint8Array(size)));
+      const part = n === 1 ? size : chunkBytes;
       const got = await Promise.all(
-        Array.from({ length: n }, (_, i) => pickBulk().getInto(`${key}.${i}`, out.subarray(i * chunkBytes, Math.min(size, (i + 1) * chunkBytes)))),
+        Array.from({ length: n }, (_, i) => pickBulk().getInto(`${key}.${i}`, out.subarray(i * part, Math.min(size, (i + 1) * part)))),
       );
       return got.reduce((s, g) => s + Math.max(0, g), 0);
     },

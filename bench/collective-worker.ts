@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { Communicator, canReadInto, type LentBuffer, type ReadIntoChannel } from '../channels/collectives.js';
+import { Communicator, canPutParts, canReadInto, type LentBuffer, type PutPartsChannel, type ReadIntoChannel } from '../channels/collectives.js';
 import { emptyStats, type Channel, type ChannelStats } from '../channels/channel.js';
 import { openChannel } from '../channels/factory.js';
 import { jobKey } from '../channels/keys.js';
@@ -65,10 +65,18 @@ const cpuMsSince = (start: NodeJS.CpuUsage): number => {
   return (d.user + d.system) / 1000;
 };
 
-/** A RecordingChannel that keeps the channel's waitManyInto, so the collectives run as they do unwrapped. */
-class RecordingReadIntoChannel extends RecordingChannel implements ReadIntoChannel {
+/** A RecordingChannel that keeps the channel's waitManyInto and putParts, so the collectives run as they do unwrapped. */
+class RecordingReadIntoChannel extends RecordingChannel implements ReadIntoChannel, PutPartsChannel {
   constructor(private readonly base: Channel & ReadIntoChannel) {
     super(base);
+  }
+  async putParts(key: string, head: Uint8Array, body: Uint8Array): Promise<void> {
+    this.traffic.puts.push(head.byteLength + body.byteLength);
+    if (canPutParts(this.base)) return this.base.putParts(key, head, body);
+    const joined = new Uint8Array(head.byteLength + body.byteLength);
+    joined.set(head);
+    joined.set(body, head.byteLength);
+    return this.base.put(key, joined);
   }
   async waitManyInto(
     keys: string[],

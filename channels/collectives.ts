@@ -38,6 +38,19 @@ export interface ReadIntoChannel {
 }
 
 /**
+ * Optional channel capability (the memcached channel has it): put of the value head ++ body
+ * without joining them. The collectives send a frame header and the vector's own memory, which
+ * stays unchanged until the put resolves.
+ */
+export interface PutPartsChannel {
+  putParts(key: string, head: Uint8Array, body: Uint8Array): Promise<void>;
+}
+
+export function canPutParts(c: Channel): c is Channel & PutPartsChannel {
+  return typeof (c as Partial<PutPartsChannel>).putParts === 'function';
+}
+
+/**
  * Room lent for one value: a buffer, or two pieces (the value's first head.byteLength bytes, then
  * the rest). A value read into two pieces is reported as its head piece.
  */
@@ -258,13 +271,13 @@ export class Communicator {
   /** Publishes this rank's vector and reduces everyone's locally, in rank order. */
   private async gatherReduce(round: number, vec: Float32Array, op: ReduceOp, deadline: number, out: Float32Array | undefined): Promise<Float32Array> {
     const mine = this.inKey(round, 0, this.rank);
-    const reducer = new OrderedReducer(this.world, vec.length, `allreduce round ${round}`, out);
+    const reducer = new OrderedReducer(this.world, vec.length, op, `allreduce round ${round}`, out);
     reducer.offer(this.rank, vec);
     await Promise.all([this.putVector(mine, vec), this.collect('allreduce', round, 0, reducer, deadline)]);
     // Every rank has entered this round, so everything this rank published before has been read;
     // this round's contribution has W-1 readers and waits for the same proof next time.
     this.retirePendingAndKeep([mine]);
-    return reducer.result(op);
+    return reducer.result();
   }
 
   /**
@@ -315,12 +328,12 @@ export class Communicator {
     acc: Float32Array,
     frame?: Uint8Array,
   ): Promise<void> {
-    const reducer = new OrderedReducer(this.world, acc.length, `${pattern} round ${round} segment ${seg}`, acc);
+    const reducer = new OrderedReducer(this.world, acc.length, op, `${pattern} round ${round} segment ${seg}`, acc);
     reducer.offer(this.rank, own);
     const keys = await this.collect(pattern, round, seg, reducer, deadline);
     // Every rank has now entered this round, so all earlier outputs have been read; the
     // contributions had one reader, this rank.
-    reducer.result(op);
+    reducer.result();
     const outKey = this.outKey(round, seg);
     try {
       // The other ranks wait for this output: send it before the deletes, which can wait.
@@ -346,21 +359,34 @@ export class Communicator {
     return (bufs[index] ??= new Uint8Array(byteLength));
   };
 
-  /** A new frame for `n` float32 values with its header written; the payload is left to fill. */
-  private freshFrame(n: number): Uint8Array {
+  /** The frame header of a 1-D float32 tensor of `n` values (cached by length). */
+  private frameHeader(n: number): Uint8Array {
     let header = this.headers.get(n);
     if (header === undefined) {
-      header = encodeTensor(new Float32Array(n)).slice(0, headerBytes(1));
+      header = encodeTensor(new Float32Array(n)).slice(0, FRAME_HEADER);
       if (this.headers.size >= 8) this.headers.delete(this.headers.keys().next().value!);
       this.headers.set(n, header);
     }
+    return header;
+  }
+
+  /** A new frame for `n` float32 values with its header written; the payload is left to fill. */
+  private freshFrame(n: number): Uint8Array {
     const frame = new Uint8Array(frameBytes('float32', n));
-    frame.set(header);
+    frame.set(this.frameHeader(n));
     return frame;
   }
 
-  /** Encodes into a pooled buffer; a channel no longer needs the bytes once put() resolves. */
+  /**
+   * Puts vec as a tensor frame: as header and payload parts where the channel takes them (no copy;
+   * vec is not changed before this resolves), else encoded into a pooled buffer (a channel no
+   * longer needs the bytes once put() resolves).
+   */
   private async putVector(key: string, vec: Float32Array): Promise<void> {
+    if (canPutParts(this.channel)) {
+      await this.channel.putParts(key, this.frameHeader(vec.length), new Uint8Array(vec.buffer, vec.byteOffset, vec.byteLength));
+      return;
+    }
     const size = frameBytes('float32', vec.length);
     const free = this.framePool.get(size);
     const frame = encodeTensor(vec, [vec.length], free?.pop());

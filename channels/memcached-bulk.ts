@@ -22,19 +22,24 @@ const OP_SET = 0x01;
 const OP_DELETE = 0x04;
 const STATUS_OK = 0;
 const STATUS_NOT_FOUND = 1;
-/** Reused receive buffer: large enough that a 256 KiB chunk arrives in few reads. */
+/** Reused receive buffer: a 1 MiB item arrives in four reads or so. */
 const READ_BUFFER_BYTES = 256 * 1024;
 /** Error messages in response bodies are short; longer ones are cut. */
 const MAX_MESSAGE_BYTES = 1024;
+
+/**
+ * Where a GET's value goes, decided when the answer's header arrives (the value's length is then
+ * known): pieces filled in order, whose lengths must add up to the value's, or undefined to only
+ * measure the value.
+ */
+export type Destination = (valueBytes: number) => Uint8Array[] | undefined;
 
 interface Pending {
   opaque: number;
   op: number;
   key: string;
-  /** GET only: where the value goes (copied only when the stored length matches): its first
-   * target.byteLength bytes, the rest into `rest`. */
-  target: Uint8Array | undefined;
-  rest: Uint8Array | undefined;
+  /** GET only: where the value goes. */
+  dest: Destination | undefined;
   deadline: number;
   resolve(length: number): void;
   reject(e: Error): void;
@@ -48,8 +53,8 @@ interface Incoming {
   valueBytes: number;
   /** Value bytes consumed so far. */
   got: number;
-  /** The value is copied into the request's target (lengths match, status OK). */
-  copy: boolean;
+  /** Where the value is copied (status OK and the pieces' lengths add up), else undefined. */
+  pieces: Uint8Array[] | undefined;
   message: Buffer | undefined;
 }
 
@@ -69,14 +74,19 @@ export class BulkConnection {
     private readonly timeoutMs: number,
   ) {}
 
-  /** Stores `value` at `key` (no flags, no expiry). The bytes must stay unchanged until it resolves. */
-  async set(key: string, value: Uint8Array): Promise<void> {
+  /**
+   * Stores `lead` (a few bytes, e.g. a tag) followed by `value` at `key` (no flags, no expiry).
+   * The value's bytes go to the socket as they are: they must stay unchanged until it resolves.
+   */
+  async set(key: string, value: Uint8Array, lead?: Uint8Array): Promise<void> {
     const keyBytes = Buffer.byteLength(key);
-    const header = Buffer.allocUnsafe(HEADER + 8 + keyBytes);
-    writeRequestHeader(header, OP_SET, keyBytes, 8, value.byteLength, 0);
+    const leadBytes = lead?.byteLength ?? 0;
+    const header = Buffer.allocUnsafe(HEADER + 8 + keyBytes + leadBytes);
+    writeRequestHeader(header, OP_SET, keyBytes, 8, leadBytes + value.byteLength, 0);
     header.writeUInt32BE(0, HEADER); // flags
     header.writeUInt32BE(0, HEADER + 4); // expiry: never
     header.write(key, HEADER + 8, keyBytes, 'utf8');
+    if (lead !== undefined) header.set(lead, HEADER + 8 + keyBytes);
     await this.request(OP_SET, key, header, value, undefined);
   }
 
@@ -86,7 +96,17 @@ export class BulkConnection {
    * is written), or -1 when the key is absent.
    */
   getInto(key: string, target: Uint8Array, rest?: Uint8Array): Promise<number> {
-    return this.request(OP_GET, key, keyRequest(OP_GET, key), undefined, target, rest);
+    const pieces = rest === undefined ? [target] : [target, rest];
+    const room = target.byteLength + (rest?.byteLength ?? 0);
+    return this.getWith(key, (n) => (n === room ? pieces : undefined));
+  }
+
+  /**
+   * Reads the item at `key` into the pieces `dest` returns for its length (see Destination).
+   * Resolves with the item's length, or -1 when the key is absent.
+   */
+  getWith(key: string, dest: Destination): Promise<number> {
+    return this.request(OP_GET, key, keyRequest(OP_GET, key), undefined, dest);
   }
 
   /** Deletes `key`; resolves true when it existed. */
@@ -111,13 +131,13 @@ export class BulkConnection {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  private request(op: number, key: string, header: Buffer, value: Uint8Array | undefined, target: Uint8Array | undefined, rest?: Uint8Array): Promise<number> {
+  private request(op: number, key: string, header: Buffer, value: Uint8Array | undefined, dest: Destination | undefined): Promise<number> {
     const opaque = this.nextOpaque;
     this.nextOpaque = (this.nextOpaque + 1) >>> 0 || 1;
     header.writeUInt32BE(opaque, 12);
     return new Promise<number>((resolve, reject) => {
       const s = this.connection();
-      this.queue.push({ opaque, op, key, target, rest, deadline: Date.now() + this.timeoutMs, resolve, reject });
+      this.queue.push({ opaque, op, key, dest, deadline: Date.now() + this.timeoutMs, resolve, reject });
       this.armTimer();
       // Cork until the end of this tick: a burst of requests leaves in one writev.
       if (!this.uncorkScheduled) {
@@ -206,8 +226,7 @@ export class BulkConnection {
       }
       const k = Math.min(inc.valueBytes - inc.got, n - pos);
       if (k > 0) {
-        const p = this.queue[0]!;
-        if (inc.copy) place(p, buf.subarray(pos, pos + k), inc.got);
+        if (inc.pieces !== undefined) place(inc.pieces, buf.subarray(pos, pos + k), inc.got);
         else if (inc.message !== undefined && inc.got < MAX_MESSAGE_BYTES) {
           const m = Math.min(k, MAX_MESSAGE_BYTES - inc.got);
           inc.message.set(buf.subarray(pos, pos + m), inc.got);
@@ -231,10 +250,11 @@ export class BulkConnection {
     const status = h.readUInt16BE(6);
     const skip = h[4]! + h.readUInt16BE(2);
     const valueBytes = h.readUInt32BE(8) - skip;
-    const copy = status === STATUS_OK && p.target !== undefined && valueBytes === p.target.byteLength + (p.rest?.byteLength ?? 0);
-    // Keep error messages (short) for the error; a GET hit of the wrong length is only measured.
+    let pieces = status === STATUS_OK && p.dest !== undefined ? p.dest(valueBytes) : undefined;
+    if (pieces !== undefined && pieces.reduce((sum, piece) => sum + piece.byteLength, 0) !== valueBytes) pieces = undefined;
+    // Keep error messages (short) for the error; a GET hit without room is only measured.
     const message = status !== STATUS_OK ? Buffer.alloc(Math.min(valueBytes, MAX_MESSAGE_BYTES)) : undefined;
-    this.incoming = { status, skip, valueBytes, got: 0, copy, message };
+    this.incoming = { status, skip, valueBytes, got: 0, pieces, message };
     return true;
   }
 
@@ -255,12 +275,20 @@ export class BulkConnection {
   }
 }
 
-/** Copies value bytes starting at value offset `at` into the request's target, then its rest. */
-function place(p: Pending, bytes: Uint8Array, at: number): void {
-  const t = p.target!;
-  const inTarget = Math.max(0, Math.min(bytes.byteLength, t.byteLength - at));
-  if (inTarget > 0) t.set(bytes.subarray(0, inTarget), at);
-  if (inTarget < bytes.byteLength) p.rest!.set(bytes.subarray(inTarget), at + inTarget - t.byteLength);
+/** Copies value bytes that start at value offset `at` into the pieces that cover them. */
+function place(pieces: Uint8Array[], bytes: Uint8Array, at: number): void {
+  let start = 0; // value offset of the current piece
+  let from = 0; // bytes of `bytes` placed so far
+  for (const piece of pieces) {
+    const end = start + piece.byteLength;
+    if (end > at + from) {
+      const k = Math.min(end - (at + from), bytes.byteLength - from);
+      piece.set(bytes.subarray(from, from + k), at + from - start);
+      from += k;
+      if (from === bytes.byteLength) return;
+    }
+    start = end;
+  }
 }
 
 function writeRequestHeader(b: Buffer, op: number, keyBytes: number, extrasBytes: number, valueBytes: number, opaque: number): void {

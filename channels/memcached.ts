@@ -9,10 +9,12 @@
  *         the new value or nothing, never a mix.
  * Chunk items hold raw bytes (no tag) and never expire: an expiry would silently drop live data.
  *
- * Clients: memjs for manifests and inline values (sets, gets, polls, deletes); chunk items, the
- * bulk of the bytes, go through BulkConnection (memcached-bulk.ts), which neither copies a value to
- * send it nor allocates per packet to receive it, and reads each chunk straight into the assembled
- * value (or into memory the caller lends, see waitManyInto).
+ * Clients: memjs for small items (manifests, inline values under SMALL_ITEM_BYTES) and deletes
+ * of user keys. The bulk of the bytes goes through BulkConnection (memcached-bulk.ts), which
+ * neither copies a value to send it nor allocates per packet to receive it: larger inline values,
+ * chunk items and every read. A read is one GET whatever the value's size (a reader cannot know it
+ * before the answer), and lands straight in the assembled value or in memory the caller lends (see
+ * waitManyInto).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Client as MemjsClient } from 'memjs';
@@ -36,6 +38,9 @@ const KNOWN_CAPACITY = 10_000;
 /** Grace on top of memjs' own timeout before we declare a request lost (memjs can miss a closed socket). */
 const BACKSTOP_GRACE_MS = 1_000;
 const PROBE_KEY = 'cirrus~probe';
+/** Inline values from this size on go out on a bulk connection (no copy); smaller ones via memjs. */
+export const SMALL_ITEM_BYTES = 4096;
+const EMPTY = new Uint8Array(0);
 /**
  * A poll is one GET miss (tens of microseconds), so waits poll at a granularity relative to how
  * long they have waited: a rank waiting 30 ms for a peer arrives at most ~3 ms late, where a
@@ -121,7 +126,8 @@ class LruMap<K, V> {
 export type LentBuffer = Uint8Array | { head: Uint8Array; body: Uint8Array };
 type Lend = (byteLength: number) => LentBuffer | undefined;
 
-type Decoded = { kind: 'inline'; value: Uint8Array } | { kind: 'manifest'; manifest: Manifest };
+/** An item as read: an inline value (`bytes` long, tag excluded) or a manifest. */
+type Item = { kind: 'inline'; value: Uint8Array; bytes: number } | { kind: 'manifest'; manifest: Manifest };
 
 const silentLogger = { log: (): void => undefined };
 
@@ -196,18 +202,35 @@ export class MemcachedChannel implements Channel {
   }
 
   async put(key: string, value: Uint8Array): Promise<void> {
+    return this.putParts(key, EMPTY, value);
+  }
+
+  /**
+   * Puts the value head ++ body without joining them: the body's bytes go to the socket as they
+   * are, so they must stay unchanged until this resolves. head is short (a frame header).
+   */
+  async putParts(key: string, head: Uint8Array, body: Uint8Array): Promise<void> {
     this.check(key);
     this.putting.set(key, (this.putting.get(key) ?? 0) + 1);
     try {
+      const total = head.byteLength + body.byteLength;
       let now: Known;
-      if (value.byteLength + 1 <= this.chunkBytes) {
-        const item = Buffer.allocUnsafe(value.byteLength + 1);
-        item[0] = TAG_INLINE;
-        item.set(value, 1);
-        await this.rawSet(key, item, value.byteLength);
+      if (total + 1 <= this.chunkBytes) {
+        if (total < SMALL_ITEM_BYTES) {
+          const item = Buffer.allocUnsafe(total + 1);
+          item[0] = TAG_INLINE;
+          item.set(head, 1);
+          item.set(body, 1 + head.byteLength);
+          await this.rawSet(key, item, total);
+        } else {
+          const lead = new Uint8Array(1 + head.byteLength);
+          lead[0] = TAG_INLINE;
+          lead.set(head, 1);
+          await this.bulkSet(key, body, lead, total);
+        }
         now = INLINE;
       } else {
-        now = await this.putChunked(key, value);
+        now = await this.putChunked(key, head, body);
       }
       // Read what the key held only now: with two puts on one key from this client, each one cleans
       // up after whichever manifest it replaced.
@@ -304,15 +327,25 @@ export class MemcachedChannel implements Channel {
     assertKey(key);
   }
 
-  private async putChunked(key: string, value: Uint8Array): Promise<Known> {
+  /** Chunk i holds bytes [i * chunkBytes, (i + 1) * chunkBytes) of head ++ body; head (short) leads chunk 0. */
+  private async putChunked(key: string, head: Uint8Array, body: Uint8Array): Promise<Known> {
     const size = this.chunkBytes;
-    const count = Math.ceil(value.byteLength / size);
+    const h = head.byteLength;
+    const total = h + body.byteLength;
+    if (h >= size) throw new ChannelError('CHANNEL_REQUEST', `${this.endpoint}: a value's head part (${h} bytes) must be shorter than chunkBytes (${size})`);
+    const count = Math.ceil(total / size);
     const writeId = randomBytes(8).toString('hex');
     const keys = chunkKeys(key, { count, writeId });
     try {
       // Views, not copies: the bulk connection writes them to the socket as they are.
-      await Promise.all(keys.map((k, i) => this.bulkSet(k, view(value, i * size, Math.min(value.byteLength, (i + 1) * size)))));
-      await this.rawSet(key, encodeManifest({ count, totalBytes: value.byteLength, chunkBytes: size, writeId }));
+      await Promise.all(
+        keys.map((k, i) => {
+          const start = i * size;
+          const end = Math.min(total, start + size);
+          return i === 0 && h > 0 ? this.bulkSet(k, view(body, 0, end - h), head, end) : this.bulkSet(k, view(body, start - h, end - h));
+        }),
+      );
+      await this.rawSet(key, encodeManifest({ count, totalBytes: total, chunkBytes: size, writeId }));
     } catch (e) {
       // No manifest points at these chunks; drop whatever made it (best effort).
       await this.deleteRaw(keys).catch(() => undefined);
@@ -328,20 +361,19 @@ export class MemcachedChannel implements Channel {
   }
 
   private async read(key: string, dest?: Lend): Promise<Uint8Array | undefined> {
-    let item = await this.rawGet(key);
+    let item = await this.fetchItem(key, dest);
     for (let attempt = 0; ; attempt++) {
       if (item === undefined) {
         this.remember(key, undefined);
         return undefined;
       }
-      const d = this.decode(key, item);
-      if (d.kind === 'inline') {
-        this.counters.get.bytes += d.value.byteLength;
+      if (item.kind === 'inline') {
+        this.counters.get.bytes += item.bytes;
         this.remember(key, INLINE);
-        return d.value;
+        return item.value;
       }
-      this.counters.get.bytes += item.byteLength;
-      const m = d.manifest;
+      this.counters.get.bytes += MANIFEST_BYTES;
+      const m = item.manifest;
       const value = await this.fetchChunks(key, m, dest);
       if (value !== undefined) {
         this.remember(key, { kind: 'chunked', count: m.count, writeId: m.writeId });
@@ -349,8 +381,8 @@ export class MemcachedChannel implements Channel {
       }
       // A chunk vanished: normally the value was overwritten or deleted under us. Look again once.
       if (attempt >= 1) return undefined;
-      const again = await this.rawGet(key);
-      if (again !== undefined && Buffer.compare(again, item) === 0) {
+      const again = await this.fetchItem(key);
+      if (again?.kind === 'manifest' && again.manifest.writeId === m.writeId) {
         throw new ChannelError(
           'CHANNEL_CORRUPT',
           `${this.endpoint}: value at '${key}' lost chunks while its manifest is still present (evicted? give memcached more memory with -m)`,
@@ -360,17 +392,44 @@ export class MemcachedChannel implements Channel {
     }
   }
 
-  private decode(key: string, item: Buffer): Decoded {
+  /**
+   * One GET of the item at `key`, on a bulk connection (a value of any size is read at once, and
+   * the reader cannot know its size before the answer). An inline value too large to be a
+   * manifest lands in the memory `dest` lends for it, past a 1-byte scratch for its tag.
+   */
+  private async fetchItem(key: string, dest?: Lend): Promise<Item | undefined> {
+    let small: Uint8Array | undefined;
+    let value: Uint8Array | undefined;
+    const tag = new Uint8Array(1);
+    const n = await this.sendBulk('get', (c) =>
+      c.getWith(key, (bytes) => {
+        if (bytes <= MANIFEST_BYTES) return [(small = new Uint8Array(bytes))];
+        const lent = dest?.(bytes - 1);
+        if (lent instanceof Uint8Array && lent.byteLength === bytes - 1) return [tag, (value = lent)];
+        if (lent !== undefined && !(lent instanceof Uint8Array) && lent.head.byteLength + lent.body.byteLength === bytes - 1) {
+          value = lent.head;
+          return [tag, lent.head, lent.body];
+        }
+        return [tag, (value = new Uint8Array(bytes - 1))];
+      }),
+    );
+    if (n < 0) return undefined;
+    if (small !== undefined) return this.decode(key, small);
+    if (tag[0] !== TAG_INLINE) throw this.foreign(key, n, tag[0]!);
+    return { kind: 'inline', value: value!, bytes: n - 1 };
+  }
+
+  private decode(key: string, item: Uint8Array): Item {
     if (item.byteLength >= 1 && item[0] === TAG_INLINE) {
-      // A view into memjs' receive buffer: no copy. Plain Uint8Array so callers' slice() copies.
-      return { kind: 'inline', value: new Uint8Array(item.buffer, item.byteOffset + 1, item.byteLength - 1) };
+      return { kind: 'inline', value: item.subarray(1), bytes: item.byteLength - 1 };
     }
     const manifest = decodeManifest(item);
     if (manifest) return { kind: 'manifest', manifest };
-    throw new ChannelError(
-      'CHANNEL_CORRUPT',
-      `${this.endpoint}: item at '${key}' (${item.byteLength} bytes, tag ${item[0] ?? 'none'}) was not written by a Cirrus memcached channel`,
-    );
+    throw this.foreign(key, item.byteLength, item[0]);
+  }
+
+  private foreign(key: string, bytes: number, tag: number | undefined): ChannelError {
+    return new ChannelError('CHANNEL_CORRUPT', `${this.endpoint}: item at '${key}' (${bytes} bytes, tag ${tag ?? 'none'}) was not written by a Cirrus memcached channel`);
   }
 
   /** The assembled value, or undefined when a chunk is missing. */
@@ -414,11 +473,13 @@ export class MemcachedChannel implements Channel {
   private async deleteOne(key: string): Promise<void> {
     let known = this.known.get(key);
     if (known === undefined) {
-      // Unknown key: read it to learn whether chunks hang off it.
-      const item = await this.rawGet(key);
-      if (item !== undefined) {
-        const m = decodeManifest(item);
-        this.counters.get.bytes += m || item[0] !== TAG_INLINE ? item.byteLength : item.byteLength - 1;
+      // Unknown key: learn whether chunks hang off it. Only a manifest-sized item is read; a
+      // larger one is inline and only measured.
+      let small: Uint8Array | undefined;
+      const n = await this.sendBulk('get', (c) => c.getWith(key, (bytes) => (bytes === MANIFEST_BYTES ? [(small = new Uint8Array(bytes))] : undefined)));
+      if (n >= 0) {
+        const m = small && decodeManifest(small);
+        this.counters.get.bytes += m ? MANIFEST_BYTES : Math.max(0, n - 1);
         known = m ? { kind: 'chunked', count: m.count, writeId: m.writeId } : INLINE;
       }
     }
@@ -433,20 +494,16 @@ export class MemcachedChannel implements Channel {
     await Promise.all(keys.map((k) => this.sendBulk('delete', (c) => c.delete(k))));
   }
 
-  private async rawGet(key: string): Promise<Buffer | undefined> {
-    const r = await this.send('get', key, (c) => c.get(key));
-    return r.value ?? undefined;
-  }
-
   /** `bytes`: payload to count (inline puts count the value, not the tag). */
   private async rawSet(key: string, item: Buffer, bytes = item.byteLength): Promise<void> {
     this.counters.put.bytes += bytes;
     await this.send('put', key, (c) => c.set(key, item, {}));
   }
 
-  private async bulkSet(key: string, item: Uint8Array): Promise<void> {
-    this.counters.put.bytes += item.byteLength;
-    await this.sendBulk('put', (c) => c.set(key, item));
+  /** `lead`: short bytes stored before the item's; `payload`: the bytes to count (tags excluded). */
+  private async bulkSet(key: string, item: Uint8Array, lead?: Uint8Array, payload = item.byteLength): Promise<void> {
+    this.counters.put.bytes += payload;
+    await this.sendBulk('put', (c) => c.set(key, item, lead));
   }
 
   private async rawDelete(key: string): Promise<void> {

@@ -19,8 +19,11 @@ export const memcachedSpec = z
     server: hostPort,
     /** Per-request timeout in ms (memjs' own default, 0.5 s, is too short under load). */
     timeoutMs: z.number().int().positive().max(600_000).default(5_000),
-    /** Values above this many bytes are split into chunks of this size. At most 1 MiB. */
-    chunkBytes: z.number().int().min(1024).max(1024 * 1024).default(256 * 1024),
+    /**
+     * Values above this many bytes are split into chunks of this size. At most 1 MiB. The default,
+     * 1 KiB under 1 MiB, leaves room for memcached's per-item overhead under its default -I 1m.
+     */
+    chunkBytes: z.number().int().min(1024).max(1024 * 1024).default(1023 * 1024),
     /** Parallel connections to the server (requests are spread over them). */
     connections: z.number().int().min(1).max(16).default(2),
   })

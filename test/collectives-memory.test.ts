@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { Communicator, segmentBounds } from '../channels/collectives.js';
 import { CollectiveTimeoutError } from '../channels/errors.js';
 import { MemoryChannel } from '../channels/memory.js';
-import { addInto, referenceReduce } from '../channels/reduce.js';
+import { OrderedReducer, addDivideInto, addInto, referenceReduce, sumDivideInto, sumInto } from '../channels/reduce.js';
 import { makeVector } from '../bench/vectors.js';
 
 type Pattern = 'allReduce' | 'scatterReduce';
@@ -136,4 +136,42 @@ test('addInto equals a one-element-at-a-time float32 sum for every length 0..9, 
     addInto(acc, v);
     assert.deepEqual(acc, want, `length ${n}`);
   }
+});
+
+test('sumInto, addDivideInto and sumDivideInto equal one-element-at-a-time float32 loops for every length 0..9', () => {
+  for (let n = 0; n <= 9; n++) {
+    const a = makeVector(6, 0, n, n);
+    const b = makeVector(6, 1, n, n);
+    const sum = Float32Array.from(a, (x, i) => x + b[i]!);
+    const out = new Float32Array(n);
+    sumInto(out, a, b);
+    assert.deepEqual(out, sum, `sumInto length ${n}`);
+    for (const d of [2, 3, 7]) {
+      const want = Float32Array.from(sum, (x) => x / d);
+      sumDivideInto(out, a, b, d);
+      assert.deepEqual(out, want, `sumDivideInto length ${n} / ${d}`);
+      const acc = a.slice();
+      addDivideInto(acc, b, d);
+      assert.deepEqual(acc, want, `addDivideInto length ${n} / ${d}`);
+    }
+  }
+});
+
+test('OrderedReducer gives the plain loop\'s bits for every arrival order, sum and mean, W = 1..4', () => {
+  const permutations = (xs: number[]): number[][] => (xs.length <= 1 ? [xs] : xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p])));
+  for (let world = 1; world <= 4; world++) {
+    const vectors = Array.from({ length: world }, (_, r) => makeVector(9, r, world, 37));
+    for (const op of ['sum', 'mean'] as const) {
+      const want = referenceReduce(vectors, op);
+      for (const order of permutations(Array.from({ length: world }, (_, r) => r))) {
+        const r = new OrderedReducer(world, 37, op, 'test');
+        for (const rank of order) r.offer(rank, vectors[rank]!);
+        assert.deepEqual(r.result(), want, `W=${world} ${op} order ${order.join(',')}`);
+      }
+    }
+  }
+  const r = new OrderedReducer(3, 4, 'sum', 'unit');
+  r.offer(1, new Float32Array(4));
+  assert.throws(() => r.result(), { code: 'COLLECTIVE_ARGUMENT', message: 'unit: reduction incomplete (0 of 3 ranks)' });
+  assert.throws(() => r.offer(2, new Float32Array(3)), { code: 'COLLECTIVE_MISMATCH', message: 'unit: rank 2 sent 3 floats, expected 4 (every rank must pass vectors of the same length)' });
 });

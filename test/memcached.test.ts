@@ -368,6 +368,60 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     await assert.rejects(ch.waitManyInto(['into/a', 'into/a'], Date.now() + 1_000, () => undefined), { code: 'KEY_INVALID' });
   });
 
+  test('values from 4 KiB up to chunkBytes - 1 are one tagged item: one put, one get, read into lent memory', async () => {
+    const ch = await open({ chunkBytes: 64 * 1024 });
+    for (const n of [4096, 64 * 1024 - 1]) {
+      const v = randomBytes(n);
+      ch.resetStats();
+      await ch.put(`big-inline/${n}`, v);
+      assert.deepEqual(ch.stats().put, { requests: 1, bytes: n });
+      const item = await rawGet(`big-inline/${n}`);
+      assert.equal(item?.byteLength, n + 1);
+      assert.equal(item?.[0], 0x00);
+      assert.ok(same(item?.subarray(1), v));
+      ch.resetStats();
+      assert.ok(same(await ch.get(`big-inline/${n}`), v));
+      assert.deepEqual(ch.stats().get, { requests: 1, bytes: n });
+      const whole = new Uint8Array(n);
+      const head = new Uint8Array(24);
+      const body = new Uint8Array(n - 24);
+      const [a] = await ch.waitManyInto([`big-inline/${n}`], Date.now() + 5_000, () => whole);
+      assert.equal(a, whole);
+      assert.ok(same(whole, v));
+      const [b] = await ch.waitManyInto([`big-inline/${n}`], Date.now() + 5_000, () => ({ head, body }));
+      assert.equal(b, head);
+      assert.ok(same(Buffer.concat([head, body]), v));
+    }
+    // 64 KiB itself no longer fits one item with its tag: a manifest and one chunk.
+    await ch.put('big-inline/chunked', randomBytes(64 * 1024));
+    assert.equal((await storedChunkKeys('big-inline/chunked')).length, 1);
+  });
+
+  test('putParts stores head ++ body, inline or chunked with the head leading chunk 0, byte-exact and counted', async () => {
+    const ch = await open({ chunkBytes: 64 * 1024 });
+    const head = randomBytes(24);
+    for (const [name, n, requests] of [['small', 10, 1], ['inline', 40_000, 1], ['chunked', 200 * 1024, 5]] as const) {
+      const body = randomBytes(n);
+      ch.resetStats();
+      await ch.putParts(`parts/${name}`, head, body);
+      assert.deepEqual(ch.stats().put, { requests, bytes: 24 + n + (requests > 1 ? MANIFEST_BYTES : 0) }, name);
+      assert.ok(same(await ch.get(`parts/${name}`), Buffer.concat([head, body])), name);
+    }
+    const keys = await storedChunkKeys('parts/chunked');
+    const sizes = await Promise.all(keys.map(async (k) => (await rawGet(k))?.byteLength));
+    assert.deepEqual(sizes, [65536, 65536, 65536, 24 + 200 * 1024 - 3 * 65536]);
+    await assert.rejects(ch.putParts('parts/long-head', new Uint8Array(64 * 1024), randomBytes(100_000)), { code: 'CHANNEL_REQUEST', message: `memcached://${server.address}: a value's head part (65536 bytes) must be shorter than chunkBytes (65536)` });
+  });
+
+  test('a large item with a foreign tag is reported as corrupt, naming its size and tag', async () => {
+    const ch = await open();
+    await raw.set('corrupt/foreign-big', Buffer.concat([Buffer.from([7]), randomBytes(5000)]), {});
+    await assert.rejects(ch.get('corrupt/foreign-big'), {
+      code: 'CHANNEL_CORRUPT',
+      message: `memcached://${server.address}: item at 'corrupt/foreign-big' (5001 bytes, tag 7) was not written by a Cirrus memcached channel`,
+    });
+  });
+
   test('invalid keys and closed channels are rejected', async () => {
     const ch = await MemcachedChannel.open(spec());
     await assert.rejects(ch.put('has space', new Uint8Array(1)), { code: 'KEY_INVALID' });
