@@ -1,12 +1,14 @@
 /**
- * A minimal memcached binary-protocol connection for bulk values (chunk items), next to memjs.
+ * A minimal memcached binary-protocol connection for bulk values (large items, chunks, reads),
+ * next to memjs.
  *
  * Why not memjs for these: memjs builds every request in a fresh zero-filled buffer (a copy of the
  * value), and its socket hands over a fresh buffer per packet that must be copied again into the
  * value. Under 4 processes on 2 cores that allocation churn is what V8's mark-compact GC spends its
  * time on. Here a SET goes out as a small header buffer plus the caller's bytes (corked, so one
- * writev and no copy), and a GET's value is read into one reused receive buffer (net.Socket
- * `onread`) and copied once, straight into the caller's destination.
+ * writev and no copy), and a GET's value is read by the kernel straight into the caller's
+ * destination (net.Socket `onread` with a buffer chosen per read); headers and small values go
+ * through one small reused buffer.
  *
  * Requests are pipelined; memcached answers non-quiet binary requests in order, so responses are
  * matched to a FIFO queue (the opaque field double-checks it).
@@ -22,8 +24,11 @@ const OP_SET = 0x01;
 const OP_DELETE = 0x04;
 const STATUS_OK = 0;
 const STATUS_NOT_FOUND = 1;
-/** Reused receive buffer: a 1 MiB item arrives in four reads or so. */
-const READ_BUFFER_BYTES = 256 * 1024;
+/**
+ * Reused receive buffer for headers and small values. The bytes of a value with a destination are
+ * read straight into it (see nextReadBuffer), so at most this much of a large value is copied.
+ */
+const READ_BUFFER_BYTES = 16 * 1024;
 /** Error messages in response bodies are short; longer ones are cut. */
 const MAX_MESSAGE_BYTES = 1024;
 
@@ -67,6 +72,8 @@ export class BulkConnection {
   private incoming: Incoming | undefined;
   private timer: NodeJS.Timeout | undefined;
   private uncorkScheduled = false;
+  /** The destination piece the socket's current read goes into, if any (see nextReadBuffer). */
+  private direct: Uint8Array | undefined;
 
   constructor(
     private readonly host: string,
@@ -161,9 +168,12 @@ export class BulkConnection {
       port: this.port,
       noDelay: true,
       onread: {
-        buffer: readBuffer,
+        // Node asks for the buffer of every read: the parser's state decides where it goes.
+        buffer: () => this.nextReadBuffer(readBuffer),
         callback: (n: number, buf: Uint8Array) => {
-          if (this.socket === s) this.consume(buf, n);
+          if (this.socket !== s) return true;
+          if (buf === this.direct) this.consumeDirect(n);
+          else this.consume(buf, n);
           return true;
         },
       },
@@ -202,6 +212,33 @@ export class BulkConnection {
       }
     }, wait);
     this.timer.unref();
+  }
+
+  /**
+   * Where the next read goes: inside a value that has a destination, straight into the rest of
+   * the destination piece being filled (no copy: the kernel writes the bytes in place; the piece
+   * never reaches past the value, so the read cannot take the next response's bytes). Otherwise
+   * into the reused read buffer, whose bytes the parser then copies.
+   */
+  private nextReadBuffer(readBuffer: Uint8Array): Uint8Array {
+    this.direct = undefined;
+    const inc = this.incoming;
+    if (inc?.pieces !== undefined && inc.skip === 0 && inc.got < inc.valueBytes) {
+      let start = 0;
+      for (const piece of inc.pieces) {
+        const end = start + piece.byteLength;
+        if (inc.got < end) return (this.direct = piece.subarray(inc.got - start));
+        start = end;
+      }
+    }
+    return readBuffer;
+  }
+
+  /** `n` bytes of the current value were read in place (into this.direct). */
+  private consumeDirect(n: number): void {
+    const inc = this.incoming!;
+    inc.got += n;
+    if (inc.got === inc.valueBytes) this.endResponse();
   }
 
   /** Feeds `n` received bytes of `buf` (the reused read buffer) through the response parser. */

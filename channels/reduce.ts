@@ -5,19 +5,27 @@
  * gives every pattern (and a plain local loop) bit-identical sums.
  */
 import { CollectiveError } from './errors.js';
+import { type SimdAccumulator, releaseAccumulator, simdAvailable, takeAccumulator } from './simd-reduce.js';
 
 export type ReduceOp = 'sum' | 'mean';
 
+/** Segments at least this long are summed with WebAssembly SIMD (shorter ones are not worth the copies). */
+export const SIMD_MIN_FLOATS = 4096;
+
 export class OrderedReducer {
   private readonly pending: Array<Float32Array | undefined>;
-  /** Ranks summed into acc so far (rank 0 waits, uncopied, until rank 1 arrives). */
+  /** Ranks summed so far (rank 0 waits, uncopied, until rank 1 arrives). */
   private next = 0;
   private readonly acc: Float32Array;
+  /** Where the sum accumulates for long vectors (copied into acc at the end). */
+  private simd: SimdAccumulator | undefined;
+  private readonly useSimd: boolean;
 
   /**
    * `into`: memory to accumulate in (a caller's result buffer); a fresh array of `length` floats
    * otherwise. The mean's division is fused into the last addition, and the first addition reads
-   * ranks 0 and 1 together, so a reduction of W vectors makes W - 1 passes over the result.
+   * ranks 0 and 1 together, so a reduction of W vectors makes W - 1 passes. Long vectors are summed
+   * with WebAssembly SIMD (simd-reduce.ts) unless `simd` is false; both paths give the same bits.
    */
   constructor(
     private readonly world: number,
@@ -25,9 +33,11 @@ export class OrderedReducer {
     private readonly op: ReduceOp,
     private readonly what: string,
     into?: Float32Array,
+    simd = true,
   ) {
     this.pending = new Array(world);
     this.acc = into ?? new Float32Array(length);
+    this.useSimd = simd && simdAvailable && world > 1 && length >= SIMD_MIN_FLOATS;
   }
 
   offer(rank: number, data: Float32Array): void {
@@ -36,7 +46,7 @@ export class OrderedReducer {
     }
     this.pending[rank] = data;
     const { acc, world, pending } = this;
-    const divisor = this.op === 'mean' ? world : 1;
+    const divisor = this.op === 'mean' ? world : undefined;
     if (this.next === 0) {
       const first = pending[0];
       if (first === undefined) return;
@@ -47,13 +57,20 @@ export class OrderedReducer {
       }
       const second = pending[1];
       if (second === undefined) return;
-      if (world === 2 && divisor !== 1) sumDivideInto(acc, first, second, divisor);
+      const last = world === 2 ? divisor : undefined;
+      if (this.useSimd) {
+        this.simd = takeAccumulator();
+        this.simd.load(first);
+        this.simd.add(second, last);
+      } else if (last !== undefined) sumDivideInto(acc, first, second, last);
       else sumInto(acc, first, second);
       this.finish(2);
     }
     while (this.next < world && pending[this.next] !== undefined) {
       const v = pending[this.next]!;
-      if (this.next === world - 1 && divisor !== 1) addDivideInto(acc, v, divisor);
+      const last = this.next === world - 1 ? divisor : undefined;
+      if (this.simd) this.simd.add(v, last);
+      else if (last !== undefined) addDivideInto(acc, v, last);
       else addInto(acc, v);
       this.finish(this.next + 1);
     }
@@ -67,10 +84,15 @@ export class OrderedReducer {
     return this.acc;
   }
 
-  /** Ranks below `next` are summed: drop the references to their vectors. */
+  /** Ranks below `next` are summed: drop the references to their vectors; at the end, publish the sum. */
   private finish(next: number): void {
     for (let r = this.next; r < next; r++) this.pending[r] = undefined;
     this.next = next;
+    if (next === this.world && this.simd) {
+      this.simd.store(this.acc);
+      releaseAccumulator(this.simd);
+      this.simd = undefined;
+    }
   }
 }
 
@@ -136,6 +158,25 @@ export function sumDivideInto(acc: Float32Array, a: Float32Array, b: Float32Arra
   const f = Math.fround;
   for (let i = 0; i < n; i++) acc[i] = f(a[i]! + b[i]!) / d;
 }
+
+/**
+ * Runs every kernel once over both of its loops before real use. Measured in the collective
+ * workers: a first call on a long vector gets optimised mid-loop (on-stack replacement) before its
+ * tail loop has ever run, and V8 then re-entered that cached code, which bails out at the tail, on
+ * every later call: each reduction ran mostly unoptimised.
+ */
+function primeKernels(): void {
+  const a = new Float32Array(5);
+  const b = new Float32Array(5);
+  // Enough calls that V8 allocates the feedback vectors (it does so lazily, after a few calls).
+  for (let k = 0; k < 20; k++) {
+    sumInto(a, a, b);
+    addInto(a, b);
+    addDivideInto(a, b, 2);
+    sumDivideInto(a, a, b, 2);
+  }
+}
+primeKernels();
 
 /**
  * The rank-order sum (or mean) a plain local loop computes: the reference every collective must

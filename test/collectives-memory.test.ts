@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import { Communicator, segmentBounds } from '../channels/collectives.js';
 import { CollectiveTimeoutError } from '../channels/errors.js';
 import { MemoryChannel } from '../channels/memory.js';
-import { OrderedReducer, addDivideInto, addInto, referenceReduce, sumDivideInto, sumInto } from '../channels/reduce.js';
+import { OrderedReducer, SIMD_MIN_FLOATS, addDivideInto, addInto, referenceReduce, sumDivideInto, sumInto } from '../channels/reduce.js';
+import { SimdAccumulator, simdAvailable } from '../channels/simd-reduce.js';
 import { makeVector } from '../bench/vectors.js';
 
 type Pattern = 'allReduce' | 'scatterReduce';
@@ -157,16 +158,19 @@ test('sumInto, addDivideInto and sumDivideInto equal one-element-at-a-time float
   }
 });
 
-test('OrderedReducer gives the plain loop\'s bits for every arrival order, sum and mean, W = 1..4', () => {
+test('OrderedReducer gives the plain loop\'s bits for every arrival order, sum and mean, W = 1..4, JS and SIMD paths', () => {
   const permutations = (xs: number[]): number[][] => (xs.length <= 1 ? [xs] : xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p])));
-  for (let world = 1; world <= 4; world++) {
-    const vectors = Array.from({ length: world }, (_, r) => makeVector(9, r, world, 37));
-    for (const op of ['sum', 'mean'] as const) {
-      const want = referenceReduce(vectors, op);
-      for (const order of permutations(Array.from({ length: world }, (_, r) => r))) {
-        const r = new OrderedReducer(world, 37, op, 'test');
-        for (const rank of order) r.offer(rank, vectors[rank]!);
-        assert.deepEqual(r.result(), want, `W=${world} ${op} order ${order.join(',')}`);
+  // 37 floats take the JS kernels; SIMD_MIN_FLOATS + 3 takes SIMD (with a scalar tail) unless disabled.
+  for (const [length, simd] of [[37, true], [SIMD_MIN_FLOATS + 3, true], [SIMD_MIN_FLOATS + 3, false]] as const) {
+    for (let world = 1; world <= 4; world++) {
+      const vectors = Array.from({ length: world }, (_, r) => makeVector(9, r, world, length));
+      for (const op of ['sum', 'mean'] as const) {
+        const want = referenceReduce(vectors, op);
+        for (const order of permutations(Array.from({ length: world }, (_, r) => r))) {
+          const r = new OrderedReducer(world, length, op, 'test', undefined, simd);
+          for (const rank of order) r.offer(rank, vectors[rank]!);
+          assert.deepEqual(r.result(), want, `n=${length} simd=${simd} W=${world} ${op} order ${order.join(',')}`);
+        }
       }
     }
   }
@@ -174,4 +178,20 @@ test('OrderedReducer gives the plain loop\'s bits for every arrival order, sum a
   r.offer(1, new Float32Array(4));
   assert.throws(() => r.result(), { code: 'COLLECTIVE_ARGUMENT', message: 'unit: reduction incomplete (0 of 3 ranks)' });
   assert.throws(() => r.offer(2, new Float32Array(3)), { code: 'COLLECTIVE_MISMATCH', message: 'unit: rank 2 sent 3 floats, expected 4 (every rank must pass vectors of the same length)' });
+});
+
+test('the SIMD accumulator sums and divides like float32 loops for lengths 0..9 and a long odd length, reusing its memory', { skip: simdAvailable ? false : 'no WebAssembly SIMD in this runtime' }, () => {
+  const acc = new SimdAccumulator();
+  for (const n of [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100_003, 6]) {
+    const a = makeVector(4, 0, n, n);
+    const b = makeVector(4, 1, n, n);
+    const c = makeVector(4, 2, n, n);
+    const want = Float32Array.from(a, (x, i) => Math.fround(Math.fround(x + b[i]!) + c[i]!) / 3);
+    acc.load(a);
+    acc.add(b);
+    acc.add(c, 3);
+    const out = new Float32Array(n);
+    acc.store(out);
+    assert.deepEqual(out, want, `length ${n}`);
+  }
 });

@@ -422,6 +422,41 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     });
   });
 
+  test('a bulk connection reads pipelined large values, small values and misses byte-exact, in place where it can', async () => {
+    const conn = openBulkConnection(server.address, 5_000);
+    try {
+      const sizes = [0, 10, 20_000, 300_000, 1_000_000, 16 * 1024, 16 * 1024 + 1];
+      const values = sizes.map((n) => randomBytes(n));
+      await Promise.all(values.map((v, i) => conn.set(`bulk-read/${i}`, v)));
+      // Every value read twice, a miss between each, all requests in flight at once; odd reads
+      // split the value over three pieces.
+      const reads = values.flatMap((v, i) => {
+        const whole = new Uint8Array(v.byteLength);
+        const cut1 = Math.floor(v.byteLength / 3);
+        const cut2 = Math.floor((2 * v.byteLength) / 3);
+        const pieces = [new Uint8Array(cut1), new Uint8Array(cut2 - cut1), new Uint8Array(v.byteLength - cut2)];
+        return [
+          conn.getInto(`bulk-read/${i}`, whole).then((n) => ({ n, got: whole, want: v })),
+          conn.getWith('bulk-read/missing', () => [new Uint8Array(1)]).then((n) => ({ n, got: undefined, want: undefined })),
+          conn.getWith(`bulk-read/${i}`, (n) => (n === v.byteLength ? pieces : undefined)).then((n) => ({ n, got: Buffer.concat(pieces), want: v })),
+        ];
+      });
+      for (const r of await Promise.all(reads)) {
+        if (r.want === undefined) assert.equal(r.n, -1);
+        else {
+          assert.equal(r.n, r.want.byteLength);
+          assert.ok(same(r.got, r.want), `value of ${r.want.byteLength} bytes`);
+        }
+      }
+      // Room of the wrong size: the length is reported, nothing is written.
+      const small = new Uint8Array(5).fill(9);
+      assert.equal(await conn.getInto('bulk-read/4', small), 1_000_000);
+      assert.deepEqual([...small], [9, 9, 9, 9, 9]);
+    } finally {
+      conn.close();
+    }
+  });
+
   test('invalid keys and closed channels are rejected', async () => {
     const ch = await MemcachedChannel.open(spec());
     await assert.rejects(ch.put('has space', new Uint8Array(1)), { code: 'KEY_INVALID' });
