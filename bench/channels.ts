@@ -73,9 +73,10 @@ export async function benchChannels(opts: ChannelBenchOptions = {}): Promise<{ r
       for (const world of workers) {
         for (const n of floats) {
           for (const pattern of patterns) {
-            const rounds = opts.rounds ?? roundsFor(kind, n, quick);
-            const warmup = Math.min(3, Math.floor(rounds / 4));
-            log(`bench channels: ${kind} ${pattern} W=${world} floats=${n} (${rounds} rounds)`);
+            const plan = roundPlan(kind, n, quick);
+            const warmup = plan.warmup;
+            const rounds = warmup + (opts.rounds ?? plan.measured);
+            log(`bench channels: ${kind} ${pattern} W=${world} floats=${n} (${rounds - warmup} rounds after ${warmup} warm-up rounds)`);
             const jobId = `bench-${kind}-${pattern}-${world}-${n}-${process.pid}`;
             let result: Awaited<ReturnType<typeof runCollective>>;
             try {
@@ -138,11 +139,17 @@ export async function benchChannels(opts: ChannelBenchOptions = {}): Promise<{ r
   return { rows, file, table, comparison };
 }
 
-function roundsFor(kind: BenchChannel, floats: number, quick: boolean): number {
+/**
+ * Warm-up rounds (dropped) and measured rounds per configuration. Small vectors get many warm-up
+ * rounds: their round time is mostly per-request JavaScript, which V8 only optimises after
+ * hundreds of calls (measured: a 30-float round on memcached takes 2-3 ms in the first 100 rounds,
+ * ~1.1 ms once optimised), and a training job runs thousands of rounds.
+ */
+function roundPlan(kind: BenchChannel, floats: number, quick: boolean): { warmup: number; measured: number } {
   const heavy = floats >= 1_000_000;
-  if (quick) return heavy ? 8 : 20;
-  if (kind === 's3') return heavy ? 10 : 30;
-  return heavy ? 15 : 60;
+  if (kind === 's3') return quick ? { warmup: 2, measured: heavy ? 6 : 15 } : { warmup: heavy ? 2 : 5, measured: heavy ? 10 : 30 };
+  if (quick) return heavy ? { warmup: 3, measured: 8 } : { warmup: 100, measured: 40 };
+  return heavy ? { warmup: 5, measured: 40 } : { warmup: 300, measured: 100 };
 }
 
 function scaleStats(s: ChannelStats, f: number): ChannelStats {

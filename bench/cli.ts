@@ -31,7 +31,7 @@ export function addBenchCommands(program: Command): void {
     .option('--patterns <list>', 'patterns to run (allreduce,allgather,scatterreduce)', list(['allreduce', 'allgather', 'scatterreduce'] as const, '--patterns'))
     .option('--workers <list>', 'worker counts, e.g. 2,4,8', positiveInts('--workers'))
     .option('--floats <list>', 'vector lengths, e.g. 30,1000000', positiveInts('--floats'))
-    .option('--rounds <n>', 'rounds per configuration', (v) => positiveInts('--rounds')(v)[0]!)
+    .option('--rounds <n>', 'measured rounds per configuration (warm-up rounds come first and are dropped)', (v) => positiveInts('--rounds')(v)[0]!)
     .action(async (o: { quick?: boolean; json?: boolean; channels?: Array<'memcached' | 's3' | 'ps'>; patterns?: Array<'allreduce' | 'allgather' | 'scatterreduce'>; workers?: number[]; floats?: number[]; rounds?: number }) => {
       const { benchChannels } = await import('./channels.js');
       const result = await benchChannels({
