@@ -19,7 +19,8 @@ import { decodeFloat32, encodeTensor, frameBytes, headerBytes, readFrameHeader }
 import { CollectiveError, CollectiveTimeoutError, WaitTimeoutError } from './errors.js';
 import { jobKey } from './keys.js';
 import { packMessage, unpackMessage } from './messages.js';
-import { OrderedReducer, type ReduceOp } from './reduce.js';
+import { OrderedReducer, SIMD_MIN_FLOATS, type ReduceOp } from './reduce.js';
+import { SimdArena, simdAvailable } from './simd-reduce.js';
 
 export type CollectivePattern = 'allreduce' | 'scatterreduce';
 export type AllReduceAlgorithm = 'auto' | 'leader' | 'gather';
@@ -102,6 +103,8 @@ export class Communicator {
   private readonly receivePool = new Map<number, Uint8Array[]>();
   /** Frame headers of float32 vectors by length, for frames whose payload is written in place. */
   private readonly headers = new Map<number, Uint8Array>();
+  /** Sums long vectors with SIMD, in receive slots it lends (created on first use). */
+  private arena: SimdArena | undefined;
   private backgroundError: unknown;
   private closed = false;
 
@@ -271,9 +274,9 @@ export class Communicator {
   /** Publishes this rank's vector and reduces everyone's locally, in rank order. */
   private async gatherReduce(round: number, vec: Float32Array, op: ReduceOp, deadline: number, out: Float32Array | undefined): Promise<Float32Array> {
     const mine = this.inKey(round, 0, this.rank);
-    const reducer = new OrderedReducer(this.world, vec.length, op, `allreduce round ${round}`, out);
+    const { reducer, lend } = this.reducerFor(vec.length, op, `allreduce round ${round}`, out);
     reducer.offer(this.rank, vec);
-    await Promise.all([this.putVector(mine, vec), this.collect('allreduce', round, 0, reducer, deadline)]);
+    await Promise.all([this.putVector(mine, vec), this.collect('allreduce', round, 0, reducer, deadline, lend)]);
     // Every rank has entered this round, so everything this rank published before has been read;
     // this round's contribution has W-1 readers and waits for the same proof next time.
     this.retirePendingAndKeep([mine]);
@@ -281,10 +284,33 @@ export class Communicator {
   }
 
   /**
-   * Waits for every other rank's contribution to segment `seg` and offers each to `reducer` as it
-   * lands (read into lent buffers: they are consumed at once). Returns the contributions' keys.
+   * A reducer of `n`-float vectors, and the receive buffers to lend for their frames: slots of this
+   * communicator's SIMD arena when the reducer sums with SIMD (values are summed where they land),
+   * else the reused pool.
    */
-  private async collect(pattern: string, round: number, seg: number, reducer: OrderedReducer, deadline: number): Promise<string[]> {
+  private reducerFor(n: number, op: ReduceOp, what: string, into: Float32Array | undefined): { reducer: OrderedReducer; lend: (index: number, byteLength: number) => Uint8Array } {
+    if (!simdAvailable || this.world === 1 || n < SIMD_MIN_FLOATS) return { reducer: new OrderedReducer(this.world, n, op, what, into, false), lend: this.lend };
+    const arena = (this.arena ??= new SimdArena());
+    const frame = frameBytes('float32', n);
+    arena.reserve(n, this.world - 1, frame);
+    return {
+      reducer: new OrderedReducer(this.world, n, op, what, into, arena),
+      lend: (index, byteLength) => (byteLength === frame ? arena.slot(index) : this.lend(index, byteLength)),
+    };
+  }
+
+  /**
+   * Waits for every other rank's contribution to segment `seg` and offers each to `reducer` as it
+   * lands (read into `lend`'s buffers: they are consumed at once). Returns the contributions' keys.
+   */
+  private async collect(
+    pattern: string,
+    round: number,
+    seg: number,
+    reducer: OrderedReducer,
+    deadline: number,
+    lend: (index: number, byteLength: number) => Uint8Array,
+  ): Promise<string[]> {
     const sources = Array.from({ length: this.world }, (_, r) => r).filter((r) => r !== this.rank);
     const keys = sources.map((r) => this.inKey(round, seg, r));
     let firstError: unknown;
@@ -301,7 +327,7 @@ export class Communicator {
           firstError ??= e;
         }
       },
-      this.lend,
+      lend,
     );
     if (firstError) throw firstError;
     return keys;
@@ -328,9 +354,9 @@ export class Communicator {
     acc: Float32Array,
     frame?: Uint8Array,
   ): Promise<void> {
-    const reducer = new OrderedReducer(this.world, acc.length, op, `${pattern} round ${round} segment ${seg}`, acc);
+    const { reducer, lend } = this.reducerFor(acc.length, op, `${pattern} round ${round} segment ${seg}`, acc);
     reducer.offer(this.rank, own);
-    const keys = await this.collect(pattern, round, seg, reducer, deadline);
+    const keys = await this.collect(pattern, round, seg, reducer, deadline, lend);
     // Every rank has now entered this round, so all earlier outputs have been read; the
     // contributions had one reader, this rank.
     reducer.result();

@@ -5,7 +5,7 @@
  * gives every pattern (and a plain local loop) bit-identical sums.
  */
 import { CollectiveError } from './errors.js';
-import { type SimdAccumulator, releaseAccumulator, simdAvailable, takeAccumulator } from './simd-reduce.js';
+import { type SimdArena, releaseArena, simdAvailable, takeArena } from './simd-reduce.js';
 
 export type ReduceOp = 'sum' | 'mean';
 
@@ -18,14 +18,18 @@ export class OrderedReducer {
   private next = 0;
   private readonly acc: Float32Array;
   /** Where the sum accumulates for long vectors (copied into acc at the end). */
-  private simd: SimdAccumulator | undefined;
+  private simd: SimdArena | undefined;
   private readonly useSimd: boolean;
+  /** The arena was taken from the pool (and goes back) rather than lent by the caller. */
+  private pooled = false;
 
   /**
    * `into`: memory to accumulate in (a caller's result buffer); a fresh array of `length` floats
    * otherwise. The mean's division is fused into the last addition, and the first addition reads
    * ranks 0 and 1 together, so a reduction of W vectors makes W - 1 passes. Long vectors are summed
    * with WebAssembly SIMD (simd-reduce.ts) unless `simd` is false; both paths give the same bits.
+   * `simd` may be the caller's arena (reserved for `length` floats), whose receive slots the
+   * offered vectors may live in: those are summed in place, without a copy.
    */
   constructor(
     private readonly world: number,
@@ -33,11 +37,11 @@ export class OrderedReducer {
     private readonly op: ReduceOp,
     private readonly what: string,
     into?: Float32Array,
-    simd = true,
+    private readonly arena: SimdArena | boolean = true,
   ) {
     this.pending = new Array(world);
     this.acc = into ?? new Float32Array(length);
-    this.useSimd = simd && simdAvailable && world > 1 && length >= SIMD_MIN_FLOATS;
+    this.useSimd = arena !== false && simdAvailable && world > 1 && length >= SIMD_MIN_FLOATS;
   }
 
   offer(rank: number, data: Float32Array): void {
@@ -59,9 +63,9 @@ export class OrderedReducer {
       if (second === undefined) return;
       const last = world === 2 ? divisor : undefined;
       if (this.useSimd) {
-        this.simd = takeAccumulator();
-        this.simd.load(first);
-        this.simd.add(second, last);
+        this.pooled = typeof this.arena === 'boolean';
+        this.simd = typeof this.arena === 'boolean' ? takeArena(this.length) : this.arena;
+        this.simd.begin(first, second, last);
       } else if (last !== undefined) sumDivideInto(acc, first, second, last);
       else sumInto(acc, first, second);
       this.finish(2);
@@ -90,7 +94,7 @@ export class OrderedReducer {
     this.next = next;
     if (next === this.world && this.simd) {
       this.simd.store(this.acc);
-      releaseAccumulator(this.simd);
+      if (this.pooled) releaseArena(this.simd);
       this.simd = undefined;
     }
   }

@@ -127,52 +127,93 @@ const PAGE = 65536;
 const align16 = (bytes: number) => Math.ceil(bytes / 16) * 16;
 
 /**
- * An accumulator of `n` floats in its own module instance: the sum lives in wasm memory, each
- * addend is copied next to it and added there; store() copies the result out.
+ * A module instance whose memory holds a running sum of `n` floats, a scratch vector, and receive
+ * slots a caller can lend to the channel, so that values read into them are summed where they
+ * landed instead of being copied in first.
+ *
+ * Layout (byte offsets): [sum | scratch | slot 0 | slot 1 | ...]. Views handed out (slot(), and
+ * vectors decoded from them) stay valid until reserve() has to grow the memory.
  */
-export class SimdAccumulator {
+export class SimdArena {
   private readonly exports: Exports;
   private n = 0;
   private scratch = 0;
+  private slotBase = 0;
+  private slotStride = 0;
+  private slotBytes = 0;
+  private slots = 0;
+  /** Offset of the running sum: the sum region, or the slot the first addend landed in. */
+  private acc = 0;
 
   constructor() {
     if (compiled === undefined) throw new Error('WebAssembly SIMD is not available in this runtime');
     this.exports = new WebAssembly.Instance(compiled).exports as unknown as Exports;
   }
 
-  /** Starts a new sum of `n`-float vectors with `first`. */
-  load(first: Float32Array): void {
-    const n = first.length;
+  /** Makes room for sums of `n` floats and `slots` receive slots of `slotBytes` bytes each. */
+  reserve(n: number, slots = 0, slotBytes = 0): void {
     this.n = n;
     this.scratch = align16(n * 4);
-    const need = this.scratch * 2;
+    this.slotBase = 2 * this.scratch;
+    this.slotStride = align16(slotBytes);
+    this.slotBytes = slotBytes;
+    this.slots = slots;
+    const need = this.slotBase + slots * this.slotStride;
     const memory = this.exports.memory;
     if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / PAGE));
-    new Float32Array(memory.buffer, 0, n).set(first);
+  }
+
+  /** Receive slot `i` (of those reserved), as bytes. */
+  slot(i: number): Uint8Array {
+    if (i < 0 || i >= this.slots) throw new RangeError(`slot ${i} of ${this.slots}`);
+    return new Uint8Array(this.exports.memory.buffer, this.slotBase + i * this.slotStride, this.slotBytes);
+  }
+
+  /** Starts the sum with first + second (then / divisor when given). */
+  begin(first: Float32Array, second: Float32Array, divisor?: number): void {
+    // Sum in place in the first addend's slot when it landed in one (its bytes are consumed here).
+    const at = this.resident(first);
+    if (at !== undefined) this.acc = at;
+    else {
+      this.acc = 0;
+      new Float32Array(this.exports.memory.buffer, 0, this.n).set(first);
+    }
+    this.add(second, divisor);
   }
 
   /** sum += v, then divides the sum by `divisor` when given. */
   add(v: Float32Array, divisor?: number): void {
-    new Float32Array(this.exports.memory.buffer, this.scratch, this.n).set(v);
-    if (divisor === undefined) this.exports.add(0, this.scratch, this.n);
-    else this.exports.addDiv(0, this.scratch, this.n, divisor);
+    let at = this.resident(v);
+    if (at === undefined || at === this.acc) {
+      new Float32Array(this.exports.memory.buffer, this.scratch, this.n).set(v);
+      at = this.scratch;
+    }
+    if (divisor === undefined) this.exports.add(this.acc, at, this.n);
+    else this.exports.addDiv(this.acc, at, this.n, divisor);
   }
 
   /** Copies the sum into `out` (n floats). */
   store(out: Float32Array): void {
-    out.set(new Float32Array(this.exports.memory.buffer, 0, this.n));
+    out.set(new Float32Array(this.exports.memory.buffer, this.acc, this.n));
+  }
+
+  /** Offset of v in this memory when it lives there (and has this sum's length). */
+  private resident(v: Float32Array): number | undefined {
+    return v.buffer === this.exports.memory.buffer && v.length === this.n ? v.byteOffset : undefined;
   }
 }
 
-const free: SimdAccumulator[] = [];
-/** Free accumulators kept: reductions in one process rarely overlap. */
+const free: SimdArena[] = [];
+/** Free arenas kept for reductions that bring none: those rarely overlap within a process. */
 const KEEP = 2;
 
-/** An accumulator from the pool (or a new one); give it back with releaseAccumulator. */
-export function takeAccumulator(): SimdAccumulator {
-  return free.pop() ?? new SimdAccumulator();
+/** An arena from the pool (or a new one) for `n` floats; give it back with releaseArena. */
+export function takeArena(n: number): SimdArena {
+  const a = free.pop() ?? new SimdArena();
+  a.reserve(n);
+  return a;
 }
 
-export function releaseAccumulator(a: SimdAccumulator): void {
+export function releaseArena(a: SimdArena): void {
   if (free.length < KEEP) free.push(a);
 }

@@ -4,7 +4,7 @@ import { Communicator, segmentBounds } from '../channels/collectives.js';
 import { CollectiveTimeoutError } from '../channels/errors.js';
 import { MemoryChannel } from '../channels/memory.js';
 import { OrderedReducer, SIMD_MIN_FLOATS, addDivideInto, addInto, referenceReduce, sumDivideInto, sumInto } from '../channels/reduce.js';
-import { SimdAccumulator, simdAvailable } from '../channels/simd-reduce.js';
+import { SimdArena, simdAvailable } from '../channels/simd-reduce.js';
 import { makeVector } from '../bench/vectors.js';
 
 type Pattern = 'allReduce' | 'scatterReduce';
@@ -180,18 +180,33 @@ test('OrderedReducer gives the plain loop\'s bits for every arrival order, sum a
   assert.throws(() => r.offer(2, new Float32Array(3)), { code: 'COLLECTIVE_MISMATCH', message: 'unit: rank 2 sent 3 floats, expected 4 (every rank must pass vectors of the same length)' });
 });
 
-test('the SIMD accumulator sums and divides like float32 loops for lengths 0..9 and a long odd length, reusing its memory', { skip: simdAvailable ? false : 'no WebAssembly SIMD in this runtime' }, () => {
-  const acc = new SimdAccumulator();
+test('the SIMD arena sums and divides like float32 loops for lengths 0..9 and a long odd length, also in place in its slots', { skip: simdAvailable ? false : 'no WebAssembly SIMD in this runtime' }, () => {
+  const arena = new SimdArena();
   for (const n of [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100_003, 6]) {
     const a = makeVector(4, 0, n, n);
     const b = makeVector(4, 1, n, n);
     const c = makeVector(4, 2, n, n);
     const want = Float32Array.from(a, (x, i) => Math.fround(Math.fround(x + b[i]!) + c[i]!) / 3);
-    acc.load(a);
-    acc.add(b);
-    acc.add(c, 3);
     const out = new Float32Array(n);
-    acc.store(out);
-    assert.deepEqual(out, want, `length ${n}`);
+    // Addends from outside the arena (copied in).
+    arena.reserve(n);
+    arena.begin(a, b);
+    arena.add(c, 3);
+    arena.store(out);
+    assert.deepEqual(out, want, `length ${n}, copied`);
+    // Addends read into receive slots (after a frame-like 8-byte head): summed where they are.
+    arena.reserve(n, 3, 8 + 4 * n);
+    const inSlot = [a, b, c].map((v, i) => {
+      const slot = arena.slot(i);
+      const view = new Float32Array(slot.buffer, slot.byteOffset + 8, n);
+      view.set(v);
+      return view;
+    });
+    out.fill(0);
+    arena.begin(inSlot[0]!, inSlot[1]!);
+    arena.add(inSlot[2]!, 3);
+    arena.store(out);
+    assert.deepEqual(out, want, `length ${n}, in slots`);
   }
+  assert.throws(() => arena.slot(3), { name: 'RangeError', message: 'slot 3 of 3' });
 });
