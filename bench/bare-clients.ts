@@ -34,7 +34,7 @@ export async function openBareClient(spec: ChannelSpec): Promise<BareClient> {
 
 function bareMemcached(server: string, chunkBytes: number, connections: number, timeoutMs: number): BareClient {
   // The adapter's two clients, used for the same items: memjs for small values, the bulk
-  // connection for larger values, for the chunks of values over chunkBytes and for every read.
+  // connection for larger values, for the chunks of values over chunkBytes, every read and every delete.
   const clients = Array.from({ length: connections }, () => createLinearClient(server, { timeout: timeoutMs / 1000, retries: 0, keepAlive: true }));
   const bulk = Array.from({ length: connections }, () => openBulkConnection(server, timeoutMs));
   let next = 0;
@@ -74,7 +74,7 @@ function bareMemcached(server: string, chunkBytes: number, connections: number, 
       return got.reduce((s, g) => s + Math.max(0, g), 0);
     },
     async delete(keys) {
-      await Promise.all(keys.flatMap((k) => Array.from({ length: Math.max(1, chunkCount(sizes.get(k) ?? 0)) }, (_, i) => pick().delete(`${k}.${i}`))));
+      await Promise.all(keys.flatMap((k) => Array.from({ length: Math.max(1, chunkCount(sizes.get(k) ?? 0)) }, (_, i) => pickBulk().delete(`${k}.${i}`))));
     },
     async close() {
       for (const c of clients) c.close();
