@@ -108,6 +108,19 @@ export function addBenchCommands(program: Command): void {
     });
 
   bench
+    .command('reduce')
+    .description('one reduction step of the collectives (W vectors, mean): JS loops, WebAssembly SIMD with copies, SIMD in receive slots; side by side')
+    .option('--json', 'print the rows as one JSON array on stdout')
+    .option('--floats <list>', 'vector lengths, e.g. 250000,1000000', positiveInts('--floats'))
+    .option('--workers <n>', 'vectors per reduction (W)', (v) => positiveInts('--workers')(v)[0]!)
+    .action(async (o: { json?: boolean; floats?: number[]; workers?: number }) => {
+      const { benchReduce } = await import('./reduce.js');
+      const r = await benchReduce({ ...(o.floats ? { floats: o.floats } : {}), ...(o.workers ? { world: o.workers } : {}) });
+      if (o.json) process.stdout.write(JSON.stringify(r.rows) + '\n');
+      else process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+    });
+
+  bench
     .command('hpo')
     .description('Fashion-MNIST softmax: a full grid against successive halving (best accuracy, worker-seconds, side by side)')
     .option('--quick', 'a 12,000-row subset and a 4-configuration grid')

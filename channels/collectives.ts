@@ -20,7 +20,7 @@ import { CollectiveError, CollectiveTimeoutError, WaitTimeoutError } from './err
 import { jobKey } from './keys.js';
 import { packMessage, unpackMessage } from './messages.js';
 import { OrderedReducer, SIMD_MIN_FLOATS, type ReduceOp } from './reduce.js';
-import { SimdArena, simdAvailable } from './simd-reduce.js';
+import { SimdArena, arenaFits, simdAvailable } from './simd-reduce.js';
 
 export type CollectivePattern = 'allreduce' | 'scatterreduce';
 export type AllReduceAlgorithm = 'auto' | 'leader' | 'gather';
@@ -289,9 +289,11 @@ export class Communicator {
    * else the reused pool.
    */
   private reducerFor(n: number, op: ReduceOp, what: string, into: Float32Array | undefined): { reducer: OrderedReducer; lend: (index: number, byteLength: number) => Uint8Array } {
-    if (!simdAvailable || this.world === 1 || n < SIMD_MIN_FLOATS) return { reducer: new OrderedReducer(this.world, n, op, what, into, false), lend: this.lend };
-    const arena = (this.arena ??= new SimdArena());
     const frame = frameBytes('float32', n);
+    if (!simdAvailable || this.world === 1 || n < SIMD_MIN_FLOATS || !arenaFits(n, this.world - 1, frame)) {
+      return { reducer: new OrderedReducer(this.world, n, op, what, into, false), lend: this.lend };
+    }
+    const arena = (this.arena ??= new SimdArena());
     arena.reserve(n, this.world - 1, frame);
     return {
       reducer: new OrderedReducer(this.world, n, op, what, into, arena),

@@ -5,7 +5,7 @@
  * gives every pattern (and a plain local loop) bit-identical sums.
  */
 import { CollectiveError } from './errors.js';
-import { type SimdArena, releaseArena, simdAvailable, takeArena } from './simd-reduce.js';
+import { type SimdArena, arenaFits, releaseArena, simdAvailable, takeArena } from './simd-reduce.js';
 
 export type ReduceOp = 'sum' | 'mean';
 
@@ -41,7 +41,7 @@ export class OrderedReducer {
   ) {
     this.pending = new Array(world);
     this.acc = into ?? new Float32Array(length);
-    this.useSimd = arena !== false && simdAvailable && world > 1 && length >= SIMD_MIN_FLOATS;
+    this.useSimd = arena !== false && simdAvailable && world > 1 && length >= SIMD_MIN_FLOATS && arenaFits(length);
   }
 
   offer(rank: number, data: Float32Array): void {

@@ -125,6 +125,13 @@ export const simdAvailable = compiled !== undefined;
 
 const PAGE = 65536;
 const align16 = (bytes: number) => Math.ceil(bytes / 16) * 16;
+/** Largest arena layout used (wasm32 memory tops out at 4 GiB; beyond this the JS loops serve). */
+const MAX_ARENA_BYTES = 1024 * 1024 * 1024;
+
+/** Whether an arena for sums of `n` floats and `slots` receive slots of `slotBytes` fits. */
+export function arenaFits(n: number, slots = 0, slotBytes = 0): boolean {
+  return 2 * align16(n * 4) + slots * align16(slotBytes) <= MAX_ARENA_BYTES;
+}
 
 /**
  * A module instance whose memory holds a running sum of `n` floats, a scratch vector, and receive

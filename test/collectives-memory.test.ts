@@ -6,6 +6,10 @@ import { MemoryChannel } from '../channels/memory.js';
 import { OrderedReducer, SIMD_MIN_FLOATS, addDivideInto, addInto, referenceReduce, sumDivideInto, sumInto } from '../channels/reduce.js';
 import { SimdArena, simdAvailable } from '../channels/simd-reduce.js';
 import { makeVector } from '../bench/vectors.js';
+import { benchReduce } from '../bench/reduce.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 type Pattern = 'allReduce' | 'scatterReduce';
 
@@ -209,4 +213,21 @@ test('the SIMD arena sums and divides like float32 loops for lengths 0..9 and a 
     assert.deepEqual(out, want, `length ${n}, in slots`);
   }
   assert.throws(() => arena.slot(3), { name: 'RangeError', message: 'slot 3 of 3' });
+});
+
+test('bench reduce times the three reduction paths on bit-checked results and writes its JSON', { skip: simdAvailable ? false : 'no WebAssembly SIMD in this runtime' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cirrus-bench-reduce-'));
+  try {
+    const r = await benchReduce({ floats: [SIMD_MIN_FLOATS + 5], world: 3, repeat: 3, resultsDir: dir });
+    assert.equal(r.rows.length, 1);
+    const row = r.rows[0]!;
+    assert.equal(row.floats, SIMD_MIN_FLOATS + 5);
+    assert.equal(row.world, 3);
+    for (const k of ['jsUs', 'simdCopyUs', 'simdSlotsUs'] as const) assert.ok(row[k] > 0, `${k} = ${row[k]}`);
+    assert.equal(row.speedup, row.jsUs / row.simdSlotsUs);
+    assert.match(r.table, /JS loops us/);
+    assert.deepEqual(JSON.parse(readFileSync(r.file, 'utf8')).rows, r.rows);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
