@@ -141,15 +141,15 @@ export async function benchChannels(opts: ChannelBenchOptions = {}): Promise<{ r
 
 /**
  * Warm-up rounds (dropped) and measured rounds per configuration. Small vectors get many warm-up
- * rounds: their round time is mostly per-request JavaScript, which V8 only optimises after
- * hundreds of calls (measured: a 30-float round on memcached takes 2-3 ms in the first 100 rounds,
- * ~1.1 ms once optimised), and a training job runs thousands of rounds.
+ * rounds: their round time is mostly per-request JavaScript, which takes long to reach its steady
+ * speed (measured, memcached W = 4, 30 floats, AllGather: median 2.68 ms over rounds 300-400,
+ * 0.75 ms over rounds 1500-1600), and a training job runs thousands of rounds.
  */
 function roundPlan(kind: BenchChannel, floats: number, quick: boolean): { warmup: number; measured: number } {
   const heavy = floats >= 1_000_000;
   if (kind === 's3') return quick ? { warmup: 2, measured: heavy ? 6 : 15 } : { warmup: heavy ? 2 : 5, measured: heavy ? 10 : 30 };
   if (quick) return heavy ? { warmup: 3, measured: 8 } : { warmup: 100, measured: 40 };
-  return heavy ? { warmup: 5, measured: 40 } : { warmup: 300, measured: 100 };
+  return heavy ? { warmup: 5, measured: 40 } : { warmup: 1500, measured: 100 };
 }
 
 function scaleStats(s: ChannelStats, f: number): ChannelStats {
