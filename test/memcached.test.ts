@@ -7,7 +7,7 @@ import { ChannelError, WaitTimeoutError } from '../channels/errors.js';
 import { MANIFEST_BYTES, MemcachedChannel, chunkKeys, decodeManifest } from '../channels/memcached.js';
 import { openBulkConnection } from '../channels/memcached-bulk.js';
 import { type MemcachedServer, findMemcachedBinary, startMemcached } from '../channels/memcached-server.js';
-import type { MemcachedSpec } from '../channels/spec.js';
+import { type MemcachedSpec, parseChannelUrl } from '../channels/spec.js';
 
 const MiB = 1024 * 1024;
 const binary = findMemcachedBinary();
@@ -454,6 +454,26 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
       assert.deepEqual([...small], [9, 9, 9, 9, 9]);
     } finally {
       conn.close();
+    }
+  });
+
+  test("the default chunkBytes fits memcached's default item size (-I 1m), even at a 250-byte key", async () => {
+    const small = await startMemcached({ itemMaxMb: 1 });
+    const ch = await MemcachedChannel.open(parseChannelUrl(`memcached://${small.address}`) as MemcachedSpec);
+    try {
+      const key = 'k/' + 'x'.repeat(248);
+      // The largest single item (1 put), the smallest chunked value (1 chunk + manifest), and a
+      // 4 MiB value in 1023 KiB chunks (5 + manifest).
+      for (const [n, puts] of [[1023 * 1024 - 1, 1], [1023 * 1024, 2], [4 * MiB + 3, 6]] as const) {
+        const v = randomBytes(n);
+        ch.resetStats();
+        await ch.put(key, v);
+        assert.equal(ch.stats().put.requests, puts, `${n} bytes`);
+        assert.ok(same(await ch.get(key), v), `${n} bytes`);
+      }
+    } finally {
+      await ch.close();
+      await small.stop();
     }
   });
 
