@@ -67,16 +67,12 @@ const cpuMsSince = (start: NodeJS.CpuUsage): number => {
 
 /** A RecordingChannel that keeps the channel's waitManyInto and putParts, so the collectives run as they do unwrapped. */
 class RecordingReadIntoChannel extends RecordingChannel implements ReadIntoChannel, PutPartsChannel {
-  constructor(private readonly base: Channel & ReadIntoChannel) {
+  constructor(private readonly base: Channel & ReadIntoChannel & PutPartsChannel) {
     super(base);
   }
   async putParts(key: string, head: Uint8Array, body: Uint8Array): Promise<void> {
     this.traffic.puts.push(head.byteLength + body.byteLength);
-    if (canPutParts(this.base)) return this.base.putParts(key, head, body);
-    const joined = new Uint8Array(head.byteLength + body.byteLength);
-    joined.set(head);
-    joined.set(body, head.byteLength);
-    return this.base.put(key, joined);
+    return this.base.putParts(key, head, body);
   }
   async waitManyInto(
     keys: string[],
@@ -118,7 +114,7 @@ async function main(): Promise<void> {
 
   const spec = parseChannelSpec(config.channel);
   const inner = await openChannel(spec);
-  const channel = canReadInto(inner) ? new RecordingReadIntoChannel(inner) : new RecordingChannel(inner);
+  const channel = canReadInto(inner) && canPutParts(inner) ? new RecordingReadIntoChannel(inner) : new RecordingChannel(inner);
   const comm = new Communicator(channel, { jobId: config.jobId, rank: config.rank, world: config.world, timeoutMs: config.timeoutMs });
   const fixed = config.varyPerRound ? undefined : makeVector(config.seed, config.rank, 0, config.floats);
   send({ type: 'ready', rank: config.rank });

@@ -12,9 +12,9 @@
  * Clients: memjs writes small items (manifests, inline values under SMALL_ITEM_BYTES) and probes
  * the server. Everything else goes through BulkConnection (memcached-bulk.ts), which neither
  * copies a value to send it nor allocates per packet to receive it: larger inline values, chunk
- * items, every read and every delete. A read is one GET whatever the value's size (a reader cannot know it
- * before the answer), and lands straight in the assembled value or in memory the caller lends (see
- * waitManyInto).
+ * items, every read and every delete. A read is one GET whatever the value's size (a reader
+ * cannot know it before the answer), and lands straight in the assembled value or in memory the
+ * caller lends (see waitManyInto).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Client as MemjsClient } from 'memjs';
@@ -139,6 +139,18 @@ function hint(e: unknown): string {
   return /too large/i.test(reason(e))
     ? ' (the server item size limit, memcached -I, is below chunkBytes plus ~100 bytes of item overhead: lower chunkBytes or raise -I)'
     : '';
+}
+
+/**
+ * Where a `bytes`-long value goes: the lent room as its pieces in order (one buffer, or head then
+ * body) when its size matches, else a fresh buffer. A value read into pieces is reported as its
+ * first piece.
+ */
+function roomFor(lent: LentBuffer | undefined, bytes: number): [Uint8Array] | [Uint8Array, Uint8Array] {
+  if (lent instanceof Uint8Array) {
+    if (lent.byteLength === bytes) return [lent];
+  } else if (lent !== undefined && lent.head.byteLength + lent.body.byteLength === bytes) return [lent.head, lent.body];
+  return [new Uint8Array(bytes)];
 }
 
 function view(b: Uint8Array, start: number, end = b.byteLength): Buffer {
@@ -404,13 +416,9 @@ export class MemcachedChannel implements Channel {
     const n = await this.sendBulk('get', (c) =>
       c.getWith(key, (bytes) => {
         if (bytes <= MANIFEST_BYTES) return [(small = new Uint8Array(bytes))];
-        const lent = dest?.(bytes - 1);
-        if (lent instanceof Uint8Array && lent.byteLength === bytes - 1) return [tag, (value = lent)];
-        if (lent !== undefined && !(lent instanceof Uint8Array) && lent.head.byteLength + lent.body.byteLength === bytes - 1) {
-          value = lent.head;
-          return [tag, lent.head, lent.body];
-        }
-        return [tag, (value = new Uint8Array(bytes - 1))];
+        const room = roomFor(dest?.(bytes - 1), bytes - 1);
+        value = room[0];
+        return [tag, ...room];
       }),
     );
     if (n < 0) return undefined;
@@ -434,14 +442,7 @@ export class MemcachedChannel implements Channel {
 
   /** The assembled value, or undefined when a chunk is missing. */
   private async fetchChunks(key: string, m: Manifest, dest?: Lend): Promise<Uint8Array | undefined> {
-    const lent = dest?.(m.totalBytes);
-    let out: Uint8Array;
-    let body: Uint8Array | undefined;
-    if (lent instanceof Uint8Array && lent.byteLength === m.totalBytes) out = lent;
-    else if (lent !== undefined && !(lent instanceof Uint8Array) && lent.head.byteLength + lent.body.byteLength === m.totalBytes) {
-      out = lent.head;
-      body = lent.body;
-    } else out = new Uint8Array(m.totalBytes);
+    const [out, body] = roomFor(dest?.(m.totalBytes), m.totalBytes);
     const h = out.byteLength;
     let missing = false;
     await Promise.all(
@@ -484,12 +485,15 @@ export class MemcachedChannel implements Channel {
       }
     }
     // Manifest first: a reader then sees "gone" rather than a manifest whose chunks are missing.
-    await this.rawDelete(key);
+    await this.deleteRaw([key]);
     this.known.delete(key);
     if (known?.kind === 'chunked') await this.deleteRaw(chunkKeys(key, known));
   }
 
-  /** Deletes chunk items: on the bulk connections, where a burst of deletes leaves in one write. */
+  /**
+   * Deletes items (chunks, manifests, inline values) on the bulk connections, where a burst of
+   * deletes leaves in one write (memjs' per-request cost showed in profiles of collective rounds).
+   */
   private async deleteRaw(keys: string[]): Promise<void> {
     await Promise.all(keys.map((k) => this.sendBulk('delete', (c) => c.delete(k))));
   }
@@ -504,11 +508,6 @@ export class MemcachedChannel implements Channel {
   private async bulkSet(key: string, item: Uint8Array, lead?: Uint8Array, payload = item.byteLength): Promise<void> {
     this.counters.put.bytes += payload;
     await this.sendBulk('put', (c) => c.set(key, item, lead));
-  }
-
-  /** On a bulk connection too: memjs' per-request cost showed in profiles of collective rounds. */
-  private async rawDelete(key: string): Promise<void> {
-    await this.sendBulk('delete', (c) => c.delete(key));
   }
 
   /** One memjs request: counted, spread round-robin over the connections, never left hanging. */

@@ -20,8 +20,6 @@ export class OrderedReducer {
   /** Where the sum accumulates for long vectors (copied into acc at the end). */
   private simd: SimdArena | undefined;
   private readonly useSimd: boolean;
-  /** The arena was taken from the pool (and goes back) rather than lent by the caller. */
-  private pooled = false;
 
   /**
    * `into`: memory to accumulate in (a caller's result buffer); a fresh array of `length` floats
@@ -63,8 +61,7 @@ export class OrderedReducer {
       if (second === undefined) return;
       const last = world === 2 ? divisor : undefined;
       if (this.useSimd) {
-        this.pooled = typeof this.arena === 'boolean';
-        this.simd = typeof this.arena === 'boolean' ? takeArena(this.length) : this.arena;
+        this.simd = this.arena === true ? takeArena(this.length) : (this.arena as SimdArena);
         this.simd.begin(first, second, last);
       } else if (last !== undefined) sumDivideInto(acc, first, second, last);
       else sumInto(acc, first, second);
@@ -94,7 +91,8 @@ export class OrderedReducer {
     this.next = next;
     if (next === this.world && this.simd) {
       this.simd.store(this.acc);
-      if (this.pooled) releaseArena(this.simd);
+      // A pooled arena goes back; a caller's arena stays the caller's.
+      if (this.arena === true) releaseArena(this.simd);
       this.simd = undefined;
     }
   }
@@ -103,23 +101,6 @@ export class OrderedReducer {
 // The kernels below store each element once, four sums before four stores (~1.25x faster than one
 // element at a time here). Storing into a Float32Array rounds every sum to float32, so each is
 // bit-identical to a one-element-at-a-time loop, and the fused division divides the rounded sum.
-
-/** acc += v */
-export function addInto(acc: Float32Array, v: Float32Array): void {
-  const n = acc.length;
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const a0 = acc[i]! + v[i]!;
-    const a1 = acc[i + 1]! + v[i + 1]!;
-    const a2 = acc[i + 2]! + v[i + 2]!;
-    const a3 = acc[i + 3]! + v[i + 3]!;
-    acc[i] = a0;
-    acc[i + 1] = a1;
-    acc[i + 2] = a2;
-    acc[i + 3] = a3;
-  }
-  for (; i < n; i++) acc[i]! += v[i]!;
-}
 
 /** acc = a + b (acc may be a or b) */
 export function sumInto(acc: Float32Array, a: Float32Array, b: Float32Array): void {
@@ -138,29 +119,32 @@ export function sumInto(acc: Float32Array, a: Float32Array, b: Float32Array): vo
   for (; i < n; i++) acc[i] = a[i]! + b[i]!;
 }
 
-/** acc = (acc + v) / d, the sum rounded to float32 before the division */
-export function addDivideInto(acc: Float32Array, v: Float32Array, d: number): void {
+/** acc = (a + b) / d, the sum rounded to float32 before the division (acc may be a or b) */
+export function sumDivideInto(acc: Float32Array, a: Float32Array, b: Float32Array, d: number): void {
   const n = acc.length;
   const f = Math.fround;
   let i = 0;
   for (; i + 4 <= n; i += 4) {
-    const q0 = f(acc[i]! + v[i]!) / d;
-    const q1 = f(acc[i + 1]! + v[i + 1]!) / d;
-    const q2 = f(acc[i + 2]! + v[i + 2]!) / d;
-    const q3 = f(acc[i + 3]! + v[i + 3]!) / d;
+    const q0 = f(a[i]! + b[i]!) / d;
+    const q1 = f(a[i + 1]! + b[i + 1]!) / d;
+    const q2 = f(a[i + 2]! + b[i + 2]!) / d;
+    const q3 = f(a[i + 3]! + b[i + 3]!) / d;
     acc[i] = q0;
     acc[i + 1] = q1;
     acc[i + 2] = q2;
     acc[i + 3] = q3;
   }
-  for (; i < n; i++) acc[i] = f(acc[i]! + v[i]!) / d;
+  for (; i < n; i++) acc[i] = f(a[i]! + b[i]!) / d;
 }
 
-/** acc = (a + b) / d, the sum rounded to float32 before the division */
-export function sumDivideInto(acc: Float32Array, a: Float32Array, b: Float32Array, d: number): void {
-  const n = acc.length;
-  const f = Math.fround;
-  for (let i = 0; i < n; i++) acc[i] = f(a[i]! + b[i]!) / d;
+/** acc += v */
+export function addInto(acc: Float32Array, v: Float32Array): void {
+  sumInto(acc, acc, v);
+}
+
+/** acc = (acc + v) / d */
+export function addDivideInto(acc: Float32Array, v: Float32Array, d: number): void {
+  sumDivideInto(acc, acc, v, d);
 }
 
 /**
@@ -175,8 +159,6 @@ function primeKernels(): void {
   // Enough calls that V8 allocates the feedback vectors (it does so lazily, after a few calls).
   for (let k = 0; k < 20; k++) {
     sumInto(a, a, b);
-    addInto(a, b);
-    addDivideInto(a, b, 2);
     sumDivideInto(a, a, b, 2);
   }
 }

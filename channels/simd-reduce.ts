@@ -128,9 +128,12 @@ const align16 = (bytes: number) => Math.ceil(bytes / 16) * 16;
 /** Largest arena layout used (wasm32 memory tops out at 4 GiB; beyond this the JS loops serve). */
 const MAX_ARENA_BYTES = 1024 * 1024 * 1024;
 
+/** Bytes of an arena laid out for sums of `n` floats and `slots` receive slots of `slotBytes`. */
+const arenaBytes = (n: number, slots: number, slotBytes: number) => 2 * align16(n * 4) + slots * align16(slotBytes);
+
 /** Whether an arena for sums of `n` floats and `slots` receive slots of `slotBytes` fits. */
 export function arenaFits(n: number, slots = 0, slotBytes = 0): boolean {
-  return 2 * align16(n * 4) + slots * align16(slotBytes) <= MAX_ARENA_BYTES;
+  return arenaBytes(n, slots, slotBytes) <= MAX_ARENA_BYTES;
 }
 
 /**
@@ -165,7 +168,7 @@ export class SimdArena {
     this.slotStride = align16(slotBytes);
     this.slotBytes = slotBytes;
     this.slots = slots;
-    const need = this.slotBase + slots * this.slotStride;
+    const need = arenaBytes(n, slots, slotBytes);
     const memory = this.exports.memory;
     if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / PAGE));
   }
