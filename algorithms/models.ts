@@ -29,7 +29,7 @@
  */
 import type { Batch, DenseBatch, EvalResult, Model, ModelSpec, ModelType, SparseBatch } from './model.js';
 
-export type ModelErrorCode = 'MODEL_UNKNOWN_TYPE' | 'MODEL_SPEC' | 'MODEL_BATCH' | 'MODEL_WEIGHTS' | 'MODEL_LABEL' | 'MODEL_SEED' | 'MODEL_KERNELS';
+export type ModelErrorCode = 'MODEL_UNKNOWN_TYPE' | 'MODEL_SPEC' | 'MODEL_BATCH' | 'MODEL_WEIGHTS' | 'MODEL_LABEL' | 'MODEL_SEED' | 'MODEL_KERNELS' | 'MODEL_BACKEND';
 
 export class ModelError extends Error {
   readonly code: ModelErrorCode;
@@ -221,29 +221,48 @@ export function transpose(A: Float32Array, aOff: number, rows: number, cols: num
 // ---------------------------------------------------------------------------------------------
 // Optional tfjs matmuls for the MLP.
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('@tensorflow/tfjs-core');
 let tfjs: Tf | null = null;
 
 /**
- * Loads tfjs and makes the MLP use its matmuls when the active backend is a fast one: keeps an
- * already active 'tensorflow' (tfjs-node) or 'wasm' backend, otherwise switches to 'wasm'.
- * Resolves to the backend name, or null (JS kernels stay in use) when none could be started.
+ * Loads tfjs-core with its WASM backend and makes the MLP use tfjs matmuls: keeps an already
+ * active 'tensorflow' (tfjs-node) or 'wasm' backend, otherwise switches to 'wasm'. Resolves to the
+ * backend name. A backend that cannot start is an error that says why (MODEL_BACKEND), never a
+ * silent fallback to the 4-5x slower JS kernels: a packaged worker missing its .wasm files must
+ * fail loudly. Callers that want the JS kernels create the MLP with kernels: 'js'.
  */
-export async function enableTfjsKernels(): Promise<string | null> {
+export async function enableTfjsKernels(): Promise<string> {
+  let tf: Tf;
   try {
-    const tf = await import('@tensorflow/tfjs');
+    tf = await import('@tensorflow/tfjs-core');
     await import('@tensorflow/tfjs-backend-wasm');
-    await tf.ready();
-    const current = tf.getBackend();
-    if (current !== 'tensorflow' && current !== 'wasm') {
-      if (!(await tf.setBackend('wasm'))) return null;
-      await tf.ready();
-    }
-    tfjs = tf;
-    return tf.getBackend();
-  } catch {
-    return null;
+  } catch (err) {
+    throw new ModelError('MODEL_BACKEND', `tfjs could not be loaded for the MLP's matmuls: ${(err as Error).message}`);
   }
+  const current = tf.getBackend();
+  if (current !== 'tensorflow' && current !== 'wasm') {
+    let ok = false;
+    const warnings: string[] = [];
+    // tfjs logs a failed backend init and resolves false; capture its reason for the error.
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => {
+      for (const a of args) warnings.push((a instanceof Error ? a.message : String(a)).split('\n')[0]!);
+    };
+    let why = '';
+    try {
+      ok = await tf.setBackend('wasm');
+      if (ok) await tf.ready();
+    } catch (err) {
+      why = (err as Error).message;
+      ok = false;
+    } finally {
+      console.warn = warn;
+    }
+    why ||= warnings.join('; ') || 'tf.setBackend returned false';
+    if (!ok) throw new ModelError('MODEL_BACKEND', `the tfjs WASM backend failed to start (${why}); its .wasm files must sit beside the worker's code (the Lambda package carries them)`);
+  }
+  tfjs = tf;
+  return tf.getBackend();
 }
 
 /** Returns new MLPs to the JS kernels (tfjs stays loaded). */

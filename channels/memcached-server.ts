@@ -17,6 +17,8 @@ export interface MemcachedServerOptions {
   itemMaxMb?: number;
   /** Path to the memcached binary; default: searched on PATH. */
   binary?: string;
+  /** Address to listen on. Default 127.0.0.1 (workers on other hosts need one they can reach). */
+  host?: string;
 }
 
 export interface MemcachedServer {
@@ -27,7 +29,7 @@ export interface MemcachedServer {
   stop(): Promise<void>;
 }
 
-const HOST = '127.0.0.1';
+const DEFAULT_HOST = '127.0.0.1';
 const READY_DEADLINE_MS = 5_000;
 const PORT_ATTEMPTS = 5;
 const INSTALL_HINT = 'install it with `apt-get install memcached` (Debian/Ubuntu), `brew install memcached` (macOS) or pass the binary path';
@@ -71,12 +73,12 @@ export function findMemcachedBinary(): string | undefined {
   return undefined;
 }
 
-function freePort(): Promise<number> {
+function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
     srv.once('error', reject);
-    srv.listen(0, HOST, () => {
+    srv.listen(0, host, () => {
       const addr = srv.address();
       const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
       srv.close(() => (port > 0 ? resolve(port) : reject(new Error('could not pick a free port'))));
@@ -84,9 +86,9 @@ function freePort(): Promise<number> {
   });
 }
 
-function tryConnect(port: number, timeoutMs: number): Promise<boolean> {
+function tryConnect(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = net.connect({ host: HOST, port });
+    const sock = net.connect({ host, port });
     const done = (ok: boolean) => {
       sock.removeAllListeners();
       sock.on('error', () => undefined);
@@ -123,8 +125,8 @@ async function killAndWait(child: ChildProcess): Promise<void> {
 
 type Attempt = { kind: 'ok'; child: ChildProcess } | { kind: 'port-in-use' } | { kind: 'failed'; message: string };
 
-async function launch(binary: string, port: number, memoryMb: number, itemMaxMb: number): Promise<Attempt> {
-  const args = ['-l', HOST, '-p', String(port), '-U', '0', '-m', String(memoryMb), '-I', `${itemMaxMb}m`, '-t', '2'];
+async function launch(binary: string, host: string, port: number, memoryMb: number, itemMaxMb: number): Promise<Attempt> {
+  const args = ['-l', host, '-p', String(port), '-U', '0', '-m', String(memoryMb), '-I', `${itemMaxMb}m`, '-t', '2'];
   // memcached refuses to run as root unless told which user to run as.
   if (process.getuid?.() === 0) args.push('-u', 'root');
   const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -155,14 +157,14 @@ async function launch(binary: string, port: number, memoryMb: number, itemMaxMb:
       const why = spawnError ? spawnError.message : `exited with ${child.exitCode ?? child.signalCode}`;
       return { kind: 'failed', message: `memcached (${binary} ${args.join(' ')}) ${why}: ${stderr.trim() || 'no output'}` };
     }
-    if (await tryConnect(port, 250)) {
+    if (await tryConnect(host, port, 250)) {
       // The port might belong to someone else if memcached lost the race and is about to exit.
       if (child.exitCode === null && child.signalCode === null) return { kind: 'ok', child };
       continue;
     }
     if (Date.now() >= deadline) {
       await killAndWait(child);
-      return { kind: 'failed', message: `memcached on ${HOST}:${port} did not accept connections within ${READY_DEADLINE_MS} ms: ${stderr.trim() || 'no output'}` };
+      return { kind: 'failed', message: `memcached on ${host}:${port} did not accept connections within ${READY_DEADLINE_MS} ms: ${stderr.trim() || 'no output'}` };
     }
     await sleep(20);
   }
@@ -176,18 +178,19 @@ export async function startMemcached(opts: MemcachedServerOptions = {}): Promise
   }
   const memoryMb = opts.memoryMb ?? 1024;
   const itemMaxMb = opts.itemMaxMb ?? 32;
+  const host = opts.host ?? DEFAULT_HOST;
   const attempts = opts.port === undefined ? PORT_ATTEMPTS : 1;
   let last = '';
   for (let i = 0; i < attempts; i++) {
-    const port = opts.port ?? (await freePort());
-    const r = await launch(binary, port, memoryMb, itemMaxMb);
+    const port = opts.port ?? (await freePort(host));
+    const r = await launch(binary, host, port, memoryMb, itemMaxMb);
     if (r.kind === 'ok') {
       const child = r.child;
       let stopping: Promise<void> | undefined;
       return {
-        host: HOST,
+        host,
         port,
-        address: `${HOST}:${port}`,
+        address: `${host}:${port}`,
         stop: () => (stopping ??= killAndWait(child)),
       };
     }

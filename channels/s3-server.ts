@@ -20,6 +20,11 @@ export interface S3ServerOptions {
   buckets?: string[];
   /** Suppress s3rver's request log. Default true. */
   silent?: boolean;
+  /**
+   * Address to bind and advertise. Default 127.0.0.1. Workers on other hosts (Lambda) need an
+   * address they can reach; anyone who reaches it can use s3rver's fixed credentials.
+   */
+  host?: string;
 }
 
 export interface S3Server {
@@ -99,8 +104,9 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
   const ownDirectory = opts.directory === undefined;
   const directory = opts.directory ?? (await mkdtemp(join(tmpdir(), 'cirrus-s3rver-')));
   const buckets = opts.buckets ?? ['cirrus'];
+  const host = opts.host ?? '127.0.0.1';
   const instance = new S3rver({
-    address: '127.0.0.1',
+    address: host,
     port: opts.port ?? 0,
     directory,
     silent: opts.silent ?? true,
@@ -130,7 +136,7 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
         if (ownDirectory) await rm(directory, { recursive: true, force: true });
       }
     })());
-  return { endpoint: `http://127.0.0.1:${port}`, port, directory, stop };
+  return { endpoint: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, port, directory, stop };
 }
 
 /** A complete S3 channel spec (valid as input and as parsed spec) pointing at `server`. */

@@ -1,6 +1,7 @@
 /**
- * The Lambda launcher over real HTTP, with @aws-sdk/client-lambda, against a local server that
- * speaks the Invoke API and runs the REAL worker handler in a sandbox process per invocation.
+ * The Lambda launcher over real HTTP, with @aws-sdk/client-lambda, against the Lambda stand-in,
+ * which runs the unzipped test package (the real bundle of the test handler) in a sandbox process
+ * per invocation.
  */
 import assert from 'node:assert/strict';
 import { createServer, request } from 'node:http';
@@ -8,18 +9,21 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { LambdaInvokeError, LambdaLauncher, LambdaPayloadError, type LambdaLauncherOptions, type LambdaWorkerError, type LambdaWorkerHandle } from '../client/launchers/lambda.js';
 import type { WorkerEvent, WorkerResult } from '../client/launchers/types.js';
-import { EventError, parseWorkerEvent } from '../worker/event.js';
-import { LambdaInvokeServer, type InvocationRecord } from './support/lambda-invoke-server.js';
+import { EventError } from '../worker/event.js';
+import { parseNoopEvent } from './support/test-handler.js';
+import { LambdaService, type InvocationRecord } from './support/lambda-service.js';
+import { testPackage } from './support/test-package.js';
 
 const REGION = 'us-east-1';
 const CREDENTIALS = { accessKeyId: 'AKIDCIRRUSTEST', secretAccessKey: 'cirrus-test-secret' };
 
-let server: LambdaInvokeServer;
+let server: LambdaService;
 const launchers: LambdaLauncher[] = [];
 
 before(async () => {
-  server = await LambdaInvokeServer.start({
+  server = await LambdaService.start({
     region: REGION,
+    defaultZip: (await testPackage()).zip,
     functions: {
       'cirrus-worker': { aliases: { prod: '3' } },
       'short-worker': { timeoutS: 1 },
@@ -281,7 +285,7 @@ test('an event that fails the handler validation comes back as an error naming t
   const bad = event({ type: 'noop', sleepMs: -5 });
   let expected: EventError | undefined;
   try {
-    parseWorkerEvent(JSON.parse(JSON.stringify(bad)));
+    parseNoopEvent(JSON.parse(JSON.stringify(bad)));
   } catch (e) {
     expected = e as EventError;
   }

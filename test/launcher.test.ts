@@ -16,8 +16,11 @@ after(async () => {
   await Promise.all(launchers.map((l) => l.close()));
 });
 
+/** The test worker entry: production tasks plus `noop`. */
+const TEST_ENTRY = fileURLToPath(new URL('./support/test-worker-main.js', import.meta.url));
+
 function launcher(options: LocalLauncherOptions): LocalLauncher {
-  const l = new LocalLauncher(options);
+  const l = new LocalLauncher({ entry: TEST_ENTRY, ...options });
   launchers.push(l);
   return l;
 }

@@ -15,7 +15,6 @@ import { train } from '../client/train.js';
 import { applyOverrides, parseTrainParams } from '../client/train-params.js';
 import { findMemcachedBinary } from '../channels/memcached-server.js';
 import { IN_CI } from './support/servers.js';
-import { LambdaInvokeServer, type InvocationRecord } from './support/lambda-invoke-server.js';
 
 let home: string;
 const oldHome = process.env.CIRRUS_HOME;
@@ -114,22 +113,3 @@ test('bad params, misfits and unknown datasets fail before any worker starts, na
   assert.deepEqual(applyOverrides({ a: 1, launcher: { type: 'local' } }, ['a=2', 'launcher.timeoutS=30', 'model=softmax']), { a: 2, launcher: { type: 'local', timeoutS: 30 }, model: 'softmax' });
 });
 
-test('workers launched as Lambda invocations (a local Invoke API server running the real handler) train the same model', async () => {
-  const server = await LambdaInvokeServer.start({ region: 'us-east-1', functions: { 'cirrus-worker': {} } });
-  const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
-  process.env.AWS_ACCESS_KEY_ID = 'test';
-  process.env.AWS_SECRET_ACCESS_KEY = 'test';
-  try {
-    const viaLambda = await train({ ...base, workers: 2, launcher: { type: 'lambda', functionName: 'cirrus-worker', region: 'us-east-1', endpoint: server.endpoint } });
-    const local = await train({ ...base, workers: 2 });
-    assert.deepEqual(Array.from(viaLambda.model.weights), Array.from(local.model.weights));
-    assert.deepEqual(server.invocations.map((r: InvocationRecord) => r.type), ['RequestResponse', 'RequestResponse']);
-    assert.deepEqual(server.invocations.map((r) => (r.event as { rank: number }).rank).sort(), [0, 1]);
-  } finally {
-    if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
-    else process.env.AWS_ACCESS_KEY_ID = saved.id;
-    if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
-    else process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
-    await server.close();
-  }
-});

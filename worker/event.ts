@@ -19,24 +19,6 @@ export class EventError extends Error {
 
 const objectKey = z.string().min(1, { message: 'expected a non-empty object key' });
 
-/** Launcher tests: sleep, allocate memory, throw, or exit abruptly, so the limits can be exercised. */
-export const noopTask = z
-  .object({
-    type: z.literal('noop'),
-    sleepMs: z.number().int().nonnegative().max(3_600_000).default(0),
-    /** Megabytes to allocate and hold (before sleeping). */
-    allocateMb: z.number().int().nonnegative().max(1_000_000).default(0),
-    /** 'heap': JS arrays (bounded by --max-old-space-size); 'buffer': off-heap bytes (bounded by RSS). */
-    allocate: z.enum(['heap', 'buffer']).default('heap'),
-    /** Throw an Error with this message (after sleeping). */
-    throwMessage: z.string().optional(),
-    /** process.exit(code) without reporting a result (after sleeping). */
-    exitCode: z.number().int().min(0).max(255).optional(),
-    /** Lines printed to stdout first (logs). */
-    log: z.array(z.string()).default([]),
-  })
-  .strict();
-
 /** Reads shards and returns their merged partial column statistics. */
 export const datasetStatsTask = z
   .object({
@@ -163,32 +145,37 @@ export const trainTask = z
   .strict();
 export type TrainTask = z.infer<typeof trainTask>;
 
-export const workerTask = z.discriminatedUnion('type', [noopTask, datasetStatsTask, datasetTransformTask, datasetParseTask, trainTask]);
+export const workerTask = z.discriminatedUnion('type', [datasetStatsTask, datasetTransformTask, datasetParseTask, trainTask]);
 export type WorkerTask = z.infer<typeof workerTask>;
-export const TASK_TYPES = ['noop', 'dataset-stats', 'dataset-transform', 'dataset-parse', 'train'] as const;
+export const TASK_TYPES = ['dataset-stats', 'dataset-transform', 'dataset-parse', 'train'] as const;
 
-export const workerEvent = z
-  .object({
-    jobId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: "expected 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit" }),
-    rank: z.number().int().nonnegative(),
-    world: z.number().int().positive(),
-    attempt: z.number().int().nonnegative(),
-    /** Epoch ms by which the worker must be done. */
-    deadlineMs: z.number().int().positive(),
-    task: workerTask,
-    params: z.record(z.string(), z.unknown()).default({}),
-    endpoints: z
-      .object({
-        /** An object store URL ('s3://...', 'file:///...') or an S3 spec object. */
-        store: z.union([z.string().min(1), s3Spec]),
-        channel: z.union([z.string().min(1), channelSpec]).optional(),
-      })
-      .strict(),
-  })
-  .strict()
-  .superRefine((e, ctx) => {
-    if (e.rank >= e.world) ctx.addIssue({ code: 'custom', path: ['rank'], message: `rank ${e.rank} is outside the world of ${e.world} workers` });
-  });
+/** The event around a task schema: the production tasks here, extra ones in test handlers. */
+export function eventSchema<T extends z.ZodType>(task: T) {
+  return z
+    .object({
+      jobId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: "expected 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit" }),
+      rank: z.number().int().nonnegative(),
+      world: z.number().int().positive(),
+      attempt: z.number().int().nonnegative(),
+      /** Epoch ms by which the worker must be done. */
+      deadlineMs: z.number().int().positive(),
+      task,
+      params: z.record(z.string(), z.unknown()).default({}),
+      endpoints: z
+        .object({
+          /** An object store URL ('s3://...', 'file:///...') or an S3 spec object. */
+          store: z.union([z.string().min(1), s3Spec]),
+          channel: z.union([z.string().min(1), channelSpec]).optional(),
+        })
+        .strict(),
+    })
+    .strict()
+    .superRefine((e, ctx) => {
+      if (e.rank >= e.world) ctx.addIssue({ code: 'custom', path: ['rank'], message: `rank ${e.rank} is outside the world of ${e.world} workers` });
+    });
+}
+
+export const workerEvent = eventSchema(workerTask);
 
 export type WorkerEvent = z.infer<typeof workerEvent>;
 /** What a caller writes (defaults not yet applied). */
@@ -202,14 +189,19 @@ function fieldPath(path: ReadonlyArray<PropertyKey>): string {
 
 /** Validates an event; throws EventError naming the first bad field. */
 export function parseWorkerEvent(input: unknown): WorkerEvent {
+  return parseEventWith(workerEvent, TASK_TYPES, input);
+}
+
+/** Validates an event against `schema`, whose tasks are `taskTypes`; throws EventError naming the first bad field. */
+export function parseEventWith<S extends z.ZodType>(schema: S, taskTypes: readonly string[], input: unknown): z.infer<S> {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new EventError('event', 'expected a JSON object');
   // A clear message for the most common mistake, before zod's generic union message.
   const task = (input as { task?: unknown }).task;
   const type = (task as { type?: unknown } | null | undefined)?.type;
-  if (typeof task === 'object' && task !== null && !(TASK_TYPES as readonly unknown[]).includes(type)) {
-    throw new EventError('event.task.type', `unknown task type ${JSON.stringify(type)}; expected one of ${TASK_TYPES.join(', ')}`);
+  if (typeof task === 'object' && task !== null && !(taskTypes as readonly unknown[]).includes(type)) {
+    throw new EventError('event.task.type', `unknown task type ${JSON.stringify(type)}; expected one of ${taskTypes.join(', ')}`);
   }
-  const r = workerEvent.safeParse(input);
+  const r = schema.safeParse(input);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
   let path = issue.path;

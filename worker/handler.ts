@@ -8,6 +8,7 @@ import { decodeShard, encodeShard, type Shard } from '../channels/datasets/shard
 import type { ObjectStore } from '../channels/datasets/types.js';
 import { openObjectStore } from '../channels/object-store.js';
 import type { FinalStats, PartialStats, PartialStatsJSON } from '../algorithms/stats.js';
+import { msgpackrPath } from '../channels/messages.js';
 import { parseWorkerEvent, type TransformOp, type WorkerEvent } from './event.js';
 
 // Each task loads only the modules it runs: a cold start pays for one task's code, not all of them.
@@ -24,14 +25,6 @@ export class WorkerTaskError extends Error {
   }
 }
 
-export interface NoopResult {
-  pid: number;
-  /** Epoch ms when the task started and ended (the launcher tests check overlaps with them). */
-  startedAt: number;
-  endedAt: number;
-  allocatedMb: number;
-}
-
 export interface DatasetStatsResult {
   rows: number;
   shards: number;
@@ -44,12 +37,34 @@ export interface DatasetTransformResult {
   stats?: PartialStatsJSON;
 }
 
-export async function handler(event: unknown): Promise<unknown> {
-  const e = parseWorkerEvent(event);
+/**
+ * The part of Lambda's context object the worker uses (the local launcher's children get the same,
+ * built from their time limit). Lambda's own object has more fields; they are not needed here.
+ */
+export interface WorkerContext {
+  getRemainingTimeInMillis(): number;
+  awsRequestId?: string;
+  functionName?: string;
+  memoryLimitInMB?: string | number;
+}
+
+/** Where the worker runs: what a packaged worker reports, so a silent fallback cannot hide. */
+export interface RuntimeInfo {
+  node: string;
+  /** 'native' when msgpackr's compiled add-on loaded, 'js' for its pure-JavaScript path. */
+  msgpackr: 'native' | 'js';
+  /** The tfjs backend of the MLP's matmuls, or null when the task does not use tfjs. */
+  tfjsBackend: string | null;
+  /** Which clock set the deadline: Lambda's context (its remaining time) or the event. */
+  deadlineFrom: 'context' | 'event';
+  memoryMb: number | null;
+}
+
+export async function handler(event: unknown, context?: WorkerContext): Promise<unknown> {
+  const parsed = parseWorkerEvent(event);
+  const { event: e, deadlineFrom } = withContextDeadline(parsed, context);
   const task = e.task;
   switch (task.type) {
-    case 'noop':
-      return runNoop(task);
     case 'dataset-stats':
       return withStore(e, (store) => runStats(store, task.shards));
     case 'dataset-transform':
@@ -60,9 +75,32 @@ export async function handler(event: unknown): Promise<unknown> {
     }
     case 'train': {
       const { runTrain } = await import('./train.js');
-      return runTrain({ ...e, task });
+      const { tfjsKernelBackend } = await import('../algorithms/models.js');
+      const result = await runTrain({ ...e, task });
+      const runtime = runtimeInfo(deadlineFrom, context, task.model.type === 'mlp' ? tfjsKernelBackend() : null);
+      console.log(`cirrus worker rank ${e.rank}: node ${runtime.node}, msgpackr ${runtime.msgpackr}, tfjs ${runtime.tfjsBackend ?? 'unused'}, deadline from ${runtime.deadlineFrom}`);
+      return { ...result, runtime };
     }
   }
+}
+
+/** The deadline is the earlier of the event's and the context's: Lambda kills at its own timeout. */
+export function withContextDeadline<E extends { deadlineMs: number }>(e: E, context: WorkerContext | undefined): { event: E; deadlineFrom: 'context' | 'event' } {
+  const remaining = context?.getRemainingTimeInMillis();
+  if (remaining === undefined || !Number.isFinite(remaining)) return { event: e, deadlineFrom: 'event' };
+  const fromContext = Date.now() + Math.max(0, Math.floor(remaining));
+  return fromContext < e.deadlineMs ? { event: { ...e, deadlineMs: fromContext }, deadlineFrom: 'context' } : { event: e, deadlineFrom: 'event' };
+}
+
+export function runtimeInfo(deadlineFrom: 'context' | 'event', context: WorkerContext | undefined, tfjsBackend: string | null): RuntimeInfo {
+  const memory = Number(context?.memoryLimitInMB);
+  return {
+    node: process.versions.node,
+    msgpackr: msgpackrPath(),
+    tfjsBackend,
+    deadlineFrom,
+    memoryMb: Number.isFinite(memory) && memory > 0 ? memory : null,
+  };
 }
 
 async function withStore<T>(e: WorkerEvent, f: (store: ObjectStore) => Promise<T>): Promise<T> {
@@ -72,23 +110,6 @@ async function withStore<T>(e: WorkerEvent, f: (store: ObjectStore) => Promise<T
   } finally {
     await store.close();
   }
-}
-
-type NoopTask = Extract<WorkerEvent['task'], { type: 'noop' }>;
-
-async function runNoop(task: NoopTask): Promise<NoopResult> {
-  const startedAt = Date.now();
-  for (const line of task.log) console.log(line);
-  const held: unknown[] = [];
-  for (let mb = 0; mb < task.allocateMb; mb++) {
-    if (task.allocate === 'buffer') held.push(Buffer.alloc(1024 * 1024, 1));
-    // 131072 doubles = 1 MiB of V8 heap (arrays of doubles are stored unboxed).
-    else held.push(new Array<number>(131072).fill(mb + 0.5));
-  }
-  if (task.sleepMs > 0) await new Promise((r) => setTimeout(r, task.sleepMs));
-  if (task.exitCode !== undefined) process.exit(task.exitCode);
-  if (task.throwMessage !== undefined) throw new Error(task.throwMessage);
-  return { pid: process.pid, startedAt, endedAt: Date.now(), allocatedMb: held.length };
 }
 
 /**

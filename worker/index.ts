@@ -12,6 +12,7 @@ export {
   type ShardOrder,
   type SparseBatch,
 } from './shard-iterator.js';
-export { handler } from './handler.js';
-export { parseWorkerEvent, workerEvent, EventError, TASK_TYPES, type WorkerEvent, type WorkerEventInput, type WorkerTask } from './event.js';
+export { handler, withContextDeadline, runtimeInfo, type WorkerContext, type RuntimeInfo } from './handler.js';
+export { runWorkerChild, childContext, type WorkerHandler } from './child.js';
+export { parseWorkerEvent, parseEventWith, eventSchema, workerEvent, EventError, TASK_TYPES, type WorkerEvent, type WorkerEventInput, type WorkerTask } from './event.js';
 export { runTrain, checkModelFits, batchesPerRank, TrainError, type TrainDeps, type TrainResult, type TrainErrorCode, type TrainEvent, type Timings } from './train.js';

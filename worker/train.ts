@@ -126,6 +126,7 @@ export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise
   // The MLP's matmuls run 4-5x faster on tfjs-wasm. Loading tfjs and compiling its WASM takes a few
   // hundred ms, so it starts now and overlaps the store, channel and manifest round trips.
   const tfjsReady = task.model.type === 'mlp' && !deps.createModel ? enableTfjsKernels() : undefined;
+  tfjsReady?.catch(() => undefined); // awaited below; an earlier failure must not leave it unhandled
   try {
     if (deps.datasets) datasets = deps.datasets;
     else owned.push((datasets = await DatasetStore.open(event.endpoints.store)));

@@ -209,7 +209,7 @@ class LocalWorker implements LocalWorkerHandle {
     try {
       child = spawn(process.execPath, [...this.opts.nodeArgs, `--max-old-space-size=${this.opts.memoryMb}`, this.opts.entry], {
         stdio: ['pipe', 'pipe', 'pipe'],
-        env: { ...process.env, ...this.opts.env, CIRRUS_WORKER_MEMORY_MB: String(this.opts.memoryMb), CIRRUS_WORKER_TIMEOUT_MS: String(this.opts.timeoutMs) },
+        env: { ...process.env, ...this.opts.env, CIRRUS_WORKER_MEMORY_MB: String(this.opts.memoryMb), CIRRUS_WORKER_TIMEOUT_MS: String(this.opts.timeoutMs), CIRRUS_WORKER_DEADLINE_MS: String(deadline) },
       });
     } catch (err) {
       this.finish({ status: 'error', error: { code: 'SPAWN_FAILED', message: `could not start worker ${this.id}: ${(err as Error).message}` }, durationMs: 0, coldStartMs: 0 });
