@@ -4,6 +4,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { addDatasetCommands } from './cli-datasets.js';
+import { addDeployCommand } from './cli-deploy.js';
 import { addTrainCommand } from './cli-train.js';
 
 export function buildProgram(): Command {
@@ -11,6 +12,7 @@ export function buildProgram(): Command {
 
   addTrainCommand(program);
   addDatasetCommands(program);
+  addDeployCommand(program);
 
   program
     .command('ps')
