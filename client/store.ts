@@ -29,13 +29,13 @@ export function cirrusHome(): string {
 }
 
 /** Opens `target`, or the embedded S3 server on `<home>/s3` when no target is given. */
-export async function openStore(target?: string, home = cirrusHome()): Promise<StoreHandle> {
+export async function openStore(target?: string, home = cirrusHome(), embedded: { host?: string } = {}): Promise<StoreHandle> {
   if (target) {
     const datasets = new DatasetStore(await openObjectStore(target));
     return { datasets, objects: datasets.store, workerTarget: target, url: datasets.url, close: () => datasets.close() };
   }
   const directory = join(home, 's3');
-  const server: S3Server = await startS3Server({ directory, buckets: [EMBEDDED_BUCKET] });
+  const server: S3Server = await startS3Server({ directory, buckets: [EMBEDDED_BUCKET], ...(embedded.host !== undefined ? { host: embedded.host } : {}) });
   try {
     const spec = s3SpecFor(server, EMBEDDED_BUCKET);
     const datasets = new DatasetStore(await openObjectStore(spec));

@@ -26,8 +26,10 @@ const launcherSchema = z.discriminatedUnion('type', [
       functionName: z.string().min(1),
       region: z.string().min(1).optional(),
       endpoint: z.url().optional(),
-      memoryMb: z.number().int().min(128).max(10240).default(2048),
-      timeoutS: z.number().positive().max(900).default(900),
+      /** Default: the deployed function's MemorySize; when set it must equal it. */
+      memoryMb: z.number().int().min(128).max(10240).optional(),
+      /** Default: the deployed function's Timeout; when set it must not exceed it. */
+      timeoutS: z.number().positive().max(900).optional(),
       concurrency: z.number().int().positive().optional(),
     })
     .strict(),
@@ -39,6 +41,12 @@ export const trainParamsSchema = z
     dataset: z.string().min(1, { message: 'expected a dataset name' }),
     /** Object store URL; default: the embedded S3 server under .cirrus/. */
     store: z.string().min(1).optional(),
+    /**
+     * An address of this machine that workers on other hosts (Lambda) can reach: the servers this
+     * client starts (the embedded store, parameter server, memcached, shards) listen there instead
+     * of 127.0.0.1, and the parameter server then requires a token (generated per run).
+     */
+    advertise: z.string().min(1).optional(),
     model: z.enum(MODEL_TYPES),
     /** MLP hidden layer widths. */
     hidden: z.array(z.number().int().positive()).min(1).default([128]),
@@ -94,12 +102,19 @@ export type TrainParams = z.infer<typeof trainParamsSchema>;
 export type TrainParamsInput = z.input<typeof trainParamsSchema>;
 
 export class TrainError extends Error {
-  readonly code: 'TRAIN_PARAMS' | 'TRAIN_MISFIT' | 'TRAIN_WORKER_FAILED' | 'TRAIN_CHANNEL' | 'TRAIN_STOPPED';
+  readonly code: 'TRAIN_PARAMS' | 'TRAIN_MISFIT' | 'TRAIN_WORKER_FAILED' | 'TRAIN_CHANNEL' | 'TRAIN_STOPPED' | 'TRAIN_ENDPOINT' | 'TRAIN_LAUNCHER';
   constructor(code: TrainError['code'], message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'TrainError';
     this.code = code;
   }
+}
+
+/** The launcher's time and memory limits; a Lambda launcher's are filled from its function before a run starts. */
+export function launcherLimits(p: TrainParams): { timeoutS: number; memoryMb: number } {
+  const { timeoutS, memoryMb } = p.launcher;
+  if (timeoutS === undefined || memoryMb === undefined) throw new TrainError('TRAIN_LAUNCHER', `params.launcher: the limits of Lambda function '${p.launcher.type === 'lambda' ? p.launcher.functionName : ''}' were not read before the run`);
+  return { timeoutS, memoryMb };
 }
 
 /** Most in-process shards a run may start: more servers than this only add connections per worker. */

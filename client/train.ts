@@ -27,7 +27,9 @@ import type { Launcher, WorkerEvent, WorkerHandle, WorkerResult } from './launch
 import { TrainedModel } from './model-io.js';
 import { JobRecordWriter } from './job-record.js';
 import { openStore, type StoreHandle } from './store.js';
-import { parseTrainParams, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
+import { checkPlanReachable, checkReachableFromWorkers } from './job/reachable.js';
+import { resolveFunctionLimits } from './job/lambda-function.js';
+import { launcherLimits, parseTrainParams, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
 
 export interface EpochLogs {
   epoch: number;
@@ -119,17 +121,21 @@ const POLL_MS = 200;
 
 export async function train(input: TrainParamsInput, callbacks: TrainCallbacks = {}): Promise<TrainResult> {
   const params = parseTrainParams(input);
+  // Before anything starts: endpoints Lambda workers could not reach, and the function's limits.
+  checkPlanReachable(params);
+  if (params.launcher.type === 'lambda') Object.assign(params.launcher, await resolveFunctionLimits(params.launcher));
   const started = Date.now();
   const jobId = `train-${started.toString(36)}-${randomBytes(3).toString('hex')}`;
   const cleanups: Array<() => Promise<void>> = [];
   let generationsUsed = 0;
-  const store = callbacks.store ?? (await openStore(params.store));
+  const store = callbacks.store ?? (await openStore(params.store, undefined, params.advertise !== undefined ? { host: params.advertise } : {}));
   if (!callbacks.store) cleanups.push(() => store.close());
   const jobRecord = new JobRecordWriter(store.objects, jobId, params, new Date(started));
   const signal = callbacks.signal;
   const abortReason = (): string | undefined => (signal?.aborted ? `aborted: ${abortMessage(signal)}` : undefined);
   callbacks.onStart?.(jobId);
   try {
+    if (params.launcher.type === 'lambda') await checkReachableFromWorkers({ store: store.workerTarget });
     const manifest = await store.datasets.manifest(params.dataset);
     const spec = modelSpecFor(params, manifest);
     const model = createModel(spec);
@@ -139,6 +145,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     const channelSpec = await startChannel(params, store, cleanups);
     const psShards = await startPsShards(params, channelSpec, model.size, jobId, cleanups);
     if (psShards) callbacks.onPsShards?.(psShards);
+    if (params.launcher.type === 'lambda') await checkReachableFromWorkers({ channel: channelSpec }, psShards);
     const channel = await openChannel(channelSpec);
     cleanups.push(() => channel.close());
     cleanups.push(() => removeJobKeys(channel, jobId, params.workers, generationsUsed, params.epochs));
@@ -371,12 +378,14 @@ async function meanTrainLoss(channel: Channel, jobId: string, workers: number): 
 async function startChannel(params: TrainParams, store: StoreHandle, cleanups: Array<() => Promise<void>>): Promise<ChannelSpec> {
   switch (params.channel) {
     case 'ps': {
-      const ps: ParamServer = await startParamServer({ port: 0 });
+      // Reachable from other hosts only with a token: anyone who reaches it could read the model.
+      const token = params.advertise !== undefined ? randomBytes(24).toString('base64url') : undefined;
+      const ps: ParamServer = await startParamServer({ port: 0, ...(params.advertise !== undefined ? { host: params.advertise, token } : {}) });
       cleanups.push(() => ps.stop());
-      return parseChannelUrl(`ps://${ps.address}`);
+      return parseChannelUrl(`ps://${ps.address}${token ? `?token=${token}` : ''}`);
     }
     case 'memcached': {
-      const mc: MemcachedServer = await startMemcached();
+      const mc: MemcachedServer = await startMemcached(params.advertise !== undefined ? { host: params.advertise } : {});
       cleanups.push(() => mc.stop());
       return parseChannelUrl(`memcached://${mc.address}`);
     }
@@ -412,7 +421,7 @@ async function startPsShards(params: TrainParams, channel: ChannelSpec, modelSiz
   if (typeof shards === 'number') {
     addresses = [];
     for (let i = 0; i < shards; i++) {
-      const ps: ParamServer = await startParamServer({ port: 0, ...(token ? { token } : {}) });
+      const ps: ParamServer = await startParamServer({ port: 0, ...(token ? { token } : {}), ...(params.advertise !== undefined ? { host: params.advertise } : {}) });
       cleanups.push(() => ps.stop());
       addresses.push(ps.address);
     }
@@ -446,11 +455,12 @@ function defaultLauncher(params: TrainParams): Launcher {
       ...(l.endpoint ? { endpoint: l.endpoint } : {}),
     });
   }
-  return new LocalLauncher({ memoryMb: l.memoryMb, timeoutS: l.timeoutS, concurrency: l.concurrency ?? params.workers });
+  return new LocalLauncher({ ...launcherLimits(params), concurrency: l.concurrency ?? params.workers });
 }
 
 async function launchGeneration(launcher: Launcher, params: TrainParams, spec: ModelSpec, jobId: string, generation: number, store: StoreHandle, channel: ChannelSpec, psShards: string[] | undefined): Promise<WorkerHandle[]> {
-  const deadlineMs = Date.now() + params.launcher.timeoutS * 1000;
+  const limits = launcherLimits(params);
+  const deadlineMs = Date.now() + limits.timeoutS * 1000;
   const handles: WorkerHandle[] = [];
   for (let rank = 0; rank < params.workers; rank++) {
     const event: WorkerEvent = {
@@ -475,7 +485,7 @@ async function launchGeneration(launcher: Launcher, params: TrainParams, spec: M
         staleness: params.staleness,
         readAhead: params.readAhead,
         publishEvery: params.publishEvery,
-        checkpointMarginMs: params.checkpointMarginMs ?? Math.min(5_000, Math.round(params.launcher.timeoutS * 100)),
+        checkpointMarginMs: params.checkpointMarginMs ?? Math.min(5_000, Math.round(limits.timeoutS * 100)),
         generation,
         ...(psShards ? { psShards } : {}),
       },
@@ -524,7 +534,7 @@ async function watch(handles: WorkerHandle[], tick: () => Promise<string | undef
 
 function estimateCost(params: TrainParams, m: DatasetManifest, results: WorkerResult[], wallSeconds: number, channelKind: string): TrainCost {
   const prices = loadPrices();
-  const workerGbSeconds = results.reduce((s, r) => s + (r.durationMs / 1000) * (params.launcher.memoryMb / 1024), 0);
+  const workerGbSeconds = results.reduce((s, r) => s + (r.durationMs / 1000) * (launcherLimits(params).memoryMb / 1024), 0);
   const invocations = results.length;
   const workerUsd = lambdaCostUsd(1, 1024, workerGbSeconds, invocations, prices);
   let stats = emptyStats();

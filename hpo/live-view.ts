@@ -25,7 +25,7 @@ function formatParams(p: Record<string, unknown>): string {
 export function costSoFar(trial: TrialState, params: TrainParams, gbSecondUsd: number): number | undefined {
   if (trial.cost) return trial.cost.usd;
   const last = trial.history[trial.history.length - 1];
-  return last ? params.workers * (params.launcher.memoryMb / 1024) * last.wallSeconds * gbSecondUsd : undefined;
+  return last ? params.workers * ((params.launcher.memoryMb ?? 0) / 1024) * last.wallSeconds * gbSecondUsd : undefined;
 }
 
 interface Row {
