@@ -58,6 +58,13 @@ export { parseTrainParams, trainParamsSchema, applyOverrides, TrainError, type T
 export { readJobRecord, jobRecordKey, type JobRecord, type JobStatus } from './job-record.js';
 export { TrainedModel, saveModel, loadModel, ModelIoError } from './model-io.js';
 export { LambdaLauncher } from './launchers/lambda.js';
+export { deploy, deployDryRun, removeDeployment, parseDeployOptions, type DeployOptionsInput, type DeployResult, type DeployHooks } from './deploy/deploy.js';
+export { buildWorkerPackage, checkPackageLimits, LAMBDA_ZIPPED_LIMIT, LAMBDA_UNZIPPED_LIMIT, type WorkerPackage } from './deploy/package.js';
+export { DeployError, type DeployErrorCode } from './deploy/errors.js';
+export { runSandbox, type SandboxRun, type SandboxResult, type SandboxOutcome } from './deploy/emulator/sandbox.js';
+export { unpackPackage, nodeModulesAbove, type UnpackedPackage } from './deploy/emulator/unpack.js';
+export { createWorkerNetwork, type WorkerNetwork } from './deploy/emulator/netns.js';
+export { probePackage, lambdaEnvironment } from './deploy/emulator/probe.js';
 
 const cirrus = { train, preprocess, datasets, save: saveModel, load: loadModel };
 export default cirrus;

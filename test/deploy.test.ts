@@ -19,6 +19,7 @@ import { zipSync } from 'fflate';
 import { deploy, removeDeployment } from '../client/deploy/deploy.js';
 import { buildWorkerPackage, LAMBDA_UNZIPPED_LIMIT, LAMBDA_ZIPPED_LIMIT, type WorkerPackage } from '../client/deploy/package.js';
 import { readZip } from '../client/deploy/zip.js';
+import { probePackage } from '../client/deploy/emulator/probe.js';
 import { runCli } from './support/cli.js';
 import { LambdaService } from './support/lambda-service.js';
 import { productionPackage, testPackage } from './support/test-package.js';
@@ -68,6 +69,7 @@ test('the package is reproducible, small, and loads from an empty directory with
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `${out}\nsha256 ${a.sha256}\n`);
     assert.match(r.stderr, /deploy: built the worker package: [\d.]+ MiB zipped/);
+    assert.match(r.stderr, /deploy: checked: unpacked in an empty directory with no node_modules, it loads in \d+ ms and answers a probe event/);
     assert.equal(createHash('sha256').update(await readFile(out)).digest('hex'), a.sha256);
   }
   const noOut = await runCli(['deploy', '--dry-run'], { cwd: work });
@@ -85,6 +87,16 @@ test('the package is reproducible, small, and loads from an empty directory with
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('the dry run\'s probe refuses a package that does not run on its own, naming why', async () => {
+  const broken: WorkerPackage = { ...(await productionPackage()) };
+  broken.zip = zipSync({ 'index.mjs': new TextEncoder().encode("import 'some-module-the-package-does-not-carry';\nexport const handler = async () => 1;\n") });
+  await assert.rejects(probePackage(broken), { code: 'DEPLOY_PACKAGE_INVALID', message: /^the package does not run on its own: .*answered a probe event with Runtime\.ImportModuleError: .*some-module-the-package-does-not-carry/ });
+  broken.zip = zipSync({ 'index.mjs': new TextEncoder().encode('export const handler = async () => ({ fine: true });\n') });
+  await assert.rejects(probePackage(broken), { code: 'DEPLOY_PACKAGE_INVALID', message: /answered a probe event with a result \(\{"fine":true\}\); expected the error "shard 'probe\.shard' does not exist in memory:\/\/"/ });
+  const ok = await probePackage(await productionPackage());
+  assert.ok(ok.initMs > 0);
 });
 
 test('deploy creates the role and the function (retrying while the role propagates), publishes and aliases it; the deployed package runs', async () => {

@@ -13,7 +13,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { createHash } from 'node:crypto';
 import { deploy } from '../client/deploy/deploy.js';
+import { deterministicZip, readZip } from '../client/deploy/zip.js';
 import { LambdaLauncher } from '../client/launchers/lambda.js';
 import { generateHiggsLike } from '../client/datasets/generate.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
@@ -131,6 +133,21 @@ describe('workers in their own network, running the deployed package', () => {
     const values = workerValues(from);
     assert.equal(values.length, 4);
     for (const v of values) assert.equal(v.runtime?.tfjsBackend, 'wasm');
+  });
+
+  test('a package without its WASM binaries fails the MLP with the reason, never a silent fallback to JS kernels', async (t) => {
+    if (skip) return t.skip(skip);
+    const full = await productionPackage();
+    const stripped = readZip(full.zip, 'worker.zip').filter((f) => !f.name.endsWith('.wasm'));
+    const zip = deterministicZip(stripped);
+    await deploy(
+      { region: REGION, endpointUrl: service.endpoint, functionName: 'no-wasm-worker', memoryMb: 2048, timeoutS: 300 },
+      { package: { ...full, zip, codeSha256: createHash('sha256').update(zip).digest('base64') }, credentials: { accessKeyId: CREDS.AWS_ACCESS_KEY_ID, secretAccessKey: CREDS.AWS_SECRET_ACCESS_KEY }, waits: { firstDelayMs: 20, maxDelayMs: 100 } },
+    );
+    await assert.rejects(train({ ...softmax('ps'), model: 'mlp', hidden: [16], workers: 1, epochs: 1, stop: {}, launcher: lambda('no-wasm-worker:live') }), {
+      code: 'TRAIN_WORKER_FAILED',
+      message: /worker 0 failed: .*the tfjs WASM backend failed to start \(.*ENOENT.*tfjs-backend-wasm-simd\.wasm.*\); its \.wasm files must sit beside the worker's code/,
+    });
   });
 
   test('Higgs-like dense LR on Lambda gives the local launcher\'s model, bit for bit', async (t) => {

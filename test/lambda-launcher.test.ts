@@ -48,6 +48,7 @@ function event(task: Record<string, unknown>, extra: Record<string, unknown> = {
 }
 
 interface NoopValue {
+  remainingMs?: number;
   pid: number;
   startedAt: number;
   endedAt: number;
@@ -92,6 +93,8 @@ test('RequestResponse returns the noop task result, its logs and the executed ve
   assert.equal(v.allocatedMb, 0);
   assert.equal(typeof v.pid, 'number');
   assert.notEqual(v.pid, process.pid); // ran in its own sandbox
+  // The handler got Lambda's context: its remaining time counts down from the function's 900 s.
+  assert.ok(v.remainingMs !== undefined && v.remainingMs > 890_000 && v.remainingMs <= 900_000, String(v.remainingMs));
   assert.ok(v.endedAt >= v.startedAt);
   assert.ok(r.durationMs >= 0);
   const info = await h.accepted;

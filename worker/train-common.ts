@@ -58,6 +58,8 @@ export interface Timings {
   /** Time blocked on the shard iterator (fetches the prefetch did not hide). */
   dataWaitMs: number;
   totalMs: number;
+  /** From the task's start to the end of its first gradient (the cold start's last part). */
+  firstStepMs?: number;
 }
 
 /** Where job keys (progress, model, checkpoints) go: the channel, or the object store when a lone worker has none. */

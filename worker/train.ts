@@ -144,7 +144,7 @@ export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise
     const roundsPerEpoch = Math.max(...perRank);
 
     await tfjsReady;
-    const model = (deps.createModel ?? createModel)(task.model);
+    const model = timeFirstGradient((deps.createModel ?? createModel)(task.model), () => (timings.firstStepMs ??= performance.now() - started));
     const optimizer = (deps.createOptimizer ?? createOptimizer)(task.optimizer, model.size);
     const sink = channel ?? datasets.store;
     const base = { event, task, jobId, rank, world, manifest, data: new ShardCache(datasets), model, optimizer, sink, channel, timings };
@@ -225,3 +225,18 @@ function lastLoss(state: TrainState): number {
   return Number.isNaN(state.lastTrainLoss) ? epochMean(state) : state.lastTrainLoss;
 }
 
+
+/** The model, with a hook on its first gradient: when a worker's first training step happens. */
+function timeFirstGradient(model: Model, onFirst: () => void): Model {
+  let seen = false;
+  const timed = Object.create(model) as Model;
+  timed.gradient = (batch, weights, grad) => {
+    const loss = model.gradient(batch, weights, grad);
+    if (!seen) {
+      seen = true;
+      onFirst();
+    }
+    return loss;
+  };
+  return timed;
+}

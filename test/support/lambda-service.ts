@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { readZip } from '../../client/deploy/zip.js';
 import { IamStandIn, type RoleState } from './lambda-iam.js';
-import { runSandbox, type SandboxOutcome } from './lambda-sandbox.js';
+import { runSandbox, type SandboxOutcome } from '../../client/deploy/emulator/sandbox.js';
 
 export const SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024;
 export const ASYNC_PAYLOAD_LIMIT = 256 * 1024;

@@ -1,5 +1,5 @@
 /**
- * One invocation of the Lambda stand-in in a fresh process: the runtime (lambda-runtime.ts) loads
+ * One invocation of a Lambda package in a fresh process, as Lambda runs it: the runtime (runtime.ts) loads
  * the function's unzipped code from its task root with Lambda's environment, optionally inside a
  * network namespace (a host of its own), under Lambda's limits:
  * - init phase: at most INIT_LIMIT_MS to load the handler (Lambda's 10 s);
@@ -12,9 +12,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { InvokeMessage, RuntimeMessage } from './lambda-runtime.js';
+import type { InvokeMessage, RuntimeMessage } from './runtime.js';
 
-const RUNTIME = fileURLToPath(new URL('./lambda-runtime.js', import.meta.url));
+const RUNTIME = fileURLToPath(new URL('./runtime.js', import.meta.url));
 const INIT_LIMIT_MS = 10_000;
 const RSS_POLL_MS = 100;
 

@@ -1,5 +1,5 @@
 /**
- * The runtime inside one sandbox of the Lambda stand-in, playing the part of AWS's Node.js runtime
+ * The runtime inside one emulated Lambda sandbox (sandbox.ts), playing the part of AWS's Node.js runtime
  * interface client: it loads the handler named by `_HANDLER` ('index.handler': export `handler` of
  * `index.mjs`, `.js` or `.cjs`) from `LAMBDA_TASK_ROOT` during the init phase, reports `ready`,
  * then runs one event with a context object and reports its outcome. It imports node builtins
