@@ -53,6 +53,23 @@ export function addBenchCommands(program: Command): void {
     });
 
   bench
+    .command('lambda')
+    .description("the Lambda package's size and the cold start of a packaged worker (emulated Lambda runtime, own network namespace) against the local launcher")
+    .option('--runs <n>', 'invocations per launcher and model (interleaved)', (v) => positiveInts('--runs')(v)[0]!)
+    .option('--json', 'print the rows as one JSON array on stdout')
+    .action(async (o: { runs?: number; json?: boolean }) => {
+      const { benchLambda } = await import('./lambda.js');
+      const r = await benchLambda({ ...(o.runs ? { runs: o.runs } : {}), log: (l) => process.stderr.write(l + '\n') });
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ package: r.packageBytes, rows: r.rows }) + '\n');
+        return;
+      }
+      const mib = (b: number) => (b / 1048576).toFixed(2);
+      process.stdout.write(`package: ${mib(r.packageBytes.zipped)} MiB zipped, ${mib(r.packageBytes.unzipped)} MiB unzipped, ${r.packageBytes.files} files (Lambda's limits: 50 MiB / 250 MiB), sha256 ${r.packageBytes.sha256}\n${r.network}\n\n${r.table}\n\n`);
+      process.stdout.write(`ready = the handler's module loaded (Lambda's init phase); 1st step = the end of the worker's first gradient; medians; vs local = spawn->1st step / the local launcher's\nresults written to ${r.file}\n`);
+    });
+
+  bench
     .command('data')
     .description('loader throughput and peak RSS, and iterator throughput with readAhead 0 vs 2, on Fashion-MNIST and a Criteo-like dataset')
     .option('--quick', '200k Criteo-like rows instead of 1M')

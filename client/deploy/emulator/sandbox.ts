@@ -43,8 +43,10 @@ export interface SandboxRun {
 
 export interface SandboxResult {
   outcome: SandboxOutcome;
-  /** Process start to handler loaded. */
+  /** Process start to handler loaded (the runtime's own clock). */
   initMs?: number;
+  /** Spawn to the runtime's ready message (this side's clock: the invoke's cold start). */
+  readyAfterMs?: number;
   /** Event handed over to outcome. */
   durationMs: number;
   maxRssKb?: number;
@@ -79,6 +81,7 @@ export function runSandbox(run: SandboxRun): Promise<SandboxResult> {
   const id = run.requestId;
   const prefix = run.execPrefix ?? [];
   const argv = [...prefix, process.execPath, `--max-old-space-size=${run.memoryMb}`, RUNTIME];
+  const spawnedAt = performance.now();
   const child = spawn(argv[0]!, argv.slice(1), { cwd: run.codeDir, env: run.env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   run.started?.(child);
   const onLine = run.onLine ?? (() => undefined);
@@ -86,6 +89,7 @@ export function runSandbox(run: SandboxRun): Promise<SandboxResult> {
   lines(child.stderr!, onLine);
   return new Promise<SandboxResult>((resolve) => {
     let initMs: number | undefined;
+    let readyAfterMs: number | undefined;
     let handedAt: number | undefined;
     let reply: RuntimeMessage | undefined;
     let killedFor: 'init' | 'timeout' | 'memory' | undefined;
@@ -107,6 +111,7 @@ export function runSandbox(run: SandboxRun): Promise<SandboxResult> {
       if (killedFor) return;
       if (msg.kind === 'ready') {
         initMs = msg.initMs;
+        readyAfterMs = performance.now() - spawnedAt;
         clearTimeout(timer);
         handedAt = Date.now();
         const deadlineMs = handedAt + run.timeoutS * 1000;
@@ -138,7 +143,7 @@ export function runSandbox(run: SandboxRun): Promise<SandboxResult> {
       else if (reply?.kind === 'error') outcome = { ok: false, errorType: reply.errorType, errorMessage: reply.errorMessage, stackTrace: reply.stackTrace };
       else outcome = fail('Runtime.ExitError', `Runtime exited with error: ${signal ? `signal: ${signal}` : `exit status ${code}`}`);
       const maxRssKb = Math.max(peakKb, reply && reply.kind !== 'ready' ? (reply.maxRssKb ?? 0) : 0) || undefined;
-      resolve({ outcome, durationMs, ...(initMs !== undefined ? { initMs } : {}), ...(maxRssKb !== undefined ? { maxRssKb } : {}) });
+      resolve({ outcome, durationMs, ...(initMs !== undefined ? { initMs } : {}), ...(readyAfterMs !== undefined ? { readyAfterMs } : {}), ...(maxRssKb !== undefined ? { maxRssKb } : {}) });
     });
   });
 }
