@@ -41,12 +41,6 @@ export const trainParamsSchema = z
     dataset: z.string().min(1, { message: 'expected a dataset name' }),
     /** Object store URL; default: the embedded S3 server under .cirrus/. */
     store: z.string().min(1).optional(),
-    /**
-     * An address of this machine that workers on other hosts (Lambda) can reach: the servers this
-     * client starts (the embedded store, parameter server, memcached, shards) listen there instead
-     * of 127.0.0.1, and the parameter server then requires a token (generated per run).
-     */
-    advertise: z.string().min(1).optional(),
     model: z.enum(MODEL_TYPES),
     /** MLP hidden layer widths. */
     hidden: z.array(z.number().int().positive()).min(1).default([128]),
@@ -80,6 +74,12 @@ export const trainParamsSchema = z
     /** ASP: how many steps a worker may run ahead of the slowest. */
     staleness: z.number().int().nonnegative().default(4),
     readAhead: z.number().int().nonnegative().max(64).default(2),
+    /**
+     * An address of this machine that workers on other hosts (Lambda) can reach: the servers this
+     * client starts (the embedded store, parameter server, memcached, shards) listen there instead
+     * of 127.0.0.1, and the parameter server then requires a token (generated per run).
+     */
+    advertise: z.string().min(1).optional(),
     launcher: launcherSchema.default({ type: 'local', memoryMb: 2048, timeoutS: 900 }),
     /** The client evaluates the newest model on the test split every `evaluateEvery` seconds and at every epoch. */
     evaluateEvery: z.number().positive().optional(),
