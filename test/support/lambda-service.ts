@@ -31,6 +31,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { readZip } from '../../client/deploy/zip.js';
 import { IamStandIn, type RoleState } from './lambda-iam.js';
+import { lambdaEnvironment } from '../../client/deploy/emulator/probe.js';
 import { runSandbox, type SandboxOutcome } from '../../client/deploy/emulator/sandbox.js';
 
 export const SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024;
@@ -666,21 +667,12 @@ export class LambdaService extends EventEmitter<{ invocation: [InvocationRecord]
 
   private lambdaEnv(name: string, version: string, config: Config, codeDir: string): Record<string, string> {
     return {
-      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      LANG: 'en_US.UTF-8',
-      TZ: ':UTC',
-      LAMBDA_TASK_ROOT: codeDir,
+      ...lambdaEnvironment(codeDir, { functionName: name, memoryMb: config.memoryMb, timeoutS: config.timeoutS, region: this.region, handler: config.handler }),
       LAMBDA_RUNTIME_DIR: dirname(codeDir),
-      _HANDLER: config.handler,
       AWS_EXECUTION_ENV: `AWS_Lambda_${config.runtime}`,
-      AWS_LAMBDA_FUNCTION_NAME: name,
       AWS_LAMBDA_FUNCTION_VERSION: version,
-      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(config.memoryMb),
-      AWS_LAMBDA_FUNCTION_TIMEOUT: String(config.timeoutS),
       AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${name}`,
       AWS_LAMBDA_LOG_STREAM_NAME: `stand-in/${version}`,
-      AWS_REGION: this.region,
-      AWS_DEFAULT_REGION: this.region,
       // The execution role's temporary credentials.
       AWS_ACCESS_KEY_ID: 'ASIASTANDINROLEKEY',
       AWS_SECRET_ACCESS_KEY: 'stand-in-role-secret',
