@@ -29,6 +29,7 @@ export {
   gemmNT,
   gemmTN,
   tfjsKernelBackend,
+  tfjsKernelsFailure,
   transpose,
   type CreateModelOptions,
   type ModelErrorCode,

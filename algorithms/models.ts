@@ -223,6 +223,8 @@ export function transpose(A: Float32Array, aOff: number, rows: number, cols: num
 
 type Tf = typeof import('@tensorflow/tfjs');
 let tfjs: Tf | null = null;
+/** Why the last enableTfjsKernels() resolved to null (for a test that requires the backend). */
+let tfjsFailure: string | undefined;
 
 /**
  * Loads tfjs and makes the MLP use its matmuls when the active backend is a fast one: keeps an
@@ -230,20 +232,30 @@ let tfjs: Tf | null = null;
  * Resolves to the backend name, or null (JS kernels stay in use) when none could be started.
  */
 export async function enableTfjsKernels(): Promise<string | null> {
+  tfjsFailure = undefined;
   try {
     const tf = await import('@tensorflow/tfjs');
     await import('@tensorflow/tfjs-backend-wasm');
     await tf.ready();
     const current = tf.getBackend();
     if (current !== 'tensorflow' && current !== 'wasm') {
-      if (!(await tf.setBackend('wasm'))) return null;
+      if (!(await tf.setBackend('wasm'))) {
+        tfjsFailure = `tfjs could not switch from its '${current}' backend to 'wasm'`;
+        return null;
+      }
       await tf.ready();
     }
     tfjs = tf;
     return tf.getBackend();
-  } catch {
+  } catch (e) {
+    tfjsFailure = `tfjs failed to load: ${(e as Error)?.message ?? String(e)}`;
     return null;
   }
+}
+
+/** Why the last enableTfjsKernels() gave null, or undefined when it succeeded. */
+export function tfjsKernelsFailure(): string | undefined {
+  return tfjsFailure;
 }
 
 /** Returns new MLPs to the JS kernels (tfjs stays loaded). */

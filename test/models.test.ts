@@ -17,6 +17,7 @@ import {
   enableTfjsKernels,
   gemmNT,
   gemmTN,
+  tfjsKernelsFailure,
   transpose,
   type Batch,
   type DenseBatch,
@@ -25,6 +26,7 @@ import {
   type SparseBatch,
 } from '../algorithms/index.js';
 import { lcg } from './support/data.js';
+import { skipOrFail } from './support/skip-or-fail.js';
 
 function denseBatch(rows: number, cols: number, classes: number, seed: number): DenseBatch {
   const rnd = lcg(seed);
@@ -465,13 +467,11 @@ test('kernels: gemmNT, gemmTN and transpose equal naive products on odd shapes',
   }
 });
 
-test('mlp on tfjs kernels (when the WASM backend loads) agrees with the JS kernels', async (t) => {
+test('mlp on tfjs kernels (the WASM backend, a dependency) agrees with the JS kernels', async (t) => {
   const backend = await enableTfjsKernels();
   try {
-    if (backend === null) {
-      t.skip('no tfjs backend could be started');
-      return;
-    }
+    if (skipOrFail(t, backend === null ? `no tfjs backend could be started: ${tfjsKernelsFailure()}` : undefined)) return;
+    assert.ok(backend === 'wasm' || backend === 'tensorflow', `backend ${backend}`);
     const spec: ModelSpec = { type: 'mlp', features: 30, classes: 4, hidden: [9, 6] };
     const fast = createModel(spec);
     const plain = createModel(spec, { kernels: 'js' });
