@@ -197,7 +197,7 @@ test('the halving rule on a fixed history, worked out by hand', () => {
   // Rung 2, the survivors in a different order.
   assert.equal(sh.report('t001', 2, 0.72), 'continue'); // n=1
   assert.equal(sh.report('t000', 2, 0.74), 'continue'); // n=2, keep 1: nobody above 0.74
-  assert.equal(sh.report('t003', 2, 0.73), 'prune'); // n=3, keep 1: t000 (0.74) above
+  assert.equal(sh.report('t003', 2, 0.74), 'prune'); // n=3, keep 1: t000 (0.74, a tie, earlier) above
   assert.deepEqual(sh.rung(1).map((e) => [e.trial, e.value]), [['t000', 0.6], ['t001', 0.7], ['t002', 0.65], ['t003', 0.7], ['t004', NaN]]);
   // Minimising a loss: lower is better.
   const loss = new SuccessiveHalving({ minEpochs: 1, reduction: 2 }, { metric: 'testLoss', mode: 'min' });
