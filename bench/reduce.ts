@@ -26,6 +26,15 @@ export interface ReduceBenchRow {
 
 type Variant = 'js' | 'simd-copy' | 'simd-slots';
 
+/** Index of the first float whose bits differ (NaN payloads and -0 included), or -1. */
+function firstBitDifference(a: Float32Array, b: Float32Array): number {
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  if (x.length !== y.length) return Math.min(x.length, y.length);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return i;
+  return -1;
+}
+
 export async function benchReduce(opts: { floats?: number[]; world?: number; repeat?: number; resultsDir?: string } = {}): Promise<{ rows: ReduceBenchRow[]; table: string; file: string }> {
   if (!simdAvailable) throw new Error('bench reduce: this runtime has no WebAssembly SIMD');
   const world = opts.world ?? 4;
@@ -68,7 +77,8 @@ export async function benchReduce(opts: { floats?: number[]; world?: number; rep
         if (v === 'simd-slots') refill();
         run(v); // warm-up
       }
-      if (Buffer.compare(Buffer.from(out.buffer), Buffer.from(want.buffer)) !== 0) throw new Error(`bench reduce: ${v} differs from the plain loop at n = ${n}`);
+      const at = firstBitDifference(out, want);
+      if (at >= 0) throw new Error(`bench reduce: ${v} differs from the plain loop at n = ${n}: float ${at} is ${out[at]}, expected ${want[at]}`);
     }
     // Interleaved passes, so a noisy neighbour hits every variant alike.
     for (let pass = 0; pass < 3; pass++) for (const v of variants) totals[v] += timeUs(v);

@@ -8,7 +8,7 @@ import { train } from './train.js';
 import { loadModel, saveModel } from './model-io.js';
 import { openStore } from './store.js';
 
-export { channelCostUsd, lambdaCostUsd, loadPrices, DEFAULT_PRICES_FILE, PricesError, type Prices } from './cost.js';
+export { billedMs, channelCostUsd, channelKindOf, lambdaCost, loadPrices, nodeHoursUsd, s3RequestsUsd, trainCost, DEFAULT_PRICES_FILE, PricesError, type CostInputs, type Prices, type RequestCounts } from './cost.js';
 export { buildProgram, main } from './cli.js';
 export { openStore, cirrusHome, EMBEDDED_BUCKET, type StoreHandle } from './store.js';
 export { preprocess, type PreprocessOptions } from './preprocess/preprocess.js';

@@ -20,7 +20,7 @@ import { startMemcached, type MemcachedServer } from '../channels/memcached-serv
 import { unpackMessage } from '../channels/messages.js';
 import { parseChannelUrl, type ChannelSpec } from '../channels/spec.js';
 import { ShardedParamClient, startParamServer, type ParamServer } from '../paramserver/index.js';
-import { channelCostUsd, lambdaCostUsd, loadPrices } from './cost.js';
+import { loadPrices, trainCost, type TrainCost } from './cost.js';
 import { LambdaLauncher } from './launchers/lambda.js';
 import { LocalLauncher } from './launchers/local.js';
 import type { Launcher, WorkerEvent, WorkerHandle, WorkerResult } from './launchers/types.js';
@@ -81,18 +81,7 @@ export interface TrainMetrics {
   generations: number;
 }
 
-export interface TrainCost {
-  usd: number;
-  workerUsd: number;
-  channelUsd: number;
-  storeUsd: number;
-  workerGbSeconds: number;
-  /** Sum of the workers' durations (every invocation, every generation). */
-  workerSeconds: number;
-  invocations: number;
-  channelRequests: number;
-  channelBytes: number;
-}
+export type { TrainCost } from './cost.js';
 
 export interface TrainResult {
   jobId: string;
@@ -109,6 +98,7 @@ interface TrainWorkerValue {
   steps: number;
   trainLoss: number;
   channelStats?: ChannelStats;
+  shardReads?: number;
 }
 
 interface PublishedModel {
@@ -533,30 +523,16 @@ async function watch(handles: WorkerHandle[], tick: () => Promise<string | undef
 }
 
 function estimateCost(params: TrainParams, m: DatasetManifest, results: WorkerResult[], wallSeconds: number, channelKind: string): TrainCost {
-  const prices = loadPrices();
-  const workerGbSeconds = results.reduce((s, r) => s + (r.durationMs / 1000) * (launcherLimits(params).memoryMb / 1024), 0);
-  const invocations = results.length;
-  const workerUsd = lambdaCostUsd(1, 1024, workerGbSeconds, invocations, prices);
   let stats = emptyStats();
+  let shardReads = 0;
   for (const r of results) {
     const v = r.value as TrainWorkerValue | undefined;
     if (v?.channelStats) stats = addStats(stats, v.channelStats);
+    shardReads += v?.shardReads ?? 0;
   }
-  const channelUsd = channelCostUsd(channelKind, stats, wallSeconds, prices);
-  // Dataset reads: every worker reads its train shards once per epoch; the client reads the test split.
-  const storeGets = params.epochs * m.train.shards.length + m.test.shards.length;
-  const storeUsd = (storeGets * prices.s3.getPer1000) / 1000;
-  return {
-    usd: workerUsd + channelUsd + storeUsd,
-    workerUsd,
-    channelUsd,
-    storeUsd,
-    workerGbSeconds,
-    workerSeconds: results.reduce((s, r) => s + r.durationMs / 1000, 0),
-    invocations,
-    channelRequests: stats.put.requests + stats.get.requests + stats.list.requests + stats.delete.requests,
-    channelBytes: stats.put.bytes + stats.get.bytes + stats.list.bytes + stats.delete.bytes,
-  };
+  // Dataset reads: the shards the workers fetched (they cache what fits), and the client's test split.
+  const storeGets = shardReads + m.test.shards.length;
+  return trainCost({ workerDurationsMs: results.map((r) => r.durationMs), memoryMb: launcherLimits(params).memoryMb, channelKind, channelStats: stats, wallSeconds, storeGets }, loadPrices());
 }
 
 /** Deletes everything the job wrote: by listing where the channel can, and by known keys. */

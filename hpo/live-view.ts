@@ -4,7 +4,7 @@
  * whole search. Elsewhere (pipes, CI logs): one plain line per trial event.
  */
 import cliProgress from 'cli-progress';
-import { loadPrices, type TrainParams } from '../client/index.js';
+import { channelKindOf, loadPrices, trainCost, type Prices, type TrainParams } from '../client/index.js';
 import type { SearchEvent } from './search.js';
 import type { TrialState } from './state.js';
 
@@ -21,11 +21,18 @@ function formatParams(p: Record<string, unknown>): string {
     .join(' ');
 }
 
-/** What the trial has cost so far: its final estimate once done, else worker GB-seconds at Lambda prices. */
-export function costSoFar(trial: TrialState, params: TrainParams, gbSecondUsd: number): number | undefined {
+/**
+ * What the trial has cost so far: its final estimate once done; while it runs, the same cost
+ * function over what is known at its last epoch: every worker busy since the start, the channel's
+ * server up as long (request counts arrive only with the workers' results).
+ */
+export function costSoFar(trial: TrialState, params: TrainParams, prices: Prices): number | undefined {
   if (trial.cost) return trial.cost.usd;
   const last = trial.history[trial.history.length - 1];
-  return last ? params.workers * ((params.launcher.memoryMb ?? 0) / 1024) * last.wallSeconds * gbSecondUsd : undefined;
+  if (!last) return undefined;
+  const workerDurationsMs = new Array<number>(params.workers).fill(last.wallSeconds * 1000);
+  // A Lambda launcher's memory is read from its function when the trial starts: a lower bound until then.
+  return trainCost({ workerDurationsMs, memoryMb: params.launcher.memoryMb ?? 0, channelKind: channelKindOf(params.channel), wallSeconds: last.wallSeconds, storeGets: 0 }, prices).usd;
 }
 
 interface Row {
@@ -39,10 +46,10 @@ interface Row {
   cost: string;
 }
 
-function rowOf(t: TrialState, params: TrainParams, gbSecondUsd: number): Row {
+function rowOf(t: TrialState, params: TrainParams, prices: Prices): Row {
   const last = t.history[t.history.length - 1];
   const m = t.metrics;
-  const cost = costSoFar(t, params, gbSecondUsd);
+  const cost = costSoFar(t, params, prices);
   return {
     id: t.id,
     params: formatParams(t.params),
@@ -67,7 +74,7 @@ const COLUMNS: Array<[keyof Row, string, number]> = [
 ];
 
 export function createLiveView(opts: { trials: TrialState[]; paramsOf: (id: string) => TrainParams; tty: boolean; write: (line: string) => void; stream?: NodeJS.WritableStream }): LiveView {
-  const gbSecondUsd = loadPrices().lambda.gbSecond;
+  const prices = loadPrices();
   const trials = new Map(opts.trials.map((t) => [t.id, t]));
   const finished = () => [...trials.values()].filter((t) => DONE.includes(t.status)).length;
   if (!opts.tty) {
@@ -75,7 +82,7 @@ export function createLiveView(opts: { trials: TrialState[]; paramsOf: (id: stri
       update(e) {
         if (e.type === 'search') return opts.write(`search ${e.status}`);
         trials.set(e.trial.id, e.trial);
-        const r = rowOf(e.trial, opts.paramsOf(e.trial.id), gbSecondUsd);
+        const r = rowOf(e.trial, opts.paramsOf(e.trial.id), prices);
         if (e.type === 'epoch') return opts.write(`${r.id} epoch ${e.logs.epoch}: loss ${r.loss}, accuracy ${r.acc}, ${r.ups} updates/s, cost ${r.cost}`);
         const extra = e.trial.status === 'running' && e.trial.jobId ? ` job ${e.trial.jobId}` : e.trial.error ? `: ${e.trial.error}` : e.trial.metrics ? `: accuracy ${r.acc}, loss ${r.loss}` : '';
         opts.write(`${r.id} ${e.trial.status}${extra} (${r.params}) [${finished()}/${trials.size} finished]`);
@@ -89,14 +96,14 @@ export function createLiveView(opts: { trials: TrialState[]; paramsOf: (id: stri
   const multi = new cliProgress.MultiBar({ clearOnComplete: false, hideCursor: true, stream: opts.stream ?? process.stdout, forceRedraw: true, autopadding: false }, cliProgress.Presets.shades_classic);
   // Table lines are bars whose format ignores the bar and prints the row (pre-padded).
   multi.create(1, 0, {}, { format: line(Object.fromEntries(COLUMNS.map(([k, h]) => [k, h]))) });
-  const rows = new Map(opts.trials.map((t) => [t.id, multi.create(1, 0, { text: line({ ...rowOf(t, opts.paramsOf(t.id), gbSecondUsd) }) }, { format: '{text}' })]));
+  const rows = new Map(opts.trials.map((t) => [t.id, multi.create(1, 0, { text: line({ ...rowOf(t, opts.paramsOf(t.id), prices) }) }, { format: '{text}' })]));
   const overall = multi.create(opts.trials.length, finished(), { best: '-' }, { format: 'search {bar} {value}/{total} trials finished | best accuracy {best}' });
   let best: { id: string; acc: number } | undefined;
   return {
     update(e) {
       if (e.type === 'search') return;
       trials.set(e.trial.id, e.trial);
-      rows.get(e.trial.id)?.update(0, { text: line({ ...rowOf(e.trial, opts.paramsOf(e.trial.id), gbSecondUsd) }) });
+      rows.get(e.trial.id)?.update(0, { text: line({ ...rowOf(e.trial, opts.paramsOf(e.trial.id), prices) }) });
       if (e.trial.status === 'done' && e.trial.metrics && (!best || e.trial.metrics.testAccuracy > best.acc)) best = { id: e.trial.id, acc: e.trial.metrics.testAccuracy };
       overall.update(finished(), { best: best ? `${best.id} ${(100 * best.acc).toFixed(2)}%` : '-' });
     },

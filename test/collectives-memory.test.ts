@@ -7,7 +7,8 @@ import { OrderedReducer, SIMD_MIN_FLOATS, addDivideInto, addInto, referenceReduc
 import { SimdArena, simdAvailable } from '../channels/simd-reduce.js';
 import { makeVector } from '../bench/vectors.js';
 import { benchReduce } from '../bench/reduce.js';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { skipOrFail } from './support/skip-or-fail.js';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -184,7 +185,10 @@ test('OrderedReducer gives the plain loop\'s bits for every arrival order, sum a
   assert.throws(() => r.offer(2, new Float32Array(3)), { code: 'COLLECTIVE_MISMATCH', message: 'unit: rank 2 sent 3 floats, expected 4 (every rank must pass vectors of the same length)' });
 });
 
-test('the SIMD arena sums and divides like float32 loops for lengths 0..9 and a long odd length, also in place in its slots', { skip: simdAvailable ? false : 'no WebAssembly SIMD in this runtime' }, () => {
+const simdMissing = simdAvailable ? undefined : 'this runtime has no WebAssembly SIMD (Node 20 has it)';
+
+test('the SIMD arena sums and divides like float32 loops for lengths 0..9 and a long odd length, also in place in its slots', (t) => {
+  if (skipOrFail(t, simdMissing)) return;
   const arena = new SimdArena();
   for (const n of [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100_003, 6]) {
     const a = makeVector(4, 0, n, n);
@@ -215,7 +219,8 @@ test('the SIMD arena sums and divides like float32 loops for lengths 0..9 and a 
   assert.throws(() => arena.slot(3), { name: 'RangeError', message: 'slot 3 of 3' });
 });
 
-test('bench reduce times the three reduction paths on bit-checked results and writes its JSON', { skip: simdAvailable ? false : 'no WebAssembly SIMD in this runtime' }, async () => {
+test('bench reduce times the three reduction paths on bit-checked results and writes its JSON', async (t) => {
+  if (skipOrFail(t, simdMissing)) return;
   const dir = mkdtempSync(join(tmpdir(), 'cirrus-bench-reduce-'));
   try {
     const r = await benchReduce({ floats: [SIMD_MIN_FLOATS + 5], world: 3, repeat: 3, resultsDir: dir });
@@ -224,9 +229,71 @@ test('bench reduce times the three reduction paths on bit-checked results and wr
     assert.equal(row.floats, SIMD_MIN_FLOATS + 5);
     assert.equal(row.world, 3);
     for (const k of ['jsUs', 'simdCopyUs', 'simdSlotsUs'] as const) assert.ok(row[k] > 0, `${k} = ${row[k]}`);
-    assert.equal(row.speedup, row.jsUs / row.simdSlotsUs);
     assert.match(r.table, /JS loops us/);
     assert.deepEqual(JSON.parse(readFileSync(r.file, 'utf8')).rows, r.rows);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Flips the lowest mantissa bit of the last float: the smallest corruption a bit check must see. */
+function flipLastBit(v: Float32Array): void {
+  const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
+  bits[bits.length - 1]! ^= 1;
+}
+
+function hasSlots(arena: SimdArena): boolean {
+  try {
+    arena.slot(0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('bench reduce fails, naming the variant and the float, when any path returns one wrong bit', async (t) => {
+  if (skipOrFail(t, simdMissing)) return;
+  const n = SIMD_MIN_FLOATS + 5;
+  const dir = mkdtempSync(join(tmpdir(), 'cirrus-bench-reduce-'));
+  const { result } = OrderedReducer.prototype;
+  const { store } = SimdArena.prototype;
+  // Each case corrupts one path only: the JS loops' result (no arena), the pooled arena the
+  // copied-in path sums in, or the bench's own arena whose receive slots the in-slot path uses.
+  const cases: Array<[string, () => void]> = [
+    ['js', () => {
+      OrderedReducer.prototype.result = function (this: OrderedReducer) {
+        const out = result.call(this);
+        if (!(this as unknown as { simd?: SimdArena }).simd) flipLastBit(out);
+        return out;
+      };
+    }],
+    ['simd-copy', () => {
+      SimdArena.prototype.store = function (this: SimdArena, out: Float32Array) {
+        store.call(this, out);
+        if (!hasSlots(this)) flipLastBit(out);
+      };
+    }],
+    ['simd-slots', () => {
+      SimdArena.prototype.store = function (this: SimdArena, out: Float32Array) {
+        store.call(this, out);
+        if (hasSlots(this)) flipLastBit(out);
+      };
+    }],
+  ];
+  try {
+    for (const [variant, corrupt] of cases) {
+      corrupt();
+      try {
+        await assert.rejects(benchReduce({ floats: [n], world: 3, repeat: 1, resultsDir: dir }), (e: unknown) => {
+          assert.match((e as Error).message, new RegExp(`^bench reduce: ${variant} differs from the plain loop at n = ${n}: float ${n - 1} is `));
+          return true;
+        });
+      } finally {
+        OrderedReducer.prototype.result = result;
+        SimdArena.prototype.store = store;
+      }
+    }
+    assert.deepEqual(readdirSync(dir), [], 'no results file for a failed check');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -15,6 +15,7 @@ import { ParamClient } from '../paramserver/index.js';
 import { runCollective } from '../bench/collective-runner.js';
 import { makeVector } from '../bench/vectors.js';
 import { startTestServers, type TestServers } from './support/servers.js';
+import { skipOrFail } from './support/skip-or-fail.js';
 
 
 let servers: TestServers;
@@ -45,7 +46,7 @@ const configs = (world: number) => [
 ];
 
 test('memcached: AllReduce and ScatterReduce, W = 1..8 processes, bit-exact, no keys left', async (t) => {
-  if (servers.memcachedSkip) return t.skip(servers.memcachedSkip);
+  if (skipOrFail(t, servers.memcachedMissing)) return;
   const spec = { kind: 'memcached', server: servers.memcached!.address } as const;
   for (let world = 1; world <= 8; world++) for (const c of configs(world)) await check(spec, world, c.floats, c.op, `mc-${world}-${c.floats}`);
   // A large vector exercises chunked values (1M floats = 4 MB > one chunk).

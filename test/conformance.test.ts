@@ -24,24 +24,28 @@ const memoryStore = new MemoryStore();
 channelConformance({
   name: 'memory',
   prefix: run,
+  lists: true,
   open: async () => new MemoryChannel(memoryStore),
 });
 
 channelConformance({
   name: 'memcached',
   prefix: run,
-  skip: () => servers.memcachedSkip,
+  lists: false,
+  missing: () => servers.memcachedMissing,
   open: () => MemcachedChannel.open(parseChannelSpec({ kind: 'memcached', server: servers.memcached!.address }) as MemcachedSpec),
 });
 
 channelConformance({
   name: 's3',
   prefix: run,
+  lists: true,
   open: () => S3Channel.open(parseChannelSpec(s3SpecFor(servers.s3, 'cirrus')) as S3Spec),
 });
 
 channelConformance({
   name: 'ps',
   prefix: run,
+  lists: true,
   open: () => PsChannel.open(parseChannelSpec({ kind: 'ps', address: servers.ps.address }) as PsSpec),
 });

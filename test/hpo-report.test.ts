@@ -19,6 +19,7 @@ import { writeReport } from '../hpo/report-cli.js';
 import { ReportError, loadReportData, type ReportData, type ReportErrorCode } from '../hpo/report-data.js';
 import { niceTicks } from '../hpo/report-svg.js';
 import { runCli } from './support/cli.js';
+import { skipOrFail } from './support/skip-or-fail.js';
 
 // ---------------------------------------------------------------------------------------------
 // Synthetic records, in exactly the shapes the search and train() write.
@@ -221,9 +222,7 @@ function findChromium(): string | undefined {
 }
 
 const CHROMIUM = findChromium();
-const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
-// In CI a missing browser is a failure (the test body throws); elsewhere it is a clear skip.
-const browserSkip = !CHROMIUM && !IN_CI ? "Debian's chromium is not installed (apt-get install chromium); CI=true makes this a failure" : false;
+const chromiumMissing = CHROMIUM ? undefined : "Debian's chromium is not installed (apt-get install chromium)";
 
 async function chromium(profile: string, args: string[]): Promise<string> {
   if (!CHROMIUM) throw new Error("chromium is not on PATH: install Debian's chromium package (.ci/run does)");
@@ -322,7 +321,8 @@ describe('report: written and rendered in headless Chromium', () => {
     assert.deepEqual(curvesIn(html, 'testLoss'), LOSS_POINTS);
   });
 
-  it('the rendered DOM has one curve per trial with history, the right points, the scatter and the table', { skip: browserSkip, timeout: 180_000 }, async () => {
+  it('the rendered DOM has one curve per trial with history, the right points, the scatter and the table', { timeout: 180_000 }, async (t) => {
+    if (skipOrFail(t, chromiumMissing)) return;
     const { path } = await writeReport(SEARCH_ID, { store: pathToFileURL(storeDir).href, cwd: tmp, out: 'search.html' });
     const html = await readFile(path, 'utf8');
     assert.equal(html.match(/https?:\/\//g), null, 'no http(s) reference anywhere: the page works offline');
@@ -349,7 +349,8 @@ describe('report: written and rendered in headless Chromium', () => {
     assert.ok(p.chartWidth > 100, `chart laid out (${p.chartWidth}px wide)`);
   });
 
-  it('a job id from the embedded S3 store renders with one curve, and a screenshot is a 1200x900 PNG', { skip: browserSkip, timeout: 180_000 }, async () => {
+  it('a job id from the embedded S3 store renders with one curve, and a screenshot is a 1200x900 PNG', { timeout: 180_000 }, async (t) => {
+    if (skipOrFail(t, chromiumMissing)) return;
     const home = join(tmp, 'home');
     const handle = await openStore(undefined, home);
     try {

@@ -3,7 +3,7 @@
  * server under a temporary CIRRUS_HOME, a small Higgs-like dataset.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -29,6 +29,22 @@ after(() => {
   else process.env.CIRRUS_HOME = oldHome;
   rmSync(home, { recursive: true, force: true });
 });
+
+/** Worker processes this process started (the local launcher's children running worker/main.js). */
+function workerProcesses(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('worker/main.js')) pids.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return pids;
+}
 
 const base = { dataset: 'higgs', model: 'dense-lr', workers: 1, epochs: 2, batchSize: 32, optimizer: 'sgd', seed: 5 } as const;
 
@@ -96,7 +112,7 @@ test('kill(trialId) stops a running trial and frees its workers for the next pen
   assert.equal(search.kill('t000'), false);
 });
 
-test('a trial that fails at train time is recorded as failed while the others finish', async () => {
+test('a trial that fails validation is recorded as failed while the others finish', async () => {
   const r = await cirrus.gridSearch({ base, grid: { model: ['dense-lr', 'softmax', 'svm'] } }).done;
   const byId = Object.fromEntries(r.trials.map((t) => [t.id, t]));
   assert.equal(byId.t000!.status, 'done');
@@ -106,26 +122,88 @@ test('a trial that fails at train time is recorded as failed while the others fi
   assert.equal(r.trials[2]!.id, 't001');
 });
 
+test("a trial whose worker crashes after its first epoch is failed with the worker's error while the others finish", async () => {
+  // One trial at a time, so the only worker processes alive at t001's first epoch are t001's.
+  const search = cirrus.gridSearch({ base, grid: { epochs: [2, 400, 3] }, maxConcurrentTrials: 1 });
+  const crashed: number[] = [];
+  search.on('update', (e: SearchEvent) => {
+    if (e.type === 'epoch' && e.trial.id === 't001' && e.logs.epoch === 1) {
+      for (const pid of workerProcesses()) {
+        process.kill(pid, 'SIGKILL');
+        crashed.push(pid);
+      }
+    }
+  });
+  const r = await search.done;
+  assert.equal(crashed.length, 1, 'one worker process to crash');
+  const byId = Object.fromEntries(r.trials.map((t) => [t.id, t]));
+  assert.equal(r.status, 'done');
+  assert.equal(byId.t000!.status, 'done');
+  assert.equal(byId.t002!.status, 'done');
+  assert.deepEqual([byId.t000!.metrics!.epochs, byId.t002!.metrics!.epochs], [2, 3]);
+  const t1 = byId.t001!;
+  assert.equal(t1.status, 'failed');
+  // The client hears of epoch 1 while the worker is further on: it crashed after 1..399 epochs,
+  // and the trial keeps the history the client evaluated up to then.
+  assert.ok(t1.epoch! >= 1 && t1.epoch! < 400, `crashed at epoch ${t1.epoch}`);
+  assert.deepEqual(t1.history.map((h) => h.epoch), Array.from({ length: t1.epoch! }, (_, i) => i + 1));
+  assert.match(t1.error!, /worker \S+ \(rank 0\) was terminated by SIGKILL before reporting a result/);
+  assert.equal(t1.metrics, undefined);
+  assert.equal(r.trials[2]!.id, 't001', 'a failed trial ranks last');
+  // Nothing of the failed trial is left in the store's job space.
+  const store = await openStore();
+  try {
+    assert.deepEqual(await store.objects.list('job/'), []);
+    assert.equal((await readJobRecord(store.objects, t1.jobId!))!.status, 'failed');
+  } finally {
+    await store.close();
+  }
+});
+
 test('successive halving prunes by its documented rule (one trial at a time: deterministic)', async () => {
   const grid = { learningRate: [0.05, 0.00001, 0.000001, 0.03] };
   const r = await cirrus.gridSearch({ base: { ...base, epochs: 3 }, grid, maxConcurrentTrials: 1, earlyStopping: { successiveHalving: { minEpochs: 1, reduction: 2 } } }).done;
-  const byId = [...r.trials].sort((a, b) => a.id.localeCompare(b.id));
-  // Replay the rule on the values each trial had at the rungs (epochs 1 and 2), in arrival order.
-  const sh = new SuccessiveHalving({ minEpochs: 1, reduction: 2 }, r.objective);
-  const expected = byId.map(() => 'done');
-  for (const rung of [1, 2]) {
-    byId.forEach((t, i) => {
-      if (expected[i] !== 'done') return;
-      const row = t.history.find((h) => h.epoch === rung)!;
-      if (sh.report(t.id, rung, row.testAccuracy) === 'prune') expected[i] = `pruned@${rung}`;
-    });
-  }
-  assert.deepEqual(byId.map((t) => (t.status === 'pruned' ? `pruned@${t.epoch}` : t.status)), expected);
-  // t001 (learning rate 1e-5) reaches epoch 1 second, behind t000 (0.05): floor(2/2) = 1 kept.
-  assert.equal(byId[1]!.status, 'pruned');
-  assert.equal(byId[1]!.epoch, 1);
-  assert.equal(byId[0]!.status, 'done');
-  assert.equal(r.best!.id, 't000');
+  const [t0, t1, t2, t3] = [...r.trials].sort((a, b) => a.id.localeCompare(b.id)) as [TrialState, TrialState, TrialState, TrialState];
+  const acc = (t: TrialState, epoch: number) => t.history.find((h) => h.epoch === epoch)!.testAccuracy;
+  // Rungs at epochs 1 and 2 (3 epochs, reduction 2); trials arrive in id order. The premise: the
+  // two tiny learning rates end epoch 1 below t000 (0.05).
+  assert.ok(acc(t1, 1) < acc(t0, 1) && acc(t2, 1) < acc(t0, 1), `epoch-1 accuracies ${[t0, t1, t2].map((t) => acc(t, 1))}`);
+  // Rung 1. t000: 1 arrival < 2, goes on. t001: 2 arrivals, keep floor(2/2) = 1, t000 is better:
+  // pruned. t002: 3 arrivals, keep 1, t000 is better: pruned.
+  // t003: 4 arrivals, keep 2: goes on unless two of t000..t002 beat it (a tie goes to the earlier trial).
+  const beats = (a: number, b: number) => a >= b;
+  const aboveT3 = [t0, t1, t2].filter((t) => beats(acc(t, 1), acc(t3, 1))).length;
+  // Rung 2: t000 arrives first (goes on); t003 second: keep 1, pruned if t000 beats it.
+  const t3Fate = aboveT3 >= 2 ? 'pruned@1' : beats(acc(t0, 2), acc(t3, 2)) ? 'pruned@2' : 'done';
+  assert.deepEqual(
+    [t0, t1, t2, t3].map((t) => (t.status === 'pruned' ? `pruned@${t.epoch}` : t.status)),
+    ['done', 'pruned@1', 'pruned@1', t3Fate],
+  );
+  for (const t of [t1, t2]) assert.deepEqual(t.history.map((h) => h.epoch), [1], `${t.id} stopped after its rung`);
+  assert.deepEqual(t0.history.map((h) => h.epoch), [1, 2, 3]);
+  assert.equal(r.best!.id, t3Fate === 'done' && acc(t3, 3) > acc(t0, 3) ? 't003' : 't000');
+});
+
+test('the halving rule on a fixed history, worked out by hand', () => {
+  const sh = new SuccessiveHalving({ minEpochs: 1, reduction: 2 }, { metric: 'testAccuracy', mode: 'max' });
+  assert.deepEqual(sh.rungsFor(4), [1, 2]);
+  // Rung 1, in arrival order.
+  assert.equal(sh.report('t000', 1, 0.6), 'continue'); // n=1 < 2
+  assert.equal(sh.report('t001', 1, 0.7), 'continue'); // n=2, keep 1: nobody above 0.70
+  assert.equal(sh.report('t002', 1, 0.65), 'prune'); // n=3, keep 1: t001 (0.70) above
+  assert.equal(sh.report('t003', 1, 0.7), 'continue'); // n=4, keep 2: only t001 (a tie, earlier) above
+  assert.equal(sh.report('t004', 1, NaN), 'prune'); // n=5, keep 2: a missing value ranks last
+  assert.equal(sh.report('t003', 1, 0.1), 'continue'); // a trial reports a rung once; a repeat changes nothing
+  // Rung 2, the survivors in a different order.
+  assert.equal(sh.report('t001', 2, 0.72), 'continue'); // n=1
+  assert.equal(sh.report('t000', 2, 0.74), 'continue'); // n=2, keep 1: nobody above 0.74
+  assert.equal(sh.report('t003', 2, 0.74), 'prune'); // n=3, keep 1: t000 (0.74, a tie, earlier) above
+  assert.deepEqual(sh.rung(1).map((e) => [e.trial, e.value]), [['t000', 0.6], ['t001', 0.7], ['t002', 0.65], ['t003', 0.7], ['t004', NaN]]);
+  // Minimising a loss: lower is better.
+  const loss = new SuccessiveHalving({ minEpochs: 1, reduction: 2 }, { metric: 'testLoss', mode: 'min' });
+  assert.equal(loss.report('t000', 1, 0.3), 'continue'); // n=1
+  assert.equal(loss.report('t001', 1, 0.4), 'prune'); // n=2, keep 1: t000 (0.3) below
+  assert.equal(loss.report('t002', 1, 0.1), 'continue'); // n=3, keep 1: nobody below 0.1
 });
 
 test('the halving rule: rungs, the first arrivals, top 1/reduction, ties to the earlier trial', () => {

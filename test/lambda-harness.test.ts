@@ -24,15 +24,16 @@ import type { TrainParamsInput } from '../client/train-params.js';
 import { startParamServer } from '../paramserver/index.js';
 import { LambdaService } from './support/lambda-service.js';
 import { networkForTests, type TestNetwork } from './support/netns.js';
-import { IN_CI } from './support/servers.js';
+import { memcachedMissing } from './support/servers.js';
+import { skipOrFail } from './support/skip-or-fail.js';
 import { productionPackage } from './support/test-package.js';
-import { findMemcachedBinary } from '../channels/memcached-server.js';
 
 const FM_DIR = '/usr/share/datasets/fashion-mnist';
 const REGION = 'us-east-1';
 const CREDS = { AWS_ACCESS_KEY_ID: 'AKIDCIRRUSTEST', AWS_SECRET_ACCESS_KEY: 'cirrus-test-secret' };
 
 let network: TestNetwork | undefined;
+/** Why the harness cannot run here (skipOrFail decides what that means). */
 let skip: string | undefined;
 let service: LambdaService;
 let home: string;
@@ -41,12 +42,8 @@ const savedEnv: Record<string, string | undefined> = {};
 before(async () => {
   const n = await networkForTests();
   network = n.network;
-  skip = n.skip;
-  if (!existsSync(join(FM_DIR, 'train-images-idx3-ubyte.gz'))) {
-    const reason = `${FM_DIR} is missing (apt-get install dataset-fashion-mnist)`;
-    if (IN_CI) throw new Error(`${reason}: required under CI=true`);
-    skip ??= reason;
-  }
+  skip = n.missing;
+  if (!existsSync(join(FM_DIR, 'train-images-idx3-ubyte.gz'))) skip ??= `${FM_DIR} is missing (apt-get install dataset-fashion-mnist)`;
   if (!network || skip) return;
   for (const k of [...Object.keys(CREDS), 'CIRRUS_HOME']) savedEnv[k] = process.env[k];
   Object.assign(process.env, CREDS);
@@ -103,11 +100,7 @@ function workerValues(from: number): WorkerValue[] {
 describe('workers in their own network, running the deployed package', () => {
   for (const channel of ['s3', 'ps', 'memcached']) {
     test(`Fashion-MNIST softmax with 4 workers reaches 84% over ${channel}`, async (t) => {
-      if (skip) return t.skip(skip);
-      if (channel === 'memcached' && !findMemcachedBinary()) {
-        if (IN_CI) throw new Error('memcached is not installed: required under CI=true');
-        return t.skip('memcached is not installed');
-      }
+      if (skipOrFail(t, skip ?? (channel === 'memcached' ? memcachedMissing() : undefined))) return;
       const from = service.invocations.length;
       const r = await train(softmax(channel));
       assert.ok(r.metrics.testAccuracy >= 0.84, `test accuracy ${r.metrics.testAccuracy}`);
@@ -126,7 +119,7 @@ describe('workers in their own network, running the deployed package', () => {
   }
 
   test('the MLP trains on the WASM backend, which every worker reports', async (t) => {
-    if (skip) return t.skip(skip);
+    if (skipOrFail(t, skip)) return;
     const from = service.invocations.length;
     const r = await train({ ...softmax('ps'), model: 'mlp', hidden: [64], epochs: 1, learningRate: 0.002, stop: {} });
     assert.ok(r.metrics.testAccuracy > 0.75, `test accuracy ${r.metrics.testAccuracy}`);
@@ -136,7 +129,7 @@ describe('workers in their own network, running the deployed package', () => {
   });
 
   test('a package without its WASM binaries fails the MLP with the reason, never a silent fallback to JS kernels', async (t) => {
-    if (skip) return t.skip(skip);
+    if (skipOrFail(t, skip)) return;
     const full = await productionPackage();
     const stripped = readZip(full.zip, 'worker.zip').filter((f) => !f.name.endsWith('.wasm'));
     const zip = deterministicZip(stripped);
@@ -151,7 +144,7 @@ describe('workers in their own network, running the deployed package', () => {
   });
 
   test('Higgs-like dense LR on Lambda gives the local launcher\'s model, bit for bit', async (t) => {
-    if (skip) return t.skip(skip);
+    if (skipOrFail(t, skip)) return;
     const params: TrainParamsInput = { dataset: 'higgs', model: 'dense-lr', workers: 3, epochs: 2, batchSize: 256, learningRate: 0.05, channel: 'ps' };
     const viaLambda = await train({ ...params, advertise: network!.hostAddress, launcher: lambda() });
     const local = await train(params);
@@ -161,7 +154,7 @@ describe('workers in their own network, running the deployed package', () => {
   });
 
   test('loopback endpoints are refused before any invocation, naming the field', async (t) => {
-    if (skip) return t.skip(skip);
+    if (skipOrFail(t, skip)) return;
     const count = service.invocations.length;
     const { advertise: _, ...noAdvertise } = softmax('ps');
     await assert.rejects(train(noAdvertise), { code: 'TRAIN_ENDPOINT', message: /^params\.store: the embedded S3 server would listen on 127\.0\.0\.1, which Lambda workers cannot reach/ });
@@ -180,7 +173,7 @@ describe('workers in their own network, running the deployed package', () => {
   });
 
   test('the namespace is a host of its own: a worker handed a loopback endpoint (the check bypassed) cannot reach it', async (t) => {
-    if (skip) return t.skip(skip);
+    if (skipOrFail(t, skip)) return;
     // A launcher handed in directly, with a local-launcher params block, skips the endpoint check.
     const launcher = () => new LambdaLauncher({ functionName: 'cirrus-worker:live', region: REGION, endpoint: service.endpoint, invocationType: 'RequestResponse', concurrency: 2 });
     await assert.rejects(train({ dataset: 'higgs', model: 'dense-lr', workers: 2, epochs: 1, channel: 'ps' }, { launcher }), (e: Error & { code?: string }) => {
@@ -192,7 +185,7 @@ describe('workers in their own network, running the deployed package', () => {
   });
 
   test("a function whose Timeout is shorter than timeoutS, or whose memory differs, is refused naming both values", async (t) => {
-    if (skip) return t.skip(skip);
+    if (skipOrFail(t, skip)) return;
     const count = service.invocations.length;
     await assert.rejects(train({ ...softmax('ps'), launcher: { ...lambda('short-worker:live'), timeoutS: 60 } }), {
       code: 'TRAIN_PARAMS',

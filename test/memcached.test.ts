@@ -1,21 +1,26 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext, type TestOptions } from 'node:test';
 import memjs from 'memjs';
 import { ChannelError, WaitTimeoutError } from '../channels/errors.js';
 import { MANIFEST_BYTES, MemcachedChannel, chunkKeys, decodeManifest } from '../channels/memcached.js';
 import { openBulkConnection } from '../channels/memcached-bulk.js';
-import { type MemcachedServer, findMemcachedBinary, startMemcached } from '../channels/memcached-server.js';
+import { type MemcachedServer, startMemcached } from '../channels/memcached-server.js';
 import { type MemcachedSpec, parseChannelUrl } from '../channels/spec.js';
+import { memcachedMissing } from './support/servers.js';
+import { skipOrFail } from './support/skip-or-fail.js';
+
+type TestBody = (t: TestContext) => Promise<void>;
 
 const MiB = 1024 * 1024;
-const binary = findMemcachedBinary();
-const missingMessage = 'memcached is not installed (install it with `apt-get install memcached`)';
+const missing = memcachedMissing();
 
-if (binary === undefined && process.env.CI === 'true') {
-  test('memcached binary is available in CI', () => {
-    assert.fail(`${missingMessage}; CI must run the memcached channel tests`);
+/** A test that needs the memcached binary: skipOrFail decides when it is missing. */
+function mcTest(name: string, body: TestBody, options: TestOptions = {}): void {
+  test(name, options, async (t) => {
+    if (skipOrFail(t, missing)) return;
+    await body(t);
   });
 }
 
@@ -45,7 +50,7 @@ function same(actual: Uint8Array | undefined, expected: Uint8Array): boolean {
   return actual !== undefined && actual.byteLength === expected.byteLength && Buffer.compare(Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength), expected) === 0;
 }
 
-describe('memcached channel', { skip: binary === undefined ? `${missingMessage}; skipping` : false }, () => {
+describe('memcached channel', () => {
   let server: MemcachedServer;
   const opened: MemcachedChannel[] = [];
   let raw: memjs.Client;
@@ -67,6 +72,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
   };
 
   before(async () => {
+    if (missing) return;
     server = await startMemcached();
     raw = memjs.Client.create(server.address, { retries: 0, logger: { log: () => undefined } });
   });
@@ -77,7 +83,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     await server?.stop();
   });
 
-  test('inline values of 0, 1 and 1000 bytes round trip and are counted exactly', async () => {
+  mcTest('inline values of 0, 1 and 1000 bytes round trip and are counted exactly', async () => {
     const ch = await open();
     assert.equal(ch.kind, 'memcached');
     assert.equal(ch.endpoint, `memcached://${server.address}`);
@@ -94,7 +100,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     }
   });
 
-  test('a get that misses is one request of 0 bytes', async () => {
+  mcTest('a get that misses is one request of 0 bytes', async () => {
     const ch = await open();
     ch.resetStats();
     assert.equal(await ch.get('missing/one'), undefined);
@@ -102,7 +108,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     assert.equal('list' in ch, false);
   });
 
-  test('a 3.5 MiB value is chunked at 1 MiB: 4 chunk puts + 1 manifest put, byte-exact', async () => {
+  mcTest('a 3.5 MiB value is chunked at 1 MiB: 4 chunk puts + 1 manifest put, byte-exact', async () => {
     const ch = await open({ chunkBytes: MiB });
     const v = randomBytes(3.5 * MiB);
     ch.resetStats();
@@ -122,7 +128,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     assert.deepEqual(ch.stats().get, { requests: 5, bytes: v.byteLength + MANIFEST_BYTES });
   });
 
-  test('a 16 MiB value round trips', async () => {
+  mcTest('a 16 MiB value round trips', async () => {
     const ch = await open();
     const v = randomBytes(16 * MiB);
     await ch.put('chunked/16', v);
@@ -132,7 +138,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     assert.ok(same(await other.get('chunked/16'), v));
   });
 
-  test('a chunked value at a 250-byte key uses chunk keys within 250 bytes', async () => {
+  mcTest('a chunked value at a 250-byte key uses chunk keys within 250 bytes', async () => {
     const ch = await open({ chunkBytes: 64 * 1024 });
     const key = 'k/' + 'x'.repeat(248);
     assert.equal(Buffer.byteLength(key), 250);
@@ -146,7 +152,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     for (const k of keys) assert.equal(await rawGet(k), null);
   });
 
-  test('overwriting a chunked value removes its old chunks', async () => {
+  mcTest('overwriting a chunked value removes its old chunks', async () => {
     const ch = await open({ chunkBytes: 64 * 1024 });
     await ch.put('over/a', randomBytes(300 * 1024));
     const oldKeys = await storedChunkKeys('over/a');
@@ -169,7 +175,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     assert.ok(same(await ch.get('over/a'), small));
   });
 
-  test('a client that read a chunked value cleans up its chunks when it overwrites it', async () => {
+  mcTest('a client that read a chunked value cleans up its chunks when it overwrites it', async () => {
     const writer = await open({ chunkBytes: 64 * 1024 });
     const reader = await open({ chunkBytes: 64 * 1024 });
     await writer.put('over/b', randomBytes(200 * 1024));
@@ -179,7 +185,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     for (const k of keys) assert.equal(await rawGet(k), null);
   });
 
-  test('delete removes the manifest and its chunks, also from a client that never saw the key', async () => {
+  mcTest('delete removes the manifest and its chunks, also from a client that never saw the key', async () => {
     const ch = await open({ chunkBytes: 64 * 1024 });
     await ch.put('del/a', randomBytes(150 * 1024));
     await ch.put('del/b', randomBytes(150 * 1024));
@@ -203,7 +209,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     assert.equal(await ch.get('del/b'), undefined);
   });
 
-  test('a reader polling during an 8 MiB write never sees a partial value', async () => {
+  mcTest('a reader polling during an 8 MiB write never sees a partial value', async () => {
     const writer = await open();
     const reader = await open();
     for (let round = 0; round < 4; round++) {
@@ -247,7 +253,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     }
   });
 
-  test('waitMany times out naming exactly the missing keys, and resolves once they are written', async () => {
+  mcTest('waitMany times out naming exactly the missing keys, and resolves once they are written', async () => {
     const waiter = await open();
     const writer = await open();
     await writer.put('wait/b', new Uint8Array([2]));
@@ -274,7 +280,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     assert.deepEqual([...(await waiter.wait('wait/a', Date.now() + 1_000))], [1]);
   });
 
-  test('open() on a port with nothing listening fails with CHANNEL_UNREACHABLE naming the endpoint', { timeout: 10_000 }, async () => {
+  mcTest('open() on a port with nothing listening fails with CHANNEL_UNREACHABLE naming the endpoint', async () => {
     const port = await closedPort();
     await assert.rejects(MemcachedChannel.open({ kind: 'memcached', server: `127.0.0.1:${port}`, timeoutMs: 1_000, chunkBytes: MiB, connections: 2 }), (e: unknown) => {
       assert.ok(e instanceof ChannelError);
@@ -282,9 +288,9 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
       assert.match(e.message, new RegExp(`memcached at 127\\.0\\.0\\.1:${port} is unreachable`));
       return true;
     });
-  });
+  }, { timeout: 10_000 });
 
-  test('open() on a server that never answers gives up after timeoutMs', { timeout: 10_000 }, async () => {
+  mcTest('open() on a server that never answers gives up after timeoutMs', async () => {
     const sockets = new Set<net.Socket>();
     const silent = net.createServer((s) => {
       sockets.add(s);
@@ -304,9 +310,9 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
-  });
+  }, { timeout: 10_000 });
 
-  test('a bulk request to a server that never answers fails after the timeout, naming the key', { timeout: 10_000 }, async () => {
+  mcTest('a bulk request to a server that never answers fails after the timeout, naming the key', async () => {
     const sockets = new Set<net.Socket>();
     const silent = net.createServer((s) => {
       sockets.add(s);
@@ -327,9 +333,9 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
-  });
+  }, { timeout: 10_000 });
 
-  test('items not written by the channel and chunks lost under a manifest are reported as corrupt', async () => {
+  mcTest('items not written by the channel and chunks lost under a manifest are reported as corrupt', async () => {
     const ch = await open({ chunkBytes: 64 * 1024 });
     await raw.set('corrupt/foreign', Buffer.from('hello'), {});
     await assert.rejects(ch.get('corrupt/foreign'), { code: 'CHANNEL_CORRUPT' });
@@ -340,7 +346,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     await assert.rejects(ch.get('corrupt/evicted'), { code: 'CHANNEL_CORRUPT' });
   });
 
-  test('waitManyInto reads chunked values into lent memory, whole or in two pieces, byte-exact', async () => {
+  mcTest('waitManyInto reads chunked values into lent memory, whole or in two pieces, byte-exact', async () => {
     const ch = await open({ chunkBytes: 64 * 1024 });
     const a = randomBytes(200 * 1024 + 3);
     const b = randomBytes(150 * 1024);
@@ -368,7 +374,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     await assert.rejects(ch.waitManyInto(['into/a', 'into/a'], Date.now() + 1_000, () => undefined), { code: 'KEY_INVALID' });
   });
 
-  test('values from 4 KiB up to chunkBytes - 1 are one tagged item: one put, one get, read into lent memory', async () => {
+  mcTest('values from 4 KiB up to chunkBytes - 1 are one tagged item: one put, one get, read into lent memory', async () => {
     const ch = await open({ chunkBytes: 64 * 1024 });
     for (const n of [4096, 64 * 1024 - 1]) {
       const v = randomBytes(n);
@@ -397,7 +403,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     assert.equal((await storedChunkKeys('big-inline/chunked')).length, 1);
   });
 
-  test('putParts stores head ++ body, inline or chunked with the head leading chunk 0, byte-exact and counted', async () => {
+  mcTest('putParts stores head ++ body, inline or chunked with the head leading chunk 0, byte-exact and counted', async () => {
     const ch = await open({ chunkBytes: 64 * 1024 });
     const head = randomBytes(24);
     for (const [name, n, requests] of [['small', 10, 1], ['inline', 40_000, 1], ['chunked', 200 * 1024, 5]] as const) {
@@ -413,7 +419,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     await assert.rejects(ch.putParts('parts/long-head', new Uint8Array(64 * 1024), randomBytes(100_000)), { code: 'CHANNEL_REQUEST', message: `memcached://${server.address}: a value's head part (65536 bytes) must be shorter than chunkBytes (65536)` });
   });
 
-  test('a large item with a foreign tag is reported as corrupt, naming its size and tag', async () => {
+  mcTest('a large item with a foreign tag is reported as corrupt, naming its size and tag', async () => {
     const ch = await open();
     await raw.set('corrupt/foreign-big', Buffer.concat([Buffer.from([7]), randomBytes(5000)]), {});
     await assert.rejects(ch.get('corrupt/foreign-big'), {
@@ -422,7 +428,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     });
   });
 
-  test('a bulk connection reads pipelined large values, small values and misses byte-exact, in place where it can', async () => {
+  mcTest('a bulk connection reads pipelined large values, small values and misses byte-exact, in place where it can', async () => {
     const conn = openBulkConnection(server.address, 5_000);
     try {
       const sizes = [0, 10, 20_000, 300_000, 1_000_000, 16 * 1024, 16 * 1024 + 1];
@@ -457,7 +463,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     }
   });
 
-  test("the default chunkBytes fits memcached's default item size (-I 1m), even at a 250-byte key", async () => {
+  mcTest("the default chunkBytes fits memcached's default item size (-I 1m), even at a 250-byte key", async () => {
     const small = await startMemcached({ itemMaxMb: 1 });
     const ch = await MemcachedChannel.open(parseChannelUrl(`memcached://${small.address}`) as MemcachedSpec);
     try {
@@ -477,7 +483,7 @@ describe('memcached channel', { skip: binary === undefined ? `${missingMessage};
     }
   });
 
-  test('invalid keys and closed channels are rejected', async () => {
+  mcTest('invalid keys and closed channels are rejected', async () => {
     const ch = await MemcachedChannel.open(spec());
     await assert.rejects(ch.put('has space', new Uint8Array(1)), { code: 'KEY_INVALID' });
     await assert.rejects(ch.get(''), { code: 'KEY_INVALID' });

@@ -22,7 +22,7 @@ import {
   type PreprocessLocalOptions,
 } from '../client/preprocess/index.js';
 import { MemoryDatasetWriter } from './support/memory-dataset-writer.js';
-import { IN_CI } from './support/servers.js';
+import { skipOrFail } from './support/skip-or-fail.js';
 
 let dir = '';
 before(async () => {
@@ -555,12 +555,7 @@ describe('Fashion-MNIST (dataset-fashion-mnist package)', () => {
   const FM_DIR = '/usr/share/datasets/fashion-mnist';
 
   test('loads 60,000 train and 10,000 test rows, 6,000 and 1,000 per class', async (t) => {
-    if (!existsSync(FM_DIR)) {
-      const reason = `${FM_DIR} is missing (apt-get install dataset-fashion-mnist)`;
-      if (IN_CI) assert.fail(`${reason}: required under CI=true`);
-      t.skip(reason);
-      return;
-    }
+    if (skipOrFail(t, existsSync(FM_DIR) ? undefined : `${FM_DIR} is missing (apt-get install dataset-fashion-mnist)`)) return;
     const counts = { train: new Array<number>(10).fill(0), test: new Array<number>(10).fill(0) };
     const firstLabels = { train: [] as number[], test: [] as number[] };
     let firstPixelSum = -1;

@@ -13,8 +13,10 @@ import { preprocess } from '../client/preprocess/preprocess.js';
 import { openStore } from '../client/store.js';
 import { train } from '../client/train.js';
 import { applyOverrides, parseTrainParams } from '../client/train-params.js';
-import { findMemcachedBinary } from '../channels/memcached-server.js';
-import { IN_CI } from './support/servers.js';
+import type { TrainCost } from '../client/cost.js';
+import { LIST_PRICES, assertUsd } from './support/aws-prices.js';
+import { memcachedMissing } from './support/servers.js';
+import { skipOrFail } from './support/skip-or-fail.js';
 
 let home: string;
 const oldHome = process.env.CIRRUS_HOME;
@@ -33,6 +35,12 @@ after(() => {
   rmSync(home, { recursive: true, force: true });
 });
 
+/** The store's GETs at their list price, and the total as the sum of the three terms. */
+function assertCostSums(c: TrainCost): void {
+  assertUsd(c.storeUsd, (c.storeGets * LIST_PRICES.s3.getPer1000) / 1000, 'storeUsd');
+  assertUsd(c.usd, c.workerUsd + c.channelUsd + c.storeUsd, 'usd');
+}
+
 const base = { dataset: 'higgs', model: 'dense-lr', epochs: 3, batchSize: 64, optimizer: 'momentum', learningRate: 0.05, seed: 5 } as const;
 
 test('2 workers over the parameter server: history per epoch, metrics, cost, a usable model', async () => {
@@ -50,9 +58,27 @@ test('2 workers over the parameter server: history per epoch, metrics, cost, a u
   assert.equal(r.metrics.epochs, 3);
   assert.equal(r.metrics.testAccuracy, r.history[2]!.testAccuracy);
   assert.ok(r.metrics.steps > 0);
-  assert.ok(r.cost.usd > 0 && r.cost.workerGbSeconds > 0);
-  assert.equal(r.cost.invocations, 2);
-  assert.ok(r.cost.channelRequests > 0);
+  // Cost, term by term at the list prices: two Lambda invocations of 2048 MB billed in 1 ms steps,
+  // the parameter server's instance for the run's wall time, and the dataset's shard reads.
+  const c = r.cost;
+  assert.equal(c.invocations, 2);
+  assert.ok(Number.isInteger(c.workerBilledMs), `billed ms ${c.workerBilledMs}`);
+  assert.ok(c.workerBilledMs >= c.workerSeconds * 1000 && c.workerBilledMs < c.workerSeconds * 1000 + 2, `billed ${c.workerBilledMs} ms for ${c.workerSeconds} s`);
+  assertUsd(c.workerGbSeconds, (c.workerBilledMs / 1000) * 2, 'GB-seconds at 2 GB');
+  assertUsd(c.workerUsd, c.workerGbSeconds * LIST_PRICES.lambda.gbSecond + (2 * LIST_PRICES.lambda.requestPer1M) / 1e6, 'workerUsd');
+  assertUsd(c.channelUsd, (r.metrics.wallSeconds / 3600) * LIST_PRICES.ps.instanceHour, 'ps channelUsd');
+  assert.ok(c.channelRequests > 0);
+  // One generation whose shards fit the workers' cache: each of the 8 train shards is read once,
+  // plus the client's read of the test split.
+  const handle = await openStore();
+  try {
+    const m = await handle.datasets.manifest('higgs');
+    assert.equal(m.train.shards.length, 8);
+    assert.equal(c.storeGets, 8 + m.test.shards.length);
+  } finally {
+    await handle.close();
+  }
+  assertCostSums(c);
   const dir = join(home, 'model');
   await saveModel(r.model, dir);
   const loaded = await loadModel(dir);
@@ -74,12 +100,19 @@ test('the same run over s3 and memcached gives bit-identical weights (GA-SGD/BSP
   } finally {
     await handle.close();
   }
-  if (!findMemcachedBinary()) {
-    if (IN_CI) assert.fail('memcached is required under CI=true');
-    return t.skip('memcached is not installed');
-  }
+  // Each channel is billed its own way: S3 per request of each kind.
+  const s3Requests = s3.cost.channelRequestsByKind;
+  assert.ok(s3Requests.put > 0 && s3Requests.get > 0, JSON.stringify(s3Requests));
+  assert.equal(s3.cost.channelRequests, s3Requests.put + s3Requests.get + s3Requests.list + s3Requests.delete);
+  const { putPer1000, getPer1000, listPer1000, deletePer1000 } = LIST_PRICES.s3;
+  assertUsd(s3.cost.channelUsd, (s3Requests.put * putPer1000 + s3Requests.get * getPer1000 + s3Requests.list * listPer1000 + s3Requests.delete * deletePer1000) / 1000, 's3 channelUsd');
+  assertCostSums(s3.cost);
+  if (skipOrFail(t, memcachedMissing())) return;
   const mc = await train({ ...base, workers: 3, channel: 'memcached' });
   assert.deepEqual(Array.from(mc.model.weights), Array.from(ps.model.weights));
+  // memcached: the node's hourly price for the run's wall time.
+  assertUsd(mc.cost.channelUsd, (mc.metrics.wallSeconds / 3600) * LIST_PRICES.elasticache.nodeHour, 'memcached channelUsd');
+  assertCostSums(mc.cost);
 });
 
 test('a run cut by the local launcher time limit resumes in later generations and ends where an unlimited run ends', async () => {

@@ -146,6 +146,8 @@ function declaredMemoryBytes(): number {
 export class ShardCache implements Pick<DatasetStore, 'readShard'> {
   private readonly shards = new Map<string, Promise<Shard>>();
   private used = 0;
+  /** Shards read from the store (cache misses): the GETs the cost estimate bills. */
+  fetches = 0;
 
   constructor(
     private readonly source: Pick<DatasetStore, 'readShard'>,
@@ -155,6 +157,7 @@ export class ShardCache implements Pick<DatasetStore, 'readShard'> {
   readShard(ref: ShardRef): Promise<Shard> {
     const hit = this.shards.get(ref.key);
     if (hit) return hit;
+    this.fetches++;
     const p = this.source.readShard(ref);
     if (this.used + ref.bytes <= this.budgetBytes) {
       this.used += ref.bytes;

@@ -64,6 +64,8 @@ export interface TrainResult {
   /** Rows this rank computed gradients on in this generation. */
   rows: number;
   channelStats: ChannelStats;
+  /** Shards this generation read from the dataset store. */
+  shardReads: number;
   timings: Timings;
 }
 
@@ -147,7 +149,8 @@ export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise
     const model = timeFirstGradient((deps.createModel ?? createModel)(task.model), () => (timings.firstStepMs ??= performance.now() - started));
     const optimizer = (deps.createOptimizer ?? createOptimizer)(task.optimizer, model.size);
     const sink = channel ?? datasets.store;
-    const base = { event, task, jobId, rank, world, manifest, data: new ShardCache(datasets), model, optimizer, sink, channel, timings };
+    const data = new ShardCache(datasets);
+    const base = { event, task, jobId, rank, world, manifest, data, model, optimizer, sink, channel, timings };
 
     let state: TrainState;
     if (task.generation > 0) {
@@ -211,6 +214,7 @@ export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise
       trainLoss: lastLoss(state),
       rows: ctx.rowsTrained,
       channelStats: channel ? channel.stats() : emptyStats(),
+      shardReads: data.fetches,
       timings,
     };
   } catch (err) {

@@ -7,13 +7,16 @@ import { randomBytes } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
 import type { Channel } from '../../channels/channel.js';
 import { ChannelError, WaitTimeoutError } from '../../channels/errors.js';
+import { skipOrFail } from './skip-or-fail.js';
 
 export interface ConformanceTarget {
   name: string;
-  /** Opens a new client; returns undefined with a reason when the server is unavailable (never under CI). */
+  /** Opens a new client of the store. */
   open: () => Promise<Channel>;
-  /** Why the suite cannot run (server missing outside CI), if so. */
-  skip?: () => string | undefined;
+  /** Why the suite cannot run here (its server is missing), if so: handed to skipOrFail. */
+  missing?: () => string | undefined;
+  /** Whether the adapter enumerates keys (has list); one that does not must not pretend to. */
+  lists: boolean;
   /** A unique key prefix per run so reruns never see old data. */
   prefix: string;
 }
@@ -22,8 +25,7 @@ export function channelConformance(target: ConformanceTarget): void {
   const k = (name: string) => `${target.prefix}${name}`;
   const withChannel = (title: string, body: (ch: Channel, t: TestContext) => Promise<void>) =>
     test(`${target.name}: ${title}`, async (t) => {
-      const reason = target.skip?.();
-      if (reason) return t.skip(reason);
+      if (skipOrFail(t, target.missing?.())) return;
       const ch = await target.open();
       try {
         await body(ch, t);
@@ -144,8 +146,12 @@ export function channelConformance(target: ConformanceTarget): void {
     await ch.delete([k('wt-present')]);
   });
 
-  withChannel('list returns the keys under a prefix, sorted (where the store can list)', async (ch, t) => {
-    if (!ch.list) return t.skip(`${target.name} cannot enumerate keys`);
+  withChannel(target.lists ? 'list returns the keys under a prefix, sorted' : 'has no list (the store cannot enumerate keys)', async (ch) => {
+    if (!target.lists) {
+      assert.equal(ch.list, undefined);
+      return;
+    }
+    assert.ok(ch.list, `${target.name} says it lists, but its channel has no list()`);
     const keys = [k('ls/b'), k('ls/a'), k('ls/c/d')];
     for (const key of keys) await ch.put(key, Uint8Array.of(1));
     assert.deepEqual(await ch.list(k('ls/')), [...keys].sort());
@@ -154,8 +160,7 @@ export function channelConformance(target: ConformanceTarget): void {
   });
 
   test(`${target.name}: a closed channel refuses work with CHANNEL_CLOSED`, async (t) => {
-    const reason = target.skip?.();
-    if (reason) return t.skip(reason);
+    if (skipOrFail(t, target.missing?.())) return;
     const ch = await target.open();
     await ch.close();
     await assert.rejects(

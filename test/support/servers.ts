@@ -1,33 +1,27 @@
 /**
- * Real servers for tests. A test whose server cannot start fails under CI=true; elsewhere it is
- * skipped with the reason (so a developer without memcached still runs the rest).
+ * Real servers for tests. A server whose binary is missing is reported as `...Missing` (the
+ * reason); the test hands that to skipOrFail (./skip-or-fail.ts), which fails it under CI and skips
+ * it elsewhere.
  */
-import type { TestContext } from 'node:test';
 import { findMemcachedBinary, startMemcached, type MemcachedServer } from '../../channels/memcached-server.js';
 import { startS3Server, type S3Server } from '../../channels/s3-server.js';
 import { startParamServer, type ParamServer } from '../../paramserver/index.js';
 
-export const IN_CI = process.env.CI === 'true';
-
-/** Starts a private memcached, or returns undefined (and the reason) when the binary is missing outside CI. */
-export async function memcachedForTests(): Promise<{ server?: MemcachedServer; skip?: string }> {
-  if (!findMemcachedBinary()) {
-    const reason = 'memcached is not installed (apt-get install memcached)';
-    if (IN_CI) throw new Error(`${reason}: required under CI=true`);
-    return { skip: reason };
-  }
-  return { server: await startMemcached() };
+/** Why memcached cannot run here, or undefined when its binary is on PATH. */
+export function memcachedMissing(): string | undefined {
+  return findMemcachedBinary() ? undefined : 'memcached is not installed (apt-get install memcached)';
 }
 
-export function skipIf(t: TestContext, reason: string | undefined): boolean {
-  if (reason) t.skip(reason);
-  return reason !== undefined;
+/** Starts a private memcached, or returns the reason it cannot (for skipOrFail). */
+export async function memcachedForTests(): Promise<{ server?: MemcachedServer; missing?: string }> {
+  const missing = memcachedMissing();
+  return missing ? { missing } : { server: await startMemcached() };
 }
 
 export interface TestServers {
-  /** Undefined (with memcachedSkip set) when memcached is missing outside CI. */
+  /** Undefined (with memcachedMissing set) when the memcached binary is missing. */
   memcached: MemcachedServer | undefined;
-  memcachedSkip: string | undefined;
+  memcachedMissing: string | undefined;
   s3: S3Server;
   ps: ParamServer;
   stop(): Promise<void>;
@@ -40,7 +34,7 @@ export async function startTestServers(): Promise<TestServers> {
   const ps = await startParamServer({ port: 0 });
   return {
     memcached: m.server,
-    memcachedSkip: m.skip,
+    memcachedMissing: m.missing,
     s3,
     ps,
     async stop() {
