@@ -148,4 +148,17 @@ export function addBenchCommands(program: Command): void {
       if (o.json) process.stdout.write(JSON.stringify({ quick: r.quick, grid: r.grid, rows: r.rows, accuracyDiffPoints: r.accuracyDiffPoints, workerSecondsRatio: r.workerSecondsRatio, targetMet: r.targetMet }) + '\n');
       else process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
     });
+
+  bench
+    .command('chaos')
+    .description('4-worker Fashion-MNIST softmax, fault-free and under a seeded killer (kill -9 every ~2 s, p 0.5): wall time, cost, relaunches, accuracy, side by side')
+    .option('--quick', '12 epochs instead of 40')
+    .option('--seed <n>', "the killer's seed", (v) => positiveInts('--seed')(v)[0]!)
+    .option('--json', 'print the rows as one JSON array on stdout')
+    .action(async (o: { quick?: boolean; seed?: number; json?: boolean }) => {
+      const { benchChaos } = await import('./chaos.js');
+      const r = await benchChaos({ quick: o.quick ?? false, ...(o.seed !== undefined ? { seed: o.seed } : {}), log: (l) => process.stderr.write(l + '\n') });
+      if (o.json) process.stdout.write(JSON.stringify(r.rows) + '\n');
+      else process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+    });
 }

@@ -82,16 +82,16 @@ export class BulkConnection {
   ) {}
 
   /**
-   * Stores `lead` (a few bytes, e.g. a tag) followed by `value` at `key` (no flags, no expiry).
+   * Stores `lead` (a few bytes, e.g. a tag) followed by `value` at `key` (no flags), expiring after ttlS seconds (0: never).
    * The value's bytes go to the socket as they are: they must stay unchanged until it resolves.
    */
-  async set(key: string, value: Uint8Array, lead?: Uint8Array): Promise<void> {
+  async set(key: string, value: Uint8Array, lead?: Uint8Array, ttlS = 0): Promise<void> {
     const keyBytes = Buffer.byteLength(key);
     const leadBytes = lead?.byteLength ?? 0;
     const header = Buffer.allocUnsafe(HEADER + 8 + keyBytes + leadBytes);
     writeRequestHeader(header, OP_SET, keyBytes, 8, leadBytes + value.byteLength, 0);
     header.writeUInt32BE(0, HEADER); // flags
-    header.writeUInt32BE(0, HEADER + 4); // expiry: never
+    header.writeUInt32BE(ttlS, HEADER + 4); // expiry in seconds (memcached takes up to 30 days as relative)
     header.write(key, HEADER + 8, keyBytes, 'utf8');
     if (lead !== undefined) header.set(lead, HEADER + 8 + keyBytes);
     await this.request(OP_SET, key, header, value, undefined);

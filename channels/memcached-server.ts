@@ -1,6 +1,7 @@
 /**
  * Starts a private memcached for tests, benchmarks and local runs: bound to 127.0.0.1 on a free
- * port, killed on stop() or when this process exits.
+ * port, killed on stop() or when this process exits, and even when it is killed (kill -9): a
+ * watchdog shell holds a pipe from this process and kills memcached when the pipe closes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
@@ -24,6 +25,8 @@ export interface MemcachedServerOptions {
 export interface MemcachedServer {
   readonly host: string;
   readonly port: number;
+  /** The memcached process id (a job record names it, so `cirrus clean` can stop a server its client left). */
+  readonly pid: number;
   /** 'host:port', the form MemcachedSpec.server expects. */
   readonly address: string;
   stop(): Promise<void>;
@@ -123,13 +126,27 @@ async function killAndWait(child: ChildProcess): Promise<void> {
   live.delete(child);
 }
 
+/**
+ * A shell that kills `pid` once its stdin closes: at stop(), or when this process dies however it
+ * dies (the kernel closes the pipe). Its own process group, so a Ctrl-C to ours does not end it first.
+ */
+function guard(pid: number): ChildProcess {
+  const w = spawn('/bin/sh', ['-c', `read _ignored; kill -9 ${pid} 2>/dev/null`], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  w.on('error', () => undefined);
+  w.stdin?.on('error', () => undefined);
+  w.unref();
+  (w.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+  return w;
+}
+
 type Attempt = { kind: 'ok'; child: ChildProcess } | { kind: 'port-in-use' } | { kind: 'failed'; message: string };
 
 async function launch(binary: string, host: string, port: number, memoryMb: number, itemMaxMb: number): Promise<Attempt> {
   const args = ['-l', host, '-p', String(port), '-U', '0', '-m', String(memoryMb), '-I', `${itemMaxMb}m`, '-t', '2'];
   // memcached refuses to run as root unless told which user to run as.
   if (process.getuid?.() === 0) args.push('-u', 'root');
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group: a Ctrl-C to the client's group must leave the job's keys to the client's cleanup.
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   trackChild(child);
   let stderr = '';
   child.stderr?.setEncoding('utf8');
@@ -186,12 +203,14 @@ export async function startMemcached(opts: MemcachedServerOptions = {}): Promise
     const r = await launch(binary, host, port, memoryMb, itemMaxMb);
     if (r.kind === 'ok') {
       const child = r.child;
+      const watchdog = guard(child.pid!);
       let stopping: Promise<void> | undefined;
       return {
         host,
         port,
+        pid: child.pid!,
         address: `${host}:${port}`,
-        stop: () => (stopping ??= killAndWait(child)),
+        stop: () => (stopping ??= killAndWait(child).finally(() => watchdog.stdin?.end())),
       };
     }
     if (r.kind === 'failed') throw new ChannelError('CHANNEL_UNREACHABLE', r.message);

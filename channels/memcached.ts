@@ -7,7 +7,9 @@
  *         the key and a random 8-byte write id, so a rewrite never touches chunks a reader may be
  *         fetching. Chunks are written first and the manifest last: a reader sees the old value,
  *         the new value or nothing, never a mix.
- * Chunk items hold raw bytes (no tag) and never expire: an expiry would silently drop live data.
+ * Chunk items hold raw bytes (no tag). Every item expires ttlS after its last write (default a
+ * day), so what a dead client or a hung run left does not stay forever; a job's keys are rewritten
+ * far more often than that, so no live value expires.
  *
  * Clients: memjs writes small items (manifests, inline values under SMALL_ITEM_BYTES) and probes
  * the server. Everything else goes through BulkConnection (memcached-bulk.ts), which neither
@@ -22,9 +24,10 @@ import { type Channel, type ChannelStats, type OpKind, emptyStats } from './chan
 import { ChannelError } from './errors.js';
 import { type BulkConnection, openBulkConnection } from './memcached-bulk.js';
 import { createLinearClient } from './memjs-linear.js';
+import { listMemcachedKeys } from './memcached-keys.js';
 import { MAX_KEY_BYTES, assertKey } from './keys.js';
 import { FAST_POLL, type PollPolicy, pollMany } from './poll.js';
-import { type MemcachedSpec, memcachedSpec } from './spec.js';
+import { type MemcachedSpecInput, memcachedSpec } from './spec.js';
 
 type Client = MemjsClient;
 
@@ -87,6 +90,11 @@ export function chunkKey(key: string, writeId: string, index: number): string {
   // Long keys: chunk keys only need to be unique, and the write id already makes them so.
   const digest = createHash('sha256').update(key).digest('hex').slice(0, 40);
   return `~chunk/${digest}~${writeId}.${index}`;
+}
+
+/** Whether a key is a chunk item (see chunkKey), not a user key. */
+export function isChunkKey(key: string): boolean {
+  return key.startsWith('~chunk/') || /~[0-9a-f]{16}\.\d+$/.test(key);
 }
 
 export function chunkKeys(key: string, m: Pick<Manifest, 'count' | 'writeId'>): string[] {
@@ -163,6 +171,7 @@ export class MemcachedChannel implements Channel {
   private readonly server: string;
   private readonly timeoutMs: number;
   private readonly chunkBytes: number;
+  private readonly ttlS: number;
   private readonly clients: Client[];
   private nextClient = 0;
   private readonly bulk: BulkConnection[];
@@ -176,7 +185,7 @@ export class MemcachedChannel implements Channel {
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
 
-  constructor(spec: MemcachedSpec) {
+  constructor(spec: MemcachedSpecInput) {
     const r = memcachedSpec.safeParse(spec);
     if (!r.success) {
       const issue = r.error.issues[0]!;
@@ -187,6 +196,7 @@ export class MemcachedChannel implements Channel {
     this.endpoint = `memcached://${s.server}`;
     this.timeoutMs = s.timeoutMs;
     this.chunkBytes = s.chunkBytes;
+    this.ttlS = s.ttlS;
     // One memjs Client per connection: each owns one socket, so requests spread over sockets.
     this.clients = Array.from({ length: s.connections }, () =>
       createLinearClient(s.server, {
@@ -202,7 +212,7 @@ export class MemcachedChannel implements Channel {
   }
 
   /** Creates a channel and checks the server answers within spec.timeoutMs. */
-  static async open(spec: MemcachedSpec): Promise<MemcachedChannel> {
+  static async open(spec: MemcachedSpecInput): Promise<MemcachedChannel> {
     const ch = new MemcachedChannel(spec);
     try {
       await ch.probe();
@@ -306,6 +316,12 @@ export class MemcachedChannel implements Channel {
       this.endpoint,
       onValue,
     );
+  }
+
+  /** Keys under `prefix`, found by crawling the server (memcached-keys.ts). */
+  async list(prefix: string): Promise<string[]> {
+    this.counters.list.requests++;
+    return listMemcachedKeys(this.server, prefix, this.timeoutMs, isChunkKey);
   }
 
   async delete(keys: string[]): Promise<void> {
@@ -501,13 +517,13 @@ export class MemcachedChannel implements Channel {
   /** `bytes`: payload to count (inline puts count the value, not the tag). */
   private async rawSet(key: string, item: Buffer, bytes = item.byteLength): Promise<void> {
     this.counters.put.bytes += bytes;
-    await this.send('put', key, (c) => c.set(key, item, {}));
+    await this.send('put', key, (c) => c.set(key, item, { expires: this.ttlS }));
   }
 
   /** `lead`: short bytes stored before the item's; `payload`: the bytes to count (tags excluded). */
   private async bulkSet(key: string, item: Uint8Array, lead?: Uint8Array, payload = item.byteLength): Promise<void> {
     this.counters.put.bytes += payload;
-    await this.sendBulk('put', (c) => c.set(key, item, lead));
+    await this.sendBulk('put', (c) => c.set(key, item, lead, this.ttlS));
   }
 
   /** One memjs request: counted, spread round-robin over the connections, never left hanging. */

@@ -1,6 +1,8 @@
 /**
  * Channel over the Cirrus-TS parameter server. Unlike memcached and S3 the server can notify, so
- * wait/waitMany park one server-side WAIT per key instead of polling.
+ * wait/waitMany park one server-side WAIT per key instead of polling. A lost connection fails the
+ * requests on it; the next request reconnects (a server restarted at the same address), retrying
+ * with back-off for at most spec.timeoutMs.
  */
 import { ParamClient, PsError } from '../paramserver/index.js';
 import { type Channel, type ChannelStats, emptyStats } from './channel.js';
@@ -14,8 +16,10 @@ export class PsChannel implements Channel {
   private counters = emptyStats();
   private closed = false;
 
+  private reconnecting: Promise<ParamClient> | undefined;
+
   private constructor(
-    private readonly client: ParamClient,
+    private client: ParamClient,
     readonly spec: PsSpec,
   ) {
     this.endpoint = `ps://${spec.address}`;
@@ -26,17 +30,25 @@ export class PsChannel implements Channel {
    * and PINGs, all within spec.timeoutMs.
    */
   static async open(spec: PsSpec): Promise<PsChannel> {
-    const deadline = Date.now() + spec.timeoutMs;
-    let client: ParamClient | undefined;
-    try {
-      client = await ParamClient.connect(spec.address, spec.token === undefined ? { timeoutMs: spec.timeoutMs } : { timeoutMs: spec.timeoutMs, token: spec.token });
-      await client.ping({ timeoutMs: Math.max(1, deadline - Date.now()) });
-    } catch (err) {
-      await client?.close();
-      const reason = err instanceof PsError ? err.detail : err instanceof Error ? err.message : String(err);
-      throw new ChannelError('CHANNEL_UNREACHABLE', `parameter server at ${spec.address} is unreachable: ${reason}`, { cause: err });
-    }
-    return new PsChannel(client, spec);
+    return new PsChannel(await connectOnce(spec), spec);
+  }
+
+  /** The live connection, reconnecting (one attempt series at a time) when the last one was lost. */
+  private conn(): ParamClient | Promise<ParamClient> {
+    if (!this.client.closed || this.closed) return this.client;
+    this.reconnecting ??= (async () => {
+      const deadline = Date.now() + this.spec.timeoutMs;
+      for (let delay = 50; ; delay = Math.min(1_000, delay * 2)) {
+        try {
+          this.client = await connectOnce(this.spec);
+          return this.client;
+        } catch (err) {
+          if (Date.now() + delay >= deadline) throw err;
+          await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)));
+        }
+      }
+    })().finally(() => (this.reconnecting = undefined));
+    return this.reconnecting;
   }
 
   async put(key: string, value: Uint8Array): Promise<void> {
@@ -44,7 +56,7 @@ export class PsChannel implements Channel {
     this.counters.put.requests++;
     this.counters.put.bytes += value.byteLength;
     try {
-      await this.client.set(key, value);
+      await (await this.conn()).set(key, value);
     } catch (err) {
       throw this.requestError(err, `put '${key}'`);
     }
@@ -55,7 +67,7 @@ export class PsChannel implements Channel {
     this.counters.get.requests++;
     let value: Uint8Array | undefined;
     try {
-      value = await this.client.get(key);
+      value = await (await this.conn()).get(key);
     } catch (err) {
       throw this.requestError(err, `get '${key}'`);
     }
@@ -80,6 +92,12 @@ export class PsChannel implements Channel {
     const out: Array<Uint8Array | undefined> = new Array(keys.length);
     if (keys.length === 0) return [];
     const timeLeft = Math.max(0, deadline - started);
+    let client: ParamClient;
+    try {
+      client = await this.conn();
+    } catch (err) {
+      throw this.requestError(err, `wait '${keys[0]}'`);
+    }
     await new Promise<void>((resolve, reject) => {
       let outstanding = keys.length;
       let failed = false;
@@ -90,7 +108,7 @@ export class PsChannel implements Channel {
       };
       keys.forEach((key, i) => {
         this.counters.get.requests++;
-        this.client.wait(key, timeLeft).then(
+        client.wait(key, timeLeft).then(
           (value) => {
             if (failed) return;
             if (value !== undefined) {
@@ -121,7 +139,7 @@ export class PsChannel implements Channel {
     // One DEL carries every key, so it counts as one request.
     this.counters.delete.requests++;
     try {
-      await this.client.del(keys);
+      await (await this.conn()).del(keys);
     } catch (err) {
       throw this.requestError(err, `delete of ${keys.length} key${keys.length === 1 ? '' : 's'}`);
     }
@@ -131,7 +149,7 @@ export class PsChannel implements Channel {
     this.checkOpen();
     this.counters.list.requests++;
     try {
-      return await this.client.list(prefix);
+      return await (await this.conn()).list(prefix);
     } catch (err) {
       throw this.requestError(err, `list '${prefix}'`);
     }
@@ -148,6 +166,7 @@ export class PsChannel implements Channel {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.reconnecting?.catch(() => undefined);
     await this.client.close();
   }
 
@@ -165,5 +184,20 @@ export class PsChannel implements Channel {
     const message = err instanceof Error ? err.message : String(err);
     if (this.closed) return new ChannelError('CHANNEL_CLOSED', `${this.endpoint}: ${what} failed: channel is closed`, { cause: err });
     return new ChannelError('CHANNEL_REQUEST', `${this.endpoint}: ${what} failed: ${message}`, { cause: err });
+  }
+}
+
+/** Connects (running the HMAC handshake when spec.token is set: the token itself is never sent) and PINGs, within spec.timeoutMs. */
+async function connectOnce(spec: PsSpec): Promise<ParamClient> {
+  const deadline = Date.now() + spec.timeoutMs;
+  let client: ParamClient | undefined;
+  try {
+    client = await ParamClient.connect(spec.address, spec.token === undefined ? { timeoutMs: spec.timeoutMs } : { timeoutMs: spec.timeoutMs, token: spec.token });
+    await client.ping({ timeoutMs: Math.max(1, deadline - Date.now()) });
+    return client;
+  } catch (err) {
+    await client?.close();
+    const reason = err instanceof PsError ? err.detail : err instanceof Error ? err.message : String(err);
+    throw new ChannelError('CHANNEL_UNREACHABLE', `parameter server at ${spec.address} is unreachable: ${reason}`, { cause: err });
   }
 }

@@ -26,6 +26,8 @@ export const memcachedSpec = z
     chunkBytes: z.number().int().min(1024).max(1024 * 1024).default(1023 * 1024),
     /** Parallel connections to the server (requests are spread over them). */
     connections: z.number().int().min(1).max(16).default(2),
+    /** Every item expires this many seconds after its last write (at most 30 days, memcached's relative limit). */
+    ttlS: z.number().int().min(1).max(30 * 86_400).default(86_400),
   })
   .strict();
 
@@ -59,6 +61,7 @@ export const channelSpec = z.discriminatedUnion('kind', [memorySpec, memcachedSp
 export type ChannelSpec = z.infer<typeof channelSpec>;
 export type ChannelSpecInput = z.input<typeof channelSpec>;
 export type MemcachedSpec = z.infer<typeof memcachedSpec>;
+export type MemcachedSpecInput = z.input<typeof memcachedSpec>;
 export type S3Spec = z.infer<typeof s3Spec>;
 export type PsSpec = z.infer<typeof psSpec>;
 
@@ -95,7 +98,7 @@ export function parseChannelUrl(url: string): ChannelSpec {
     case 'memory':
       return parseChannelSpec({ kind: 'memory' }, url);
     case 'memcached':
-      return parseChannelSpec(dropUndefined({ kind: 'memcached', server: path, timeoutMs: num('timeoutMs'), chunkBytes: num('chunkBytes'), connections: num('connections') }), url);
+      return parseChannelSpec(dropUndefined({ kind: 'memcached', server: path, timeoutMs: num('timeoutMs'), chunkBytes: num('chunkBytes'), connections: num('connections'), ttlS: num('ttlS') }), url);
     case 'ps':
       return parseChannelSpec(dropUndefined({ kind: 'ps', address: path, token: params.get('token') ?? undefined, timeoutMs: num('timeoutMs') }), url);
     case 's3': {

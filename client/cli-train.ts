@@ -24,6 +24,29 @@ function readConfig(file: string): Record<string, unknown> {
   }
 }
 
+/** Exit codes of a run stopped by a signal (128 + its number, as shells report it). */
+const SIGNAL_EXIT: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
+
+/**
+ * SIGINT, SIGTERM and SIGHUP stop the run: workers stopped, keys deleted, servers stopped, record
+ * 'stopped', then exit 128 + the signal. A second signal exits at once.
+ */
+function stopOnSignals(): { signal: AbortSignal; exitCode: number | undefined; dispose(): void } {
+  const ac = new AbortController();
+  const state = { signal: ac.signal, exitCode: undefined as number | undefined, dispose: () => undefined as void };
+  const handler = (sig: NodeJS.Signals): void => {
+    if (state.exitCode !== undefined) process.exit(state.exitCode);
+    state.exitCode = SIGNAL_EXIT[sig]!;
+    process.stderr.write(`\ncirrus: ${sig}: stopping the workers and cleaning up (again to exit at once)\n`);
+    ac.abort(`received ${sig}`);
+  };
+  for (const sig of Object.keys(SIGNAL_EXIT)) process.on(sig, handler);
+  state.dispose = () => {
+    for (const sig of Object.keys(SIGNAL_EXIT)) process.off(sig, handler);
+  };
+  return state;
+}
+
 export function addTrainCommand(program: Command): void {
   program
     .command('train <config>')
@@ -42,16 +65,30 @@ export function addTrainCommand(program: Command): void {
         if (!bar && !o.json) process.stderr.write(`epoch ${epoch}: test loss ${l.testLoss.toFixed(4)}, test accuracy ${(100 * l.testAccuracy).toFixed(2)}% (${l.wallSeconds.toFixed(1)} s)\n`);
       };
       let result;
+      const stop = stopOnSignals();
       try {
-        result = await train(params as TrainParamsInput, { onEpochEnd: progress, onGeneration: (g) => g > 0 && !o.json && process.stderr.write(`\ngeneration ${g}: workers resumed from their checkpoints\n`) });
+        result = await train(params as TrainParamsInput, {
+          signal: stop.signal,
+          onEpochEnd: progress,
+          onGeneration: (g) => g > 0 && !o.json && process.stderr.write(`\ngeneration ${g}: workers relaunched from a checkpoint\n`),
+        });
+      } catch (e) {
+        // Stopped before any model: the run cleaned up and its record says 'stopped'.
+        if (stop.exitCode !== undefined) {
+          process.stderr.write(`cirrus: ${(e as Error).message}\n`);
+          process.exit(stop.exitCode);
+        }
+        throw e;
       } finally {
         bar?.stop();
+        stop.dispose();
       }
+      if (stop.exitCode !== undefined) process.exitCode = stop.exitCode;
       if (o.save) await saveModel(result.model, o.save);
       if (o.tfjs) await exportTfjs(result.model, o.tfjs);
       const m = result.metrics;
       if (o.json) {
-        process.stdout.write(JSON.stringify({ jobId: result.jobId, metrics: m, history: result.history, cost: result.cost, ...(o.save ? { saved: o.save } : {}) }) + '\n');
+        process.stdout.write(JSON.stringify({ jobId: result.jobId, metrics: m, history: result.history, cost: result.cost, endReason: result.endReason, relaunches: result.relaunches, ...(o.save ? { saved: o.save } : {}) }) + '\n');
         return;
       }
       process.stdout.write(

@@ -50,6 +50,29 @@ export function buildProgram(): Command {
       });
     });
 
+  program
+    .command('clean [jobId]')
+    .description("remove what a training job left when its client died: keys, objects, its private servers; marks its record 'stopped'")
+    .option('--stale', 'clean every job whose record says running but whose client process on this host is gone')
+    .option('--store <url>', 'object store URL (default: the embedded store under .cirrus/)')
+    .action(async (jobId: string | undefined, o: { stale?: boolean; store?: string }) => {
+      if ((jobId === undefined) === !o.stale) throw new InvalidArgumentError('clean: give a job id or --stale (not both)');
+      const { openStore } = await import('./store.js');
+      const { cleanJob, staleJobs } = await import('./job/clean.js');
+      const store = await openStore(o.store);
+      try {
+        const ids = jobId !== undefined ? [jobId] : await staleJobs(store.objects);
+        if (ids.length === 0) process.stdout.write('no stale jobs\n');
+        for (const id of ids) {
+          const r = await cleanJob(store, id);
+          process.stdout.write(`${id}: ${r.objects} objects, ${r.channelKeys} channel keys deleted${r.servers.length ? `, servers stopped (pids ${r.servers.join(', ')})` : ''}\n`);
+          for (const p of r.problems) process.stderr.write(`cirrus: ${id}: ${p}\n`);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
   return program;
 }
 

@@ -85,8 +85,14 @@ export const trainParamsSchema = z
     evaluateEvery: z.number().positive().optional(),
     /** Rank 0 publishes the model every this many batches (0 = every epoch). */
     publishEvery: z.number().int().nonnegative().default(0),
-    /** Workers checkpoint and return this long before their time limit (default: 10% of it, at most 5 s). */
+    /** Workers checkpoint and return this long plus their measured step and checkpoint times before their time limit (default: 5% of it, at most 2 s). */
     checkpointMarginMs: z.number().int().nonnegative().optional(),
+    /** Seconds between checkpoints in the object store (BSP: all ranks at one round); a lost worker costs at most this much work. 0: only at time limits. */
+    checkpointEvery: z.number().nonnegative().default(5),
+    /** Launches of one rank that may fail in a row without progress (a newer checkpoint) before the run fails. */
+    maxAttempts: z.number().int().min(1).max(100).default(3),
+    /** A worker whose heartbeat has not changed for this many seconds is replaced (a hang, a frozen host). */
+    leaseSeconds: z.number().min(1).max(900).default(10),
     stop: z
       .object({
         targetAccuracy: z.number().min(0).max(1).optional(),
@@ -102,7 +108,7 @@ export type TrainParams = z.infer<typeof trainParamsSchema>;
 export type TrainParamsInput = z.input<typeof trainParamsSchema>;
 
 export class TrainError extends Error {
-  readonly code: 'TRAIN_PARAMS' | 'TRAIN_MISFIT' | 'TRAIN_WORKER_FAILED' | 'TRAIN_CHANNEL' | 'TRAIN_STOPPED' | 'TRAIN_ENDPOINT' | 'TRAIN_LAUNCHER';
+  readonly code: 'TRAIN_PARAMS' | 'TRAIN_MISFIT' | 'TRAIN_WORKER_FAILED' | 'TRAIN_CHANNEL' | 'TRAIN_STOPPED' | 'TRAIN_ENDPOINT' | 'TRAIN_LAUNCHER' | 'TRAIN_DIVERGED';
   constructor(code: TrainError['code'], message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'TrainError';

@@ -14,7 +14,7 @@ import { addStats, emptyStats, type Channel, type ChannelStats } from '../channe
 import type { DatasetManifest } from '../channels/datasets/manifest.js';
 import type { Shard } from '../channels/datasets/shard.js';
 import { openChannel } from '../channels/factory.js';
-import { aspKey, checkpointKey, epochModelKey, finalModelKey, modelLatestKey, progressKey, psModelName } from '../channels/job-keys.js';
+import { aspKey, epochModelKey, finalModelKey, modelLatestKey, progressKey, psModelName } from '../channels/job-keys.js';
 import { jobPrefix } from '../channels/keys.js';
 import { startMemcached, type MemcachedServer } from '../channels/memcached-server.js';
 import { unpackMessage } from '../channels/messages.js';
@@ -23,7 +23,10 @@ import { ShardedParamClient, startParamServer, type ParamServer } from '../param
 import { loadPrices, trainCost, type TrainCost } from './cost.js';
 import { LambdaLauncher } from './launchers/lambda.js';
 import { LocalLauncher } from './launchers/local.js';
-import type { Launcher, WorkerEvent, WorkerHandle, WorkerResult } from './launchers/types.js';
+import type { Launcher, WorkerResult } from './launchers/types.js';
+import { dropJobFromServer, sweepStale } from './job/clean.js';
+import { sentinelKey, supervise } from './job/run-workers.js';
+import type { RelaunchRecord } from './job/supervise.js';
 import { TrainedModel } from './model-io.js';
 import { JobRecordWriter } from './job-record.js';
 import { openStore, type StoreHandle } from './store.js';
@@ -89,6 +92,10 @@ export interface TrainResult {
   history: HistoryRow[];
   metrics: TrainMetrics;
   cost: TrainCost;
+  /** Every relaunch of workers, with its cause (empty for a run without faults or time limits). */
+  relaunches: RelaunchRecord[];
+  /** Why the run ended: all epochs done, a stop condition reached, or an abort. */
+  endReason: string;
 }
 
 /** What a train worker returns (see worker/train.ts). */
@@ -107,8 +114,6 @@ interface PublishedModel {
   epoch: number;
 }
 
-const POLL_MS = 200;
-
 export async function train(input: TrainParamsInput, callbacks: TrainCallbacks = {}): Promise<TrainResult> {
   const params = parseTrainParams(input);
   // Before anything starts: endpoints Lambda workers could not reach, and the function's limits.
@@ -121,6 +126,11 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
   const store = callbacks.store ?? (await openStore(params.store, undefined, params.advertise !== undefined ? { host: params.advertise } : {}));
   if (!callbacks.store) cleanups.push(() => store.close());
   const jobRecord = new JobRecordWriter(store.objects, jobId, params, new Date(started));
+  // What dead clients left (their keys, objects, private servers) goes first.
+  await sweepStale(store);
+  // The record exists before anything runs, so a client killed at any point leaves a job `clean` can find.
+  jobRecord.save({ status: 'running' });
+  await jobRecord.flush();
   const signal = callbacks.signal;
   const abortReason = (): string | undefined => (signal?.aborted ? `aborted: ${abortMessage(signal)}` : undefined);
   callbacks.onStart?.(jobId);
@@ -132,19 +142,25 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     checkWorkers(params, manifest);
     const testSet = await loadTestSet(store, manifest);
 
-    const channelSpec = await startChannel(params, store, cleanups);
+    const channelSpec = await startChannel(params, store, cleanups, (kind, pid, address) => {
+      jobRecord.addServer(kind, pid, address);
+      jobRecord.save({ status: 'running' });
+    });
     const psShards = await startPsShards(params, channelSpec, model.size, jobId, cleanups);
+    // A server given by address outlives the job: the job's model and registrations leave with it.
+    if (channelSpec.kind === 'ps' && params.algorithm === 'async-sgd' && !psShards) cleanups.push(() => dropJobFromServer(channelSpec, jobId));
     if (psShards) callbacks.onPsShards?.(psShards);
     if (params.launcher.type === 'lambda') await checkReachableFromWorkers({ channel: channelSpec }, psShards);
     const channel = await openChannel(channelSpec);
     cleanups.push(() => channel.close());
-    cleanups.push(() => removeJobKeys(channel, jobId, params.workers, generationsUsed, params.epochs));
+    cleanups.push(() => removeJobKeys(channel, store.objects, jobId, params.workers, params.epochs));
 
     const launcher = callbacks.launcher ? await callbacks.launcher(params) : defaultLauncher(params);
     cleanups.push(() => launcher.close());
 
     const history: HistoryRow[] = [];
     const results: WorkerResult[] = [];
+    const relaunches: RelaunchRecord[] = [];
     let lastStep = -1;
     let lastEvalAt = Date.now();
     let stopReason: string | undefined;
@@ -200,35 +216,28 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
       if (m.step !== lastStep) await record(m, false);
     };
 
-    for (let generation = 0; ; generation++) {
-      // Aborted before (re)launching: launch nothing more.
-      if (abortReason()) {
-        stopReason ??= abortReason();
-        break;
-      }
-      generationsUsed = generation + 1;
-      callbacks.onGeneration?.(generation);
-      const handles = await launchGeneration(launcher, params, spec, jobId, generation, store, channelSpec, psShards);
-      const outcome = await watch(handles, async () => {
-        const aborted = abortReason();
-        if (aborted) return (stopReason ??= aborted);
-        await evaluateEpochs();
-        await evaluateLatest(false);
-        if (params.stop.maxSeconds !== undefined && Date.now() - started >= params.stop.maxSeconds * 1000) stopReason ??= `reached the time limit of ${params.stop.maxSeconds} s`;
-        return stopReason;
+    // Aborted before launching: launch nothing.
+    stopReason ??= abortReason();
+    if (!stopReason) {
+      const outcome = await supervise(params, spec, jobId, { store, channel: channelSpec, psShards }, launcher, channel, {
+        tick: async () => {
+          const aborted = abortReason();
+          if (aborted) return (stopReason ??= aborted);
+          await evaluateEpochs();
+          await evaluateLatest(false);
+          if (params.stop.maxSeconds !== undefined && Date.now() - started >= params.stop.maxSeconds * 1000) stopReason ??= `reached the time limit of ${params.stop.maxSeconds} s`;
+          return stopReason;
+        },
+        onGeneration: (g) => {
+          generationsUsed = g + 1;
+          callbacks.onGeneration?.(g);
+        },
+        onRelaunch: (r) => {
+          relaunches.push(r);
+          jobRecord.save({ status: 'running', relaunches });
+        },
       });
       results.push(...outcome.results);
-      if (outcome.stopped) break;
-      const failed = outcome.results.findIndex((r) => r.status !== 'ok');
-      if (failed >= 0) {
-        const r = outcome.results[failed]!;
-        throw new TrainError('TRAIN_WORKER_FAILED', `job ${jobId}: worker ${failed} ${r.status === 'timeout' ? 'hit its time limit without a checkpoint' : 'failed'}: ${r.error?.code ?? r.status}: ${r.error?.message ?? ''}`.trim());
-      }
-      const values = outcome.results.map((r) => r.value as TrainWorkerValue);
-      if (values.every((v) => v.status === 'done')) break;
-      if (!values.every((v) => v.status === 'checkpointed')) {
-        throw new TrainError('TRAIN_WORKER_FAILED', `job ${jobId}: workers disagree at the end of generation ${generation}: ${values.map((v) => v.status).join(', ')}`);
-      }
     }
 
     const aborted = abortReason();
@@ -278,11 +287,13 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     };
     const cost = estimateCost(params, manifest, results, wallSeconds, channelSpec.kind);
     const trained = new TrainedModel(spec, finalWeights.slice(), { dataset: params.dataset, jobId, epochs: finalEpoch, steps: finalStep, ...(stopReason ? { stopped: stopReason } : {}) });
-    jobRecord.save({ status: aborted ? 'stopped' : 'done', history, metrics, cost });
-    return { jobId, model: trained, history, metrics, cost };
+    const endReason = stopReason ?? `all ${params.epochs} epochs done`;
+    jobRecord.save({ status: aborted ? 'stopped' : 'done', history, metrics, cost, endReason });
+    return { jobId, model: trained, history, metrics, cost, relaunches, endReason };
   } catch (e) {
-    const stopped = e instanceof TrainError && e.code === 'TRAIN_STOPPED';
-    jobRecord.save({ status: stopped ? 'stopped' : 'failed', error: (e as Error).message });
+    const code = e instanceof TrainError ? e.code : undefined;
+    const status = code === 'TRAIN_STOPPED' ? 'stopped' : code === 'TRAIN_DIVERGED' ? 'diverged' : 'failed';
+    jobRecord.save({ status, error: (e as Error).message, endReason: code ?? (e as { code?: string }).code ?? 'error' });
     throw e;
   } finally {
     await jobRecord.flush();
@@ -365,7 +376,7 @@ async function meanTrainLoss(channel: Channel, jobId: string, workers: number): 
 }
 
 /** The channel workers use: an embedded server started here, or the given URL. */
-async function startChannel(params: TrainParams, store: StoreHandle, cleanups: Array<() => Promise<void>>): Promise<ChannelSpec> {
+async function startChannel(params: TrainParams, store: StoreHandle, cleanups: Array<() => Promise<void>>, onServer: (kind: string, pid: number, address: string) => void): Promise<ChannelSpec> {
   switch (params.channel) {
     case 'ps': {
       // Reachable from other hosts only with a token: anyone who reaches it could read the model.
@@ -377,6 +388,7 @@ async function startChannel(params: TrainParams, store: StoreHandle, cleanups: A
     case 'memcached': {
       const mc: MemcachedServer = await startMemcached(params.advertise !== undefined ? { host: params.advertise } : {});
       cleanups.push(() => mc.stop());
+      onServer('memcached', mc.pid, mc.address);
       return parseChannelUrl(`memcached://${mc.address}`);
     }
     case 's3': {
@@ -448,80 +460,6 @@ function defaultLauncher(params: TrainParams): Launcher {
   return new LocalLauncher({ ...launcherLimits(params), concurrency: l.concurrency ?? params.workers });
 }
 
-async function launchGeneration(launcher: Launcher, params: TrainParams, spec: ModelSpec, jobId: string, generation: number, store: StoreHandle, channel: ChannelSpec, psShards: string[] | undefined): Promise<WorkerHandle[]> {
-  const limits = launcherLimits(params);
-  const deadlineMs = Date.now() + limits.timeoutS * 1000;
-  const handles: WorkerHandle[] = [];
-  for (let rank = 0; rank < params.workers; rank++) {
-    const event: WorkerEvent = {
-      jobId,
-      rank,
-      world: params.workers,
-      attempt: generation,
-      deadlineMs,
-      task: {
-        type: 'train',
-        dataset: params.dataset,
-        model: spec,
-        algorithm: params.algorithm,
-        sync: params.sync,
-        collective: params.collective,
-        epochs: params.epochs,
-        batchSize: params.batchSize,
-        optimizer: { type: params.optimizer, lr: params.learningRate, ...(params.momentum !== undefined ? { momentum: params.momentum } : {}) },
-        l2: params.l2,
-        seed: params.seed,
-        averageEvery: params.averageEvery,
-        staleness: params.staleness,
-        readAhead: params.readAhead,
-        publishEvery: params.publishEvery,
-        checkpointMarginMs: params.checkpointMarginMs ?? Math.min(5_000, Math.round(limits.timeoutS * 100)),
-        generation,
-        ...(psShards ? { psShards } : {}),
-      },
-      params: {},
-      endpoints: { store: store.workerTarget, channel },
-    };
-    handles.push(await launcher.launch(event));
-  }
-  return handles;
-}
-
-/**
- * Waits for every worker, calling `tick` every POLL_MS; a failed worker or a stop request
- * (tick returns a reason) kills the rest at once, so no worker waits out its round timeout.
- */
-async function watch(handles: WorkerHandle[], tick: () => Promise<string | undefined>): Promise<{ results: WorkerResult[]; stopped: boolean }> {
-  let failed = false;
-  const all = Promise.all(
-    handles.map((h) =>
-      h.result.then((r) => {
-        if (r.status !== 'ok' && !failed) {
-          failed = true;
-          for (const other of handles) if (other !== h) other.kill(`worker ${h.rank} ${r.status}`);
-        }
-        return r;
-      }),
-    ),
-  );
-  let done = false;
-  void all.then(() => (done = true));
-  let stopped = false;
-  while (!done) {
-    await Promise.race([all, new Promise((r) => setTimeout(r, POLL_MS))]);
-    if (done) break;
-    const reason = await tick();
-    if (reason && !stopped) {
-      stopped = true;
-      for (const h of handles) h.kill(reason);
-    }
-  }
-  await tick();
-  const results = await all;
-  // Results of workers killed because another failed are not the story: keep the first failure first.
-  return { results, stopped };
-}
-
 function estimateCost(params: TrainParams, m: DatasetManifest, results: WorkerResult[], wallSeconds: number, channelKind: string): TrainCost {
   let stats = emptyStats();
   let shardReads = 0;
@@ -535,16 +473,14 @@ function estimateCost(params: TrainParams, m: DatasetManifest, results: WorkerRe
   return trainCost({ workerDurationsMs: results.map((r) => r.durationMs), memoryMb: launcherLimits(params).memoryMb, channelKind, channelStats: stats, wallSeconds, storeGets }, loadPrices());
 }
 
-/** Deletes everything the job wrote: by listing where the channel can, and by known keys. */
-async function removeJobKeys(channel: Channel, jobId: string, workers: number, generations: number, epochs: number): Promise<void> {
-  const keys = [modelLatestKey(jobId), finalModelKey(jobId)];
+/** Deletes everything the job wrote: by listing where the channel can, and by known keys; and its control records and checkpoints in the store. */
+async function removeJobKeys(channel: Channel, objects: StoreHandle['objects'], jobId: string, workers: number, epochs: number): Promise<void> {
+  const keys = [modelLatestKey(jobId), finalModelKey(jobId), sentinelKey(jobId)];
   for (let e = 1; e <= epochs; e++) keys.push(epochModelKey(jobId, e));
-  for (let r = 0; r < workers; r++) {
-    keys.push(progressKey(jobId, r), aspKey(jobId, r));
-    for (let g = 0; g < generations; g++) keys.push(checkpointKey(jobId, g, r));
-  }
+  for (let r = 0; r < workers; r++) keys.push(progressKey(jobId, r), aspKey(jobId, r));
   if (channel.list) keys.push(...(await channel.list(jobPrefix(jobId))));
   await channel.delete([...new Set(keys)]);
+  await objects.delete(await objects.list(jobPrefix(jobId)));
 }
 
 function abortMessage(signal: AbortSignal): string {

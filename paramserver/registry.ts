@@ -48,4 +48,23 @@ export class Registry {
     this.entries -= n;
     return n;
   }
+
+  /** Every entry as [task, 'rank/generation', live], for snapshots. */
+  entriesList(): Array<[string, string, boolean]> {
+    const out: Array<[string, string, boolean]> = [];
+    for (const [task, m] of this.tasks) for (const [id, live] of m) out.push([task, id, live]);
+    return out;
+  }
+
+  /** Replaces every entry with a snapshot's. */
+  load(entries: ReadonlyArray<[string, string, boolean]>): void {
+    this.tasks.clear();
+    this.entries = 0;
+    for (const [task, id, live] of entries) {
+      const m = this.tasks.get(task) ?? new Map<string, boolean>();
+      if (!m.has(id)) this.entries++;
+      m.set(id, live);
+      this.tasks.set(task, m);
+    }
+  }
 }

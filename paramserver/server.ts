@@ -11,6 +11,7 @@ import type { ParamModel } from './model.js';
 import { ModelService } from './model-service.js';
 import { decodeCreateModel, decodePull, decodePush, decodeRegistration, encodeFlag, encodePullReply } from './model-wire.js';
 import { Registry } from './registry.js';
+import { decodeServerState, encodeServerState } from './server-state.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   type Frame,
@@ -34,8 +35,9 @@ import {
  * same thread, so the snapshot is then one point in time without copying every model).
  */
 export interface SnapshotStoreLike {
-  save(models: Map<string, ParamModel>): Promise<string>;
-  loadNewest(): Promise<{ id: string; models: Map<string, ParamModel> } | undefined>;
+  /** `state`: the server's other state (stored values, registrations), encoded by the server. */
+  save(models: Map<string, ParamModel>, state?: Uint8Array): Promise<string>;
+  loadNewest(): Promise<{ id: string; models: Map<string, ParamModel>; state?: Uint8Array } | undefined>;
   /** Deletes all but the newest `keep` complete snapshots (called after each save). */
   prune?(keep: number): Promise<void>;
 }
@@ -280,7 +282,9 @@ class ServerImpl implements ParamServer {
     // The models are read when this snapshot's turn comes, so it includes every push before it.
     const keep = this.snapshots?.keep ?? DEFAULT_SNAPSHOTS_KEPT;
     const run = this.snapshotChain.then(async () => {
-      const id = await store.save(this.models.current());
+      // Values and registrations too: a restored server resumes the jobs' control keys (stop and
+      // done flags, collective rounds) and refuses duplicates it refused before.
+      const id = await store.save(this.models.current(), encodeServerState(this.store, this.registry.entriesList()));
       // Periodic snapshots would otherwise grow the store without bound.
       await store.prune?.(keep).catch((err: unknown) => this.log(`snapshot prune failed: ${err instanceof Error ? err.message : String(err)}`));
       return id;
@@ -296,7 +300,19 @@ class ServerImpl implements ParamServer {
       return;
     }
     this.models.restore(found.models);
-    this.log(`restore: loaded snapshot ${found.id} with ${found.models.size} models`);
+    let values = 0;
+    if (found.state) {
+      const state = decodeServerState(found.state);
+      this.store.clear();
+      this.bytesHeld = 0;
+      for (const [k, v] of state.values) {
+        this.store.set(k, v);
+        this.bytesHeld += v.byteLength;
+      }
+      this.registry.load(state.registrations);
+      values = state.values.length;
+    }
+    this.log(`restore: loaded snapshot ${found.id} with ${found.models.size} models and ${values} values`);
   }
 
   startPeriodicSnapshots(): void {

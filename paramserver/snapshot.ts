@@ -27,6 +27,8 @@ import { ParamModel, PsModelError } from './model.js';
 export interface LoadedSnapshot {
   id: string;
   models: Map<string, ParamModel>;
+  /** The server's other state (values, registrations), when the snapshot has it. */
+  state?: Uint8Array;
   /** Newer snapshots passed over, newest first, with why (incomplete, corrupt part, ...). */
   skipped: { id: string; reason: string }[];
 }
@@ -35,7 +37,7 @@ export interface SnapshotStore {
   /** The URL the store was opened with, credentials removed. */
   readonly url: string;
   /** Writes every model (serialized synchronously first, so the snapshot is one point in time); resolves with the id. */
-  save(models: Map<string, ParamModel>): Promise<string>;
+  save(models: Map<string, ParamModel>, state?: Uint8Array): Promise<string>;
   /** The newest snapshot that is complete and verifies, or undefined if there is none. */
   loadNewest(): Promise<LoadedSnapshot | undefined>;
   /**
@@ -69,10 +71,13 @@ interface Manifest {
   id: string;
   createdAt: string;
   models: ManifestEntry[];
+  /** The server-state part (state.bin), when saved with one. */
+  state?: { bytes: number; sha256: string };
 }
 
 const MANIFEST_FORMAT = 'cirrus-ps-snapshot';
 const MANIFEST = 'manifest.json';
+const STATE = 'state.bin';
 const ID_PATTERN = /^\d{8}T\d{9}Z-[0-9a-f]{6}$/;
 
 let lastIdMs = 0;
@@ -96,16 +101,17 @@ class Store implements SnapshotStore {
     private readonly blobs: Blobs,
   ) {}
 
-  async save(models: Map<string, ParamModel>): Promise<string> {
+  async save(models: Map<string, ParamModel>, state?: Uint8Array): Promise<string> {
     const id = newSnapshotId();
     const parts = [...models].map(([name, model], n) => ({ name, part: `part-${String(n).padStart(5, '0')}.bin`, bytes: model.serialize() }));
-    await Promise.all(parts.map((p) => this.blobs.put(`${id}/${p.part}`, p.bytes)));
+    await Promise.all([...parts.map((p) => this.blobs.put(`${id}/${p.part}`, p.bytes)), ...(state ? [this.blobs.put(`${id}/${STATE}`, state)] : [])]);
     const manifest: Manifest = {
       format: MANIFEST_FORMAT,
       version: 1,
       id,
       createdAt: new Date().toISOString(),
       models: parts.map((p) => ({ name: p.name, part: p.part, bytes: p.bytes.byteLength, sha256: sha256(p.bytes) })),
+      ...(state ? { state: { bytes: state.byteLength, sha256: sha256(state) } } : {}),
     };
     // Last: its presence is what makes the snapshot visible.
     await this.blobs.put(`${id}/${MANIFEST}`, new TextEncoder().encode(JSON.stringify(manifest)));
@@ -116,7 +122,8 @@ class Store implements SnapshotStore {
     const skipped: { id: string; reason: string }[] = [];
     for (const id of await this.ids()) {
       try {
-        return { id, models: await this.load(id), skipped };
+        const { models, state } = await this.load(id);
+        return { id, models, ...(state ? { state } : {}), skipped };
       } catch (err) {
         if (!(err instanceof PsModelError)) throw err;
         skipped.push({ id, reason: err.message });
@@ -151,7 +158,7 @@ class Store implements SnapshotStore {
   }
 
   /** Reads and verifies one snapshot; PsModelError('PS_SNAPSHOT') names the first problem. */
-  private async load(id: string): Promise<Map<string, ParamModel>> {
+  private async load(id: string): Promise<{ models: Map<string, ParamModel>; state?: Uint8Array }> {
     const fail = (what: string): never => {
       throw new PsModelError('PS_SNAPSHOT', `snapshot ${id}: ${what}`);
     };
@@ -171,7 +178,11 @@ class Store implements SnapshotStore {
         fail(`model '${entry.name}': ${(err as Error).message}`);
       }
     }
-    return models;
+    if (!manifest.state) return { models };
+    const state = await this.blobs.get(`${id}/${STATE}`);
+    if (state === undefined) fail(`part ${STATE} is missing`);
+    if (state!.byteLength !== manifest.state.bytes || sha256(state!) !== manifest.state.sha256) fail(`part ${STATE} does not match its length and sha256`);
+    return { models, state: state! };
   }
 }
 

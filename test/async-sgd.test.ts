@@ -148,7 +148,7 @@ describe('async-sgd worker loop', () => {
     const task = { dataset: 'sparse-separable', model: { type: 'sparse-lr', features: 12, classes: 2 }, sync: 'asp', staleness: 2, epochs: 3, batchSize: 5, checkpointMarginMs: 601_000 };
     const first = await runWorld(jobId, 2, task);
     assert.deepEqual(first.map((r) => r.status), ['checkpointed', 'checkpointed']);
-    const second = await runWorld(jobId, 2, { ...task, checkpointMarginMs: 0 }, { generation: 1 });
+    const second = await Promise.all(first.map((r, rank) => runTrain(event(jobId, rank, 2, { ...task, checkpointMarginMs: 0, resumeFrom: r.checkpoint }, { generation: 1 }))));
     assert.deepEqual(second.map((r) => r.status), ['done', 'done']);
     assert.deepEqual(second.map((r) => r.epoch), [3, 3]);
     const batches = manifests.get('sparse-separable')!.train.shards.reduce((s, r) => s + Math.ceil(r.rows / 5), 0);
@@ -158,14 +158,14 @@ describe('async-sgd worker loop', () => {
   it('a second invocation of the same rank and generation is refused as a duplicate', async () => {
     const c = await ParamClient.connect(ps.address);
     try {
-      await c.register('dup-async', 0, 0);
+      await c.register('dup-async', 0, 0); // generation 0, attempt 0
     } finally {
       await c.close();
     }
     await assert.rejects(runTrain(event('dup-async', 0, 1, {})), (err: unknown) => {
       assert.ok(err instanceof TrainError);
       assert.equal(err.code, 'TRAIN_DUPLICATE');
-      assert.equal(err.message, 'rank 0: generation 0 of rank 0 of job dup-async is already running (a duplicate invocation); this one exits');
+      assert.equal(err.message, 'rank 0: launch 0 of rank 0 of job dup-async is already running (a duplicate invocation); this one exits');
       return true;
     });
   });

@@ -16,7 +16,7 @@ test('bad job ids, key parts and keys are rejected with the offending text', () 
 });
 
 test('channel URLs parse to specs with defaults', () => {
-  assert.deepEqual(parseChannelUrl('memcached://127.0.0.1:11211'), { kind: 'memcached', server: '127.0.0.1:11211', timeoutMs: 5000, chunkBytes: 1023 * 1024, connections: 2 });
+  assert.deepEqual(parseChannelUrl('memcached://127.0.0.1:11211'), { kind: 'memcached', server: '127.0.0.1:11211', timeoutMs: 5000, chunkBytes: 1023 * 1024, connections: 2, ttlS: 86_400 });
   assert.deepEqual(parseChannelUrl('ps://localhost:7070?timeoutMs=2000'), { kind: 'ps', address: 'localhost:7070', timeoutMs: 2000 });
   const s3 = parseChannelUrl('s3://my-bucket/runs/a?endpoint=http://127.0.0.1:4568');
   assert.equal(s3.kind, 's3');

@@ -7,7 +7,7 @@ import { ChannelError, WaitTimeoutError } from '../channels/errors.js';
 import { MANIFEST_BYTES, MemcachedChannel, chunkKeys, decodeManifest } from '../channels/memcached.js';
 import { openBulkConnection } from '../channels/memcached-bulk.js';
 import { type MemcachedServer, startMemcached } from '../channels/memcached-server.js';
-import { type MemcachedSpec, parseChannelUrl } from '../channels/spec.js';
+import { type MemcachedSpec, type MemcachedSpecInput, parseChannelUrl } from '../channels/spec.js';
 import { memcachedMissing } from './support/servers.js';
 import { skipOrFail } from './support/skip-or-fail.js';
 
@@ -55,7 +55,7 @@ describe('memcached channel', () => {
   const opened: MemcachedChannel[] = [];
   let raw: memjs.Client;
 
-  const spec = (over: Partial<MemcachedSpec> = {}): MemcachedSpec => ({ kind: 'memcached', server: server.address, timeoutMs: 5_000, chunkBytes: 512 * 1024, connections: 2, ...over });
+  const spec = (over: Partial<MemcachedSpec> = {}): MemcachedSpecInput => ({ kind: 'memcached', server: server.address, timeoutMs: 5_000, chunkBytes: 512 * 1024, connections: 2, ...over });
   const open = async (over: Partial<MemcachedSpec> = {}): Promise<MemcachedChannel> => {
     const ch = await MemcachedChannel.open(spec(over));
     opened.push(ch);
@@ -105,7 +105,36 @@ describe('memcached channel', () => {
     ch.resetStats();
     assert.equal(await ch.get('missing/one'), undefined);
     assert.deepEqual(ch.stats().get, { requests: 1, bytes: 0 });
-    assert.equal('list' in ch, false);
+  });
+
+  test('every item expires (ttlS), chunks included; list() finds user keys by crawling, not chunks', async () => {
+    const ch = await open({ chunkBytes: MiB, ttlS: 600 });
+    await ch.put('ttl/small', Uint8Array.of(1));
+    await ch.put('ttl/large', randomBytes(2.5 * MiB));
+    assert.deepEqual(await ch.list('ttl/'), ['ttl/large', 'ttl/small']);
+    const dump = await new Promise<string>((resolve, reject) => {
+      const sock = net.connect({ host: server.host, port: server.port });
+      let text = '';
+      sock.setEncoding('utf8');
+      sock.on('data', (d: string) => {
+        text += d;
+        if (text.endsWith('END\r\n')) {
+          sock.destroy();
+          resolve(text);
+        }
+      });
+      sock.on('error', reject);
+      sock.write('lru_crawler metadump hash\r\n');
+    });
+    const items = dump.split(/\r?\n/).filter((l) => l.startsWith('key=ttl%2F') || l.startsWith('key=ttl/'));
+    assert.equal(items.length, 2 + 3, 'two user keys and three chunks');
+    const now = Date.now() / 1000;
+    for (const line of items) {
+      const exp = Number(/ exp=(-?\d+)/.exec(line)![1]);
+      assert.ok(exp > now + 590 && exp <= now + 601, `${line}: expiry ${exp - now} s from now`);
+    }
+    await ch.delete(['ttl/small', 'ttl/large']);
+    assert.deepEqual(await ch.list('ttl/'), []);
   });
 
   mcTest('a 3.5 MiB value is chunked at 1 MiB: 4 chunk puts + 1 manifest put, byte-exact', async () => {

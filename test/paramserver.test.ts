@@ -635,15 +635,23 @@ describe('PsChannel', () => {
     await ch.delete(['job/t3/a', 'job/t3/c']);
   });
 
-  test('requests fail with CHANNEL_REQUEST when the server goes away, CHANNEL_CLOSED after close', async () => {
-    const own = await startParamServer();
-    const ch = await PsChannel.open({ kind: 'ps', address: own.address, timeoutMs: 5_000 });
+  test('requests fail with CHANNEL_REQUEST when the server goes away, reconnect once it is back, CHANNEL_CLOSED after close', async () => {
+    let own = await startParamServer();
+    const ch = await PsChannel.open({ kind: 'ps', address: own.address, timeoutMs: 1_000 });
     const parked = rejectsWithCode(ch.wait('job/t4/k', Date.now() + 30_000), 'CHANNEL_REQUEST');
     await ch.get('job/t4/other');
     await own.stop();
     const err = await parked;
     assert.ok(err.cause instanceof PsError);
-    await rejectsWithCode(ch.get('job/t4/k'), 'CHANNEL_REQUEST');
+    // The next request reconnects, retrying with back-off for timeoutMs.
+    const started = Date.now();
+    await rejectsWithCode(ch.get('job/t4/k'), 'CHANNEL_UNREACHABLE');
+    assert.ok(Date.now() - started >= 500, 'it retried before giving up');
+    // A server back at the same address (e.g. restarted from a snapshot) is reached again.
+    own = await startParamServer({ port: Number(own.address.split(':')[1]) });
+    await ch.put('job/t4/k', Uint8Array.of(7));
+    assert.deepEqual(await ch.get('job/t4/k'), Uint8Array.of(7));
+    await own.stop();
     await ch.close();
     await rejectsWithCode(ch.get('job/t4/k'), 'CHANNEL_CLOSED');
   });

@@ -12,7 +12,7 @@ test('loopback and unspecified hosts are unreachable from another machine; other
 });
 
 test('each endpoint kind is refused with its field and what to use instead', async () => {
-  await assert.rejects(checkReachableFromWorkers({ channel: { kind: 'memcached', server: '127.0.0.1:11211', timeoutMs: 5000, chunkBytes: 1024, connections: 1 } }), {
+  await assert.rejects(checkReachableFromWorkers({ channel: { kind: 'memcached', server: '127.0.0.1:11211', timeoutMs: 5000, chunkBytes: 1024, connections: 1, ttlS: 3600 } }), {
     code: 'TRAIN_ENDPOINT',
     message: /^endpoints\.channel\.server: memcached:\/\/127\.0\.0\.1:11211 is a loopback address, which Lambda workers cannot reach from their own hosts; give a memcached the workers can reach \(ElastiCache/,
   });

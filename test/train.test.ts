@@ -3,6 +3,7 @@
  * temporary CIRRUS_HOME, and the parameter-server, memcached and s3 channels.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import type { TrainCost } from '../client/cost.js';
 import { LIST_PRICES, assertUsd } from './support/aws-prices.js';
 import { memcachedMissing } from './support/servers.js';
 import { skipOrFail } from './support/skip-or-fail.js';
+import { burnerSource } from './support/burner.js';
 
 let home: string;
 const oldHome = process.env.CIRRUS_HOME;
@@ -115,11 +117,19 @@ test('the same run over s3 and memcached gives bit-identical weights (GA-SGD/BSP
   assertCostSums(mc.cost);
 });
 
-test('a run cut by the local launcher time limit resumes in later generations and ends where an unlimited run ends', async () => {
-  const params = { ...base, workers: 2, epochs: 20, batchSize: 4, optimizer: 'adam' as const, learningRate: 0.01 };
+test('a run cut by the local launcher time limit resumes in later generations and ends where an unlimited run ends, with both cores kept busy by another process', async () => {
+  const params = { ...base, workers: 2, epochs: 10, batchSize: 4, optimizer: 'adam' as const, learningRate: 0.01 };
   const unlimited = await train(params);
   const generations: number[] = [];
-  const limited = await train({ ...params, launcher: { type: 'local', timeoutS: 4 }, checkpointMarginMs: 1_500 }, { onGeneration: (g) => void generations.push(g) });
+  // Two spinning threads in another process: cold starts and steps slow down unpredictably, and a
+  // generation may reach its time limit before its first checkpoint (it is then relaunched).
+  const burner = spawn(process.execPath, ['-e', burnerSource()], { stdio: 'ignore' });
+  let limited;
+  try {
+    limited = await train({ ...params, launcher: { type: 'local', timeoutS: 4 }, checkpointEvery: 1, maxAttempts: 10 }, { onGeneration: (g) => void generations.push(g) });
+  } finally {
+    burner.kill('SIGKILL');
+  }
   assert.ok(limited.metrics.generations >= 2, `expected a relaunch, got ${limited.metrics.generations} generation(s)`);
   assert.deepEqual(generations, Array.from({ length: limited.metrics.generations }, (_, g) => g));
   assert.deepEqual(Array.from(limited.model.weights), Array.from(unlimited.model.weights));

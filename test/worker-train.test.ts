@@ -69,8 +69,8 @@ function trainEvent(jobId: string, rank: number, world: number, task: TaskOverri
   return e as TrainEvent;
 }
 
-async function runWorld(jobId: string, world: number, task: TaskOverrides, opts: { deadlineMs?: number } = {}): Promise<TrainResult[]> {
-  return Promise.all(Array.from({ length: world }, (_, r) => runTrain(trainEvent(jobId, r, world, task, opts))));
+async function runWorld(jobId: string, world: number, task: TaskOverrides | ((rank: number) => TaskOverrides), opts: { deadlineMs?: number } = {}): Promise<TrainResult[]> {
+  return Promise.all(Array.from({ length: world }, (_, r) => runTrain(trainEvent(jobId, r, world, typeof task === 'function' ? task(r) : task, opts))));
 }
 
 async function withChannel<T>(f: (ch: Channel) => Promise<T>): Promise<T> {
@@ -410,15 +410,18 @@ describe('worker train loop', () => {
   describe('stop and resume across generations', () => {
     /** Runs generations with an already-passed deadline (each stops after one exchange) until done. */
     async function runGenerations(jobId: string, world: number, task: TaskOverrides): Promise<{ generations: number; last: TrainResult[] }> {
+      let resume: Array<number | undefined> = [];
       for (let generation = 0; ; generation++) {
         assert.ok(generation < 200, 'too many generations');
-        const results = await runWorld(jobId, world, { ...task, generation }, { deadlineMs: Date.now() + 1 });
+        const from = resume;
+        const results = await runWorld(jobId, world, (r) => ({ ...task, generation, ...(from[r] !== undefined ? { resumeFrom: from[r] } : {}) }), { deadlineMs: Date.now() + 1 });
         const statuses = new Set(results.map((r) => r.status));
         assert.equal(statuses.size, 1, `all ranks end generation ${generation} alike: ${[...statuses].join(', ')}`);
         for (const r of results) assert.equal(r.generation, generation);
         if (results[0]!.status === 'done') return { generations: generation + 1, last: results };
-        // A checkpoint of every rank exists for the next generation.
-        for (let r = 0; r < world; r++) await readMessage(checkpointKey(jobId, generation, r));
+        // A checkpoint of every rank exists in the object store for the next generation.
+        resume = results.map((r) => r.checkpoint);
+        for (let r = 0; r < world; r++) assert.ok(await datasets.store.get(checkpointKey(jobId, resume[r]!, r)), `checkpoint ${resume[r]} of rank ${r}`);
       }
     }
 
@@ -450,8 +453,8 @@ describe('worker train loop', () => {
       assert.ok(acc > 0.9, `test accuracy ${acc} should exceed 0.9`);
     });
 
-    it('a generation without its predecessor checkpoint fails with TRAIN_CHECKPOINT', async () => {
-      await assert.rejects(runTrain(trainEvent('no-ckpt', 0, 1, { generation: 3 }, { channel: false })), trainError('TRAIN_CHECKPOINT', 'rank 0:', 'ckpt/2/0'));
+    it('a generation without the checkpoint it resumes from fails with TRAIN_CHECKPOINT', async () => {
+      await assert.rejects(runTrain(trainEvent('no-ckpt', 0, 1, { generation: 3, resumeFrom: 2 }, { channel: false })), trainError('TRAIN_CHECKPOINT', 'rank 0:', 'ckpt/2/0', 'does not exist in the object store'));
     });
   });
 

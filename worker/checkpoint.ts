@@ -1,12 +1,15 @@
 /**
- * Worker checkpoints (Cirrus's generations): a worker near its deadline stops at an agreed point
- * and writes everything its successor needs to job/<id>/ckpt/<generation>/<rank> (msgpack). The
- * next generation loads generation - 1 and continues at the same epoch and batch. There is no
- * running RNG to save: the batch order is a function of (seed, rank, epoch).
+ * Worker checkpoints: everything a successor needs to continue this rank at the same epoch and
+ * batch, in the object store at job/<id>/ckpt/<ckptId>/<rank> (msgpack), never only in the channel.
+ * A checkpoint's id is its position (epoch * batches per epoch + batch), so BSP ranks, which move in
+ * lockstep, write the same ids, and the supervisor commits an id once every rank reported it.
+ * Written periodically (task.checkpointEveryMs) and before the deadline. There is no running RNG
+ * to save: the batch order is a function of (seed, rank, epoch).
  */
 import { checkpointKey } from '../channels/job-keys.js';
 import { packMessage, unpackMessage } from '../channels/messages.js';
-import { TrainError, type TrainContext, type TrainState } from './train-common.js';
+import type { Lease } from './lease.js';
+import { TrainError, type CheckpointWriter, type TrainContext, type TrainState } from './train-common.js';
 
 const FORMAT = 'cirrus-train-checkpoint';
 const VERSION = 1;
@@ -15,7 +18,7 @@ interface CheckpointMessage {
   format: typeof FORMAT;
   version: typeof VERSION;
   jobId: string;
-  generation: number;
+  id: number;
   rank: number;
   world: number;
   algorithm: string;
@@ -38,13 +41,18 @@ interface CheckpointMessage {
   time: number;
 }
 
-export async function writeCheckpoint(ctx: TrainContext, state: TrainState): Promise<string> {
-  const key = checkpointKey(ctx.jobId, ctx.task.generation, ctx.rank);
+/** The checkpoint id of a position. */
+export function checkpointId(ctx: Pick<TrainContext, 'roundsPerEpoch'>, state: Pick<TrainState, 'epoch' | 'slot'>): number {
+  return state.epoch * ctx.roundsPerEpoch + state.slot;
+}
+
+export async function writeCheckpoint(ctx: TrainContext, state: TrainState, id: number): Promise<string> {
+  const key = checkpointKey(ctx.jobId, id, ctx.rank);
   const msg: CheckpointMessage = {
     format: FORMAT,
     version: VERSION,
     jobId: ctx.jobId,
-    generation: ctx.task.generation,
+    id,
     rank: ctx.rank,
     world: ctx.world,
     algorithm: ctx.task.algorithm,
@@ -65,25 +73,61 @@ export async function writeCheckpoint(ctx: TrainContext, state: TrainState): Pro
     time: Date.now(),
   };
   const t0 = performance.now();
-  await ctx.sink.put(key, packMessage(msg));
+  await ctx.objects.put(key, packMessage(msg));
   ctx.timings.commMs += performance.now() - t0;
   return key;
 }
 
+/** Writes checkpoints when due and reports each to the lease (so the supervisor can commit it). */
+export class Checkpointer implements CheckpointWriter {
+  private last = performance.now();
+  private lastId: number | undefined;
+  private ctx: TrainContext | undefined;
+
+  constructor(
+    private readonly everyMs: number,
+    private readonly lease: Lease | undefined,
+    private readonly watch?: { noteCheckpoint(ms: number): void },
+  ) {}
+
+  /** The context is built after the checkpointer; the loops only call write() once it is bound. */
+  bind(ctx: TrainContext): void {
+    this.ctx = ctx;
+  }
+
+  due(): boolean {
+    return this.everyMs > 0 && performance.now() - this.last >= this.everyMs;
+  }
+
+  async write(state: TrainState): Promise<number> {
+    const ctx = this.ctx!;
+    const id = checkpointId(ctx, state);
+    this.last = performance.now();
+    if (id !== this.lastId) {
+      const t0 = performance.now();
+      await writeCheckpoint(ctx, state, id);
+      this.lastId = id;
+      await this.lease?.reportCheckpoint(id);
+      this.watch?.noteCheckpoint(performance.now() - t0);
+    }
+    return id;
+  }
+}
+
 /**
- * Loads generation - 1's checkpoint of this rank, checks it belongs to this run, restores the
- * optimizer and returns the state to continue from.
+ * Loads checkpoint `id` of this rank, checks it belongs to this run, restores the optimizer and
+ * returns the state to continue from.
  */
-export async function loadCheckpoint(ctx: Omit<TrainContext, 'batchesPerRank' | 'roundsPerEpoch' | 'rowsTrained'>): Promise<TrainState> {
+export async function loadCheckpoint(ctx: Pick<TrainContext, 'rank' | 'task' | 'jobId' | 'world' | 'model' | 'optimizer' | 'objects' | 'timings'>, id: number): Promise<TrainState> {
   const { rank, task } = ctx;
-  const key = checkpointKey(ctx.jobId, task.generation - 1, rank);
+  const key = checkpointKey(ctx.jobId, id, rank);
   const fail = (why: string): never => {
     throw new TrainError('TRAIN_CHECKPOINT', rank, `generation ${task.generation} cannot resume from checkpoint '${key}': ${why}`);
   };
   const t0 = performance.now();
-  const bytes = await ctx.sink.get(key);
+  const bytes = await ctx.objects.get(key);
   ctx.timings.commMs += performance.now() - t0;
-  if (bytes === undefined) return fail('it does not exist (did generation ' + (task.generation - 1) + ' checkpoint?)');
+  if (bytes === undefined) return fail('it does not exist in the object store');
   let m: Partial<CheckpointMessage>;
   try {
     m = unpackMessage<Partial<CheckpointMessage>>(bytes);
@@ -96,6 +140,7 @@ export async function loadCheckpoint(ctx: Omit<TrainContext, 'batchesPerRank' | 
     if (m[field] !== want) fail(`field '${field}' is ${JSON.stringify(m[field])}, but this run has ${JSON.stringify(want)}`);
   };
   expect('jobId', ctx.jobId);
+  expect('id', id);
   expect('rank', rank);
   expect('world', ctx.world);
   expect('algorithm', task.algorithm);

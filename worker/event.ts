@@ -130,8 +130,21 @@ export const trainTask = z
     order: z.enum(['random', 'sequential']).default('random'),
     /** Rank 0 publishes the model for the client's evaluation every this many batches (0 = every epoch). */
     publishEvery: z.number().int().nonnegative().default(0),
-    /** Generation number (0 first); generation g > 0 resumes from the checkpoints of generation g - 1. */
+    /** Generation number (0 first): a launch of every rank; it names the generation's collective keys. */
     generation: z.number().int().nonnegative().default(0),
+    /** Resume from this checkpoint id of this rank (worker/checkpoint.ts); absent: start from the seed. */
+    resumeFrom: z.number().int().nonnegative().optional(),
+    /** Checkpoint every this many ms (BSP: the ranks agree on the round); 0: only before the deadline. */
+    checkpointEveryMs: z.number().int().nonnegative().default(0),
+    /** Set by a supervisor: claim the launch, hold a lease by heartbeat, write only while owning the rank (worker/lease.ts). */
+    lease: z
+      .object({
+        leaseMs: z.number().int().positive(),
+        heartbeatMs: z.number().int().positive(),
+        claimTimeoutMs: z.number().int().positive(),
+      })
+      .strict()
+      .optional(),
     /** Stop and checkpoint this long before deadlineMs. */
     checkpointMarginMs: z.number().int().nonnegative().default(5_000),
     /**

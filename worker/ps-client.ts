@@ -8,7 +8,8 @@ import type { PsModelClient } from './sync-ps.js';
 import { TrainError, type TrainEvent } from './train-common.js';
 
 export interface WorkerPsClient extends PsModelClient {
-  register(task: string, rank: number, generation: number): Promise<void>;
+  /** `launch`: generation * 1000 + attempt, registered once ever (a second delivery of one launch is refused). */
+  register(task: string, rank: number, launch: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -26,7 +27,8 @@ export async function openPsModelClient(event: TrainEvent, rank: number): Promis
   const shards = event.task.psShards;
   // Control keys (stop and done flags) and registrations live on one server: the channel's; the
   // model may be spread over shards.
-  const control = await ParamClient.connect(spec.address, opts);
+  // A server restarting (e.g. from a snapshot) takes a moment: retry with back-off, bounded by its timeout.
+  const control = await connectWithRetry(spec.address, opts);
   let model: ParamClient | ShardedParamClient = control;
   try {
     if (shards && (shards.length > 1 || shards[0] !== spec.address)) model = await ShardedParamClient.connect(shards, opts);
@@ -42,12 +44,12 @@ export async function openPsModelClient(event: TrainEvent, rank: number): Promis
     set: (k, v) => control.set(k, v),
     get: (k) => control.get(k),
     wait: (k, t) => control.wait(k, t),
-    async register(task, r, generation) {
+    async register(task, r, launch) {
       try {
-        await control.register(task, r, generation);
+        await control.register(task, r, launch);
       } catch (err) {
         if (err instanceof PsError && err.code === 'PS_CONFLICT') {
-          throw new TrainError('TRAIN_DUPLICATE', rank, `generation ${generation} of rank ${r} of job ${task} is already running (a duplicate invocation); this one exits`, { cause: err, causeCode: err.code });
+          throw new TrainError('TRAIN_DUPLICATE', rank, `launch ${launch} of rank ${r} of job ${task} is already running (a duplicate invocation); this one exits`, { cause: err, causeCode: err.code });
         }
         throw err;
       }
@@ -56,4 +58,16 @@ export async function openPsModelClient(event: TrainEvent, rank: number): Promis
       await Promise.allSettled([control.close(), model === control ? undefined : model.close()]);
     },
   };
+}
+
+async function connectWithRetry(address: string, opts: { timeoutMs: number; token?: string }): Promise<ParamClient> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (let delay = 50; ; delay = Math.min(1_000, delay * 2)) {
+    try {
+      return await ParamClient.connect(address, opts);
+    } catch (err) {
+      if (Date.now() + delay >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)));
+    }
+  }
 }

@@ -31,7 +31,7 @@ import { packMessage, unpackMessage } from '../channels/messages.js';
 import { CollectiveTimeoutError } from '../channels/errors.js';
 import { Backoff, type PollPolicy } from '../channels/poll.js';
 import type { Channel } from '../channels/channel.js';
-import { DeadlineWatch, TrainError, maybePublishMidEpoch, meanGradient, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
+import { DeadlineWatch, TrainError, checkFinite, maybePublishMidEpoch, meanGradient, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 
 interface AspMessage {
   generation: number;
@@ -59,7 +59,7 @@ export async function runAsp(ctx: TrainContext, state: TrainState, watch: Deadli
   let stopMine = false;
 
   // A resumed rank picks up what the others published since its checkpoint.
-  if (exchanger && task.generation > 0) await exchanger.refresh(state, asp.delta);
+  if (exchanger && task.resumeFrom !== undefined) await exchanger.refresh(state, asp.delta);
 
   /** Publishes, waits for laggards, rebuilds w; true when some rank stopped in this generation. */
   const exchange = async (final: boolean): Promise<boolean> => {
@@ -77,7 +77,9 @@ export async function runAsp(ctx: TrainContext, state: TrainState, watch: Deadli
         const batch = await reader.next();
         const t0 = performance.now();
         grad.fill(0);
-        state.epochLossSum += model.gradient(batch, state.weights, grad);
+        const loss = model.gradient(batch, state.weights, grad);
+        checkFinite(ctx, state, loss);
+        state.epochLossSum += loss;
         state.epochRows += batch.rows;
         meanGradient(g, grad, batch.rows, task.l2, state.weights);
         before.set(state.weights);
@@ -98,6 +100,8 @@ export async function runAsp(ctx: TrainContext, state: TrainState, watch: Deadli
       if (point) {
         const othersStopped = await exchange(false);
         stop = stopMine || othersStopped;
+        // A rank's own checkpoint: a relaunch of this rank alone resumes here.
+        if (!stop && ctx.checkpoints.due()) await ctx.checkpoints.write(state);
       }
       await maybePublishMidEpoch(ctx, state);
       if (stop) return true;

@@ -5,11 +5,14 @@
  * Rounds per epoch are the maximum over ranks of their batch counts; a rank that has run out of
  * data contributes zeros (rows 0, or its unchanged weights), so nobody blocks and no row is
  * dropped. Each exchange also carries a stop flag: a rank near its deadline sets it, the reduced
- * (summed) flag is then > 0 on every rank, and all ranks stop after the same round.
+ * (summed) flag is then > 0 on every rank, and all ranks stop after the same round. A checkpoint
+ * flag works the same way: rank 0 sets it when a periodic checkpoint is due, and every rank writes
+ * its checkpoint after that round (BSP keeps the ranks in lockstep, so the ids agree).
  */
 import type { ReduceOp } from '../channels/reduce.js';
 import {
   DeadlineWatch,
+  checkFinite,
   runEpochs,
   maybePublishMidEpoch,
   meanGradient,
@@ -30,14 +33,14 @@ async function timedReduce(ctx: TrainContext, reduce: Reduce, vec: Float32Array)
 
 /**
  * GA-SGD: each round every rank sums the gradient of its batch and the ranks all-reduce one vector
- * [gradSum (size) ..., lossSum, rows, stopFlag]. Every rank then applies
+ * [gradSum (size) ..., lossSum, rows, stopFlag, checkpointFlag]. Every rank then applies
  * g = gradSum / totalRows + l2 * w, so W workers with batch B take the step one worker would take
  * with batch W*B on the union of their rows, and keep bit-identical weights.
  */
 export async function runGaBsp(ctx: TrainContext, state: TrainState, reduce: Reduce, watch: DeadlineWatch): Promise<LoopOutcome> {
   const { model, optimizer, task } = ctx;
   const n = model.size;
-  const vec = new Float32Array(n + 3);
+  const vec = new Float32Array(n + 4);
   const gradSum = vec.subarray(0, n);
   const g = new Float32Array(n);
   const rounds = ctx.roundsPerEpoch;
@@ -55,7 +58,9 @@ export async function runGaBsp(ctx: TrainContext, state: TrainState, reduce: Red
         ctx.rowsTrained += batch.rows;
       }
       vec[n + 2] = watch.shouldStop() ? 1 : 0;
+      vec[n + 3] = ctx.rank === 0 && ctx.checkpoints.due() ? 1 : 0;
       const out = await timedReduce(ctx, reduce, vec);
+      checkFinite(ctx, state, out[n]!);
       const rows = out[n + 1]!;
       // rows is 0 only if no rank had a batch, which the max-over-ranks rule rules out; guard anyway.
       if (rows > 0) {
@@ -68,9 +73,11 @@ export async function runGaBsp(ctx: TrainContext, state: TrainState, reduce: Red
       state.epochLossSum += out[n]!;
       state.epochRows += rows;
       state.slot++;
+      const stop = out[n + 2]! > 0;
+      if (out[n + 3]! > 0 && !stop) await ctx.checkpoints.write(state);
       watch.lap();
       await maybePublishMidEpoch(ctx, state);
-      if (out[n + 2]! > 0) return true;
+      if (stop) return true;
     }
     return false;
   });
@@ -78,13 +85,13 @@ export async function runGaBsp(ctx: TrainContext, state: TrainState, reduce: Red
 
 /**
  * MA-SGD: local steps with the rank's own mean gradient; every `averageEvery` batch slots and at
- * the end of each epoch the ranks all-reduce [weights ..., lossSum, rows, stopFlag] with op 'sum'
+ * the end of each epoch the ranks all-reduce [weights ..., lossSum, rows, stopFlag, checkpointFlag] with op 'sum'
  * (the flag must be summed, not averaged) and divide the weights by W themselves.
  */
 export async function runMaBsp(ctx: TrainContext, state: TrainState, reduce: Reduce, watch: DeadlineWatch): Promise<LoopOutcome> {
   const { model, optimizer, task, world } = ctx;
   const n = model.size;
-  const vec = new Float32Array(n + 3);
+  const vec = new Float32Array(n + 4);
   const grad = new Float32Array(n);
   const g = new Float32Array(n);
   const rounds = ctx.roundsPerEpoch;
@@ -115,7 +122,9 @@ export async function runMaBsp(ctx: TrainContext, state: TrainState, reduce: Red
         vec[n] = lossSum;
         vec[n + 1] = rowsSum;
         vec[n + 2] = watch.shouldStop() ? 1 : 0;
+        vec[n + 3] = ctx.rank === 0 && ctx.checkpoints.due() ? 1 : 0;
         const out = await timedReduce(ctx, reduce, vec);
+        checkFinite(ctx, state, out[n]!);
         const t0 = performance.now();
         for (let i = 0; i < n; i++) state.weights[i] = out[i]! / world;
         ctx.timings.computeMs += performance.now() - t0;
@@ -125,6 +134,7 @@ export async function runMaBsp(ctx: TrainContext, state: TrainState, reduce: Red
         rowsSum = 0;
         watch.lap();
         stop = out[n + 2]! > 0;
+        if (out[n + 3]! > 0 && !stop) await ctx.checkpoints.write(state);
       }
       await maybePublishMidEpoch(ctx, state);
       if (stop) return true;

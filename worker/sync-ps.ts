@@ -26,7 +26,7 @@ import { psDoneKey, psModelName, psStopKey } from '../channels/job-keys.js';
 import { CollectiveTimeoutError } from '../channels/errors.js';
 import { SPARSE_GRADIENT_MODELS, SupportFinder } from '../algorithms/index.js';
 import type { ModelConfig, OptimizerConfig, SyncConfig } from '../paramserver/index.js';
-import { DeadlineWatch, TrainError, publishModel, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
+import { DeadlineWatch, TrainError, checkFinite, publishModel, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 import type { TrainTask } from './event.js';
 
 /** What the loop needs of a parameter-server client (ParamClient and ShardedParamClient both fit). */
@@ -131,7 +131,9 @@ export async function runPsSgd(ctx: TrainContext, state: TrainState, watch: Dead
             const t0 = performance.now();
             const w = state.weights;
             for (let k = 0; k < indices.length; k++) w[indices[k]!] = values[k]!;
-            state.epochLossSum += model.gradient(batch, w, grad);
+            const loss = model.gradient(batch, w, grad);
+            checkFinite(ctx, state, loss);
+            state.epochLossSum += loss;
             state.epochRows += batch.rows;
             const g = new Float32Array(indices.length);
             const inv = 1 / batch.rows;
@@ -158,6 +160,8 @@ export async function runPsSgd(ctx: TrainContext, state: TrainState, watch: Dead
             await timed(() => ps.set(stopKey, FLAG));
           }
           const stop = stopMine || (state.step % STOP_CHECK_EVERY === 0 && (await stopRequested()));
+          // A rank's own checkpoint (its position; the model stays on the server): a relaunch of this rank resumes here.
+          if (!stop && ctx.checkpoints.due()) await ctx.checkpoints.write(state);
           if (task.publishEvery > 0 && state.slot % task.publishEvery === 0 && state.slot < rounds) {
             await refreshWeights();
             await publishModel(ctx, state);

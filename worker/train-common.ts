@@ -6,6 +6,7 @@ import type { Channel } from '../channels/channel.js';
 import type { DatasetManifest, ShardRef } from '../channels/datasets/manifest.js';
 import type { Shard } from '../channels/datasets/shard.js';
 import type { DatasetStore } from '../channels/datasets/store.js';
+import type { ObjectStore } from '../channels/datasets/types.js';
 import { epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
 import { packMessage } from '../channels/messages.js';
 import type { Batch, Model, Optimizer } from '../algorithms/model.js';
@@ -27,8 +28,12 @@ export type TrainErrorCode =
   | 'TRAIN_MODEL_SPEC'
   /** A channel request failed. */
   | 'TRAIN_CHANNEL'
-  /** async-sgd: this rank of this generation is already registered on the parameter server (a duplicate invocation). */
+  /** A copy that does not own its rank (a duplicate delivery, a superseded attempt); it wrote nothing of the run. */
   | 'TRAIN_DUPLICATE'
+  /** A supervised copy whose claim no supervisor granted (the client is gone). */
+  | 'TRAIN_NO_SUPERVISOR'
+  /** The loss or the weights stopped being finite numbers. */
+  | 'TRAIN_DIVERGED'
   /** Other ranks did not arrive within roundTimeoutMs (missingRanks names them). */
   | 'COLLECTIVE_TIMEOUT'
   | 'TRAIN_FAILED';
@@ -98,6 +103,10 @@ export interface TrainContext {
   readonly model: Model;
   readonly optimizer: Optimizer;
   readonly sink: JobSink;
+  /** The object store: checkpoints live here, never only in the channel. */
+  readonly objects: ObjectStore;
+  /** Writes checkpoints when due (periodically, and before the deadline). */
+  readonly checkpoints: CheckpointWriter;
   /** Undefined only for a lone worker without a channel. */
   readonly channel: Channel | undefined;
   /** Batches per epoch of every rank (the partition is fixed, so the same each epoch). */
@@ -107,6 +116,34 @@ export interface TrainContext {
   readonly timings: Timings;
   /** Rows this rank computed gradients on in this generation. */
   rowsTrained: number;
+}
+
+/** What the loops need of worker/checkpoint.ts's Checkpointer. */
+export interface CheckpointWriter {
+  /** A periodic checkpoint is due (BSP: rank 0's clock decides for all ranks). */
+  due(): boolean;
+  /** Writes the state (unless this position is already written) and reports it; resolves with its id. */
+  write(state: TrainState): Promise<number>;
+}
+
+/**
+ * Throws TRAIN_DIVERGED when a loss (or, with `weights`, any weight) is not a finite number: a run
+ * that diverged must end loudly, with where and what to change, not as a model of NaNs.
+ */
+export function checkFinite(ctx: TrainContext, state: TrainState, loss: number, weights?: Float32Array): void {
+  let what: string | undefined;
+  if (!Number.isFinite(loss)) what = `the training loss became ${loss}`;
+  else if (weights) {
+    for (let i = 0; i < weights.length; i++) {
+      if (!Number.isFinite(weights[i]!)) {
+        what = `weight ${i} became ${weights[i]}`;
+        break;
+      }
+    }
+  }
+  if (what === undefined) return;
+  const lr = ctx.task.optimizer.lr;
+  throw new TrainError('TRAIN_DIVERGED', ctx.rank, `training diverged in epoch ${state.epoch + 1} (step ${state.step}): ${what}; lower the learning rate (now ${lr}, try ${lr / 10})`);
 }
 
 /** The loops end either having finished every epoch or because a stop was agreed. */
@@ -218,12 +255,14 @@ export class EpochReader {
 
 /**
  * Decides when to stop for a checkpoint: when the time left is below the margin plus one more
- * interval (a BSP round, or the local steps up to the next model exchange).
+ * interval (a BSP round, or the local steps up to the next model exchange) plus the time a
+ * checkpoint write took (measured; a guess of one interval until the first one).
  */
 export class DeadlineWatch {
   private last = performance.now();
   private ema: number | undefined;
   private lastInterval = 0;
+  private checkpointMs: number | undefined;
 
   constructor(
     private readonly deadlineMs: number,
@@ -239,10 +278,15 @@ export class DeadlineWatch {
     this.ema = this.ema === undefined ? d : 0.7 * this.ema + 0.3 * d;
   }
 
+  /** Records how long a checkpoint write took. */
+  noteCheckpoint(ms: number): void {
+    this.checkpointMs = Math.max(ms, (this.checkpointMs ?? 0) * 0.7);
+  }
+
   shouldStop(): boolean {
     // The larger of the trend and the latest interval: a slowing run must not overrun the margin.
     const estimate = Math.max(this.ema ?? 0, this.lastInterval);
-    return this.deadlineMs - Date.now() < this.marginMs + estimate;
+    return this.deadlineMs - Date.now() < this.marginMs + estimate + (this.checkpointMs ?? estimate);
   }
 }
 
@@ -322,6 +366,7 @@ export async function runEpochs(
 
 /** Publishes the finished epoch (loss over the whole epoch) and moves the position to the next one. */
 export async function endEpoch(ctx: TrainContext, state: TrainState): Promise<void> {
+  checkFinite(ctx, state, 0, state.weights);
   await publishModel(ctx, state);
   await publishProgress(ctx, state);
   if (ctx.rank === 0) {

@@ -18,9 +18,12 @@ import { ChannelError, CollectiveError, CollectiveTimeoutError } from '../channe
 import { openChannel } from '../channels/factory.js';
 import { ObjectStoreError } from '../channels/object-store.js';
 import { ModelError, OptimizerError, createModel, createOptimizer, enableTfjsKernels, type Model, type ModelSpec, type Optimizer, type OptimizerSpec } from '../algorithms/index.js';
-import { loadCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { Checkpointer, loadCheckpoint } from './checkpoint.js';
+import { Lease, fenced } from './lease.js';
+import type { ObjectStore } from '../channels/datasets/types.js';
 import { runAsp } from './sync-asp.js';
 import { openPsModelClient } from './ps-client.js';
+import { PsError } from '../paramserver/index.js';
 import { checkPsTask, runPsSgd } from './sync-ps.js';
 import { runGaBsp, runMaBsp, type Reduce } from './sync-bsp.js';
 import {
@@ -54,6 +57,8 @@ export interface TrainDeps {
 export interface TrainResult {
   status: 'done' | 'checkpointed';
   generation: number;
+  /** 'checkpointed': the id of the checkpoint the next generation resumes from. */
+  checkpoint?: number;
   /** Where the next generation continues (done: epoch = epochs, batchInEpoch = 0). */
   epoch: number;
   batchInEpoch: number;
@@ -114,116 +119,151 @@ function asTrainError(err: unknown, rank: number): TrainError {
     return new TrainError(fromData ? 'TRAIN_DATASET' : 'TRAIN_MODEL_SPEC', rank, message, { cause: err, causeCode });
   }
   if (err instanceof OptimizerError) return new TrainError('TRAIN_MODEL_SPEC', rank, message, { cause: err, causeCode });
-  if (err instanceof ChannelError || err instanceof CollectiveError) return new TrainError('TRAIN_CHANNEL', rank, message, { cause: err, causeCode });
+  if (err instanceof ChannelError || err instanceof CollectiveError || err instanceof PsError) return new TrainError('TRAIN_CHANNEL', rank, message, { cause: err, causeCode });
   return new TrainError('TRAIN_FAILED', rank, message, { cause: err, causeCode });
 }
 
 export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise<TrainResult> {
-  const started = performance.now();
-  const { rank, world, jobId, task } = event;
-  const timings: Timings = { computeMs: 0, commMs: 0, dataWaitMs: 0, totalMs: 0 };
+  const { rank } = event;
   let datasets: DatasetStore | undefined;
-  let channel: Channel | undefined;
+  let lease: Lease | undefined;
   const owned: Array<{ close(): Promise<void> }> = [];
-  // The MLP's matmuls run 4-5x faster on tfjs-wasm. Loading tfjs and compiling its WASM takes a few
-  // hundred ms, so it starts now and overlaps the store, channel and manifest round trips.
-  const tfjsReady = task.model.type === 'mlp' && !deps.createModel ? enableTfjsKernels() : undefined;
-  tfjsReady?.catch(() => undefined); // awaited below; an earlier failure must not leave it unhandled
   try {
     if (deps.datasets) datasets = deps.datasets;
     else owned.push((datasets = await DatasetStore.open(event.endpoints.store)));
-    if (deps.channel) channel = deps.channel;
-    else if (event.endpoints.channel !== undefined) owned.push((channel = await openChannel(event.endpoints.channel, 'event.endpoints.channel')));
-    else if (world > 1) throw new TrainError('TRAIN_NO_CHANNEL', rank, `${world} workers exchange over a channel, but event.endpoints.channel is not set`);
-
-    const manifest = await datasets.manifest(task.dataset);
-    checkModelFits(task.model, manifest, rank);
-    if (manifest.trainRows === 0) throw new TrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has no training rows`);
-    if (manifest.train.shards.length < world) {
-      throw new TrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has ${manifest.train.shards.length} train shards; ${world} workers need at least ${world} (re-shard with smaller shards)`);
-    }
-    const perRank = batchesPerRank(manifest, world, task.batchSize);
-    const roundsPerEpoch = Math.max(...perRank);
-
-    await tfjsReady;
-    const model = timeFirstGradient((deps.createModel ?? createModel)(task.model), () => (timings.firstStepMs ??= performance.now() - started));
-    const optimizer = (deps.createOptimizer ?? createOptimizer)(task.optimizer, model.size);
-    const sink = channel ?? datasets.store;
-    const data = new ShardCache(datasets);
-    const base = { event, task, jobId, rank, world, manifest, data, model, optimizer, sink, channel, timings };
-
-    let state: TrainState;
-    if (task.generation > 0) {
-      state = await loadCheckpoint(base);
-      if (state.slot > roundsPerEpoch) {
-        throw new TrainError('TRAIN_CHECKPOINT', rank, `checkpoint position batch ${state.slot} is beyond the ${roundsPerEpoch} batches per epoch of dataset '${manifest.name}' (was it rewritten?)`);
-      }
-    } else {
-      state = freshState(model.init(task.seed));
-      if (state.weights.length !== model.size) throw new TrainError('TRAIN_FAILED', rank, `model.init returned ${state.weights.length} weights, expected ${model.size}`);
-    }
-    const ctx: TrainContext = { ...base, batchesPerRank: perRank, roundsPerEpoch, rowsTrained: 0 };
-    const watch = new DeadlineWatch(event.deadlineMs, task.checkpointMarginMs);
-
-    let outcome: LoopOutcome;
-    let comm: Communicator | undefined;
-    if (task.algorithm === 'async-sgd') {
-      checkPsTask(task, rank);
-      const ps = await openPsModelClient(event, rank);
-      owned.push(ps);
-      await ps.register(jobId, rank, task.generation);
-      outcome = await runPsSgd(ctx, state, watch, ps);
-    } else if (task.sync === 'async') {
-      throw new TrainError('TRAIN_MODEL_SPEC', rank, `sync 'async' needs algorithm 'async-sgd' (the parameter server applies the updates); ${task.algorithm} runs under 'bsp' or 'asp'`);
-    } else if (task.sync === 'bsp') {
-      // Each generation continues the round numbering, so its keys never meet the previous one's.
-      comm = world > 1 ? new Communicator(channel!, { jobId, rank, world, stream: 'train', timeoutMs: task.roundTimeoutMs, startRound: state.round }) : undefined;
-      const c = comm;
-      // The loops consume each result before the next round, so one result buffer serves them all.
-      let out = new Float32Array(0);
-      const reduce: Reduce = c
-        ? (v, op) => {
-            if (out.length !== v.length) out = new Float32Array(v.length);
-            return task.collective === 'allreduce' ? c.allReduce(v, op, undefined, out) : c.scatterReduce(v, op, out);
-          }
-        : async (v) => v.slice();
-      outcome = task.algorithm === 'ga-sgd' ? await runGaBsp(ctx, state, reduce, watch) : await runMaBsp(ctx, state, reduce, watch);
-      if (c) state.round = c.round;
-    } else {
-      outcome = await runAsp(ctx, state, watch);
-    }
-
-    if (outcome === 'stopped') {
-      await writeCheckpoint(ctx, state);
-      await publishProgress(ctx, state);
-    } else {
-      await publishFinal(ctx, state);
-    }
-    if (comm) {
-      const t0 = performance.now();
-      await comm.close();
-      timings.commMs += performance.now() - t0;
-    }
-    timings.totalMs = performance.now() - started;
-    return {
-      status: outcome === 'stopped' ? 'checkpointed' : 'done',
-      generation: task.generation,
-      epoch: state.epoch,
-      batchInEpoch: state.slot,
-      steps: state.step,
-      trainLoss: lastLoss(state),
-      rows: ctx.rowsTrained,
-      channelStats: channel ? channel.stats() : emptyStats(),
-      shardReads: data.fetches,
-      timings,
-    };
+    const spec = event.task.lease;
+    if (spec) lease = await Lease.acquire(datasets.store, { jobId: event.jobId, rank, generation: event.task.generation, attempt: event.attempt }, spec);
+    const l = lease;
+    // A supervised worker writes only while it owns its rank; losing it ends the run at once.
+    const result = l ? await Promise.race([trainOwned(event, deps, datasets, owned, l), l.lost]) : await trainOwned(event, deps, datasets, owned, undefined);
+    await lease?.writeResult({ ok: true, value: result });
+    return result;
   } catch (err) {
-    throw asTrainError(err, rank);
+    const e = asTrainError(err, rank);
+    if (lease && e.code !== 'TRAIN_DUPLICATE') await lease.writeResult({ ok: false, error: { code: e.code, message: e.message } }).catch(() => undefined);
+    throw e;
   } finally {
+    lease?.stop();
     // Close what this call opened, whatever happened; a close failure must not mask the result or the error.
     await Promise.allSettled(owned.map((o) => o.close()));
   }
 }
+
+const CHANNEL_WRITES = ['put', 'putParts', 'delete'] as const;
+const PS_WRITES = ['createModel', 'push', 'set', 'register'] as const;
+
+async function trainOwned(event: TrainEvent, deps: TrainDeps, datasets: DatasetStore, owned: Array<{ close(): Promise<void> }>, lease: Lease | undefined): Promise<TrainResult> {
+  const started = performance.now();
+  const { rank, world, jobId, task } = event;
+  const timings: Timings = { computeMs: 0, commMs: 0, dataWaitMs: 0, totalMs: 0 };
+  const guard = lease ? () => lease.guard() : undefined;
+  const fence = <T extends object>(x: T, writes: readonly string[]): T => (guard ? fenced(x, guard, writes) : x);
+  // The MLP's matmuls run 4-5x faster on tfjs-wasm. Loading tfjs and compiling its WASM takes a few
+  // hundred ms, so it starts now and overlaps the store, channel and manifest round trips.
+  const tfjsReady = task.model.type === 'mlp' && !deps.createModel ? enableTfjsKernels() : undefined;
+  tfjsReady?.catch(() => undefined); // awaited below; an earlier failure must not leave it unhandled
+  let channel: Channel | undefined;
+  if (deps.channel) channel = deps.channel;
+  else if (event.endpoints.channel !== undefined) owned.push((channel = await openChannel(event.endpoints.channel, 'event.endpoints.channel')));
+  else if (world > 1) throw new TrainError('TRAIN_NO_CHANNEL', rank, `${world} workers exchange over a channel, but event.endpoints.channel is not set`);
+  const stats = channel;
+  if (channel) channel = fence(channel, CHANNEL_WRITES);
+  const objects: ObjectStore = fence(datasets.store, ['put', 'delete']);
+
+  const manifest = await datasets.manifest(task.dataset);
+  checkModelFits(task.model, manifest, rank);
+  if (manifest.trainRows === 0) throw new TrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has no training rows`);
+  if (manifest.train.shards.length < world) {
+    throw new TrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has ${manifest.train.shards.length} train shards; ${world} workers need at least ${world} (re-shard with smaller shards)`);
+  }
+  const perRank = batchesPerRank(manifest, world, task.batchSize);
+  const roundsPerEpoch = Math.max(...perRank);
+
+  await tfjsReady;
+  const model = timeFirstGradient((deps.createModel ?? createModel)(task.model), () => (timings.firstStepMs ??= performance.now() - started));
+  const optimizer = (deps.createOptimizer ?? createOptimizer)(task.optimizer, model.size);
+  const sink = channel ?? objects;
+  const data = new ShardCache(datasets);
+  const watch = new DeadlineWatch(event.deadlineMs, task.checkpointMarginMs);
+  const checkpoints = new Checkpointer(task.checkpointEveryMs, lease, watch);
+  const base = { event, task, jobId, rank, world, manifest, data, model, optimizer, sink, objects, checkpoints, channel, timings };
+
+  let state: TrainState;
+  if (task.resumeFrom !== undefined) {
+    state = await loadCheckpoint(base, task.resumeFrom);
+    if (state.slot > roundsPerEpoch) {
+      throw new TrainError('TRAIN_CHECKPOINT', rank, `checkpoint position batch ${state.slot} is beyond the ${roundsPerEpoch} batches per epoch of dataset '${manifest.name}' (was it rewritten?)`);
+    }
+  } else {
+    state = freshState(model.init(task.seed));
+    if (state.weights.length !== model.size) throw new TrainError('TRAIN_FAILED', rank, `model.init returned ${state.weights.length} weights, expected ${model.size}`);
+  }
+  const ctx: TrainContext = { ...base, batchesPerRank: perRank, roundsPerEpoch, rowsTrained: 0 };
+  checkpoints.bind(ctx);
+
+  let outcome: LoopOutcome;
+  let comm: Communicator | undefined;
+  if (task.algorithm === 'async-sgd') {
+    checkPsTask(task, rank);
+    const ps = await openPsModelClient(event, rank);
+    owned.push(ps);
+    const fencedPs = fence(ps, PS_WRITES);
+    // Each launch registers under its own number: a relaunch is not a duplicate, a second delivery is.
+    await fencedPs.register(jobId, rank, task.generation * MAX_ATTEMPTS_PER_GENERATION + event.attempt);
+    outcome = await runPsSgd(ctx, state, watch, fencedPs);
+  } else if (task.sync === 'async') {
+    throw new TrainError('TRAIN_MODEL_SPEC', rank, `sync 'async' needs algorithm 'async-sgd' (the parameter server applies the updates); ${task.algorithm} runs under 'bsp' or 'asp'`);
+  } else if (task.sync === 'bsp') {
+    // Each generation has its own stream (keys), so a rolled-back generation never reads what a
+    // lost one left; rounds continue the numbering.
+    comm = world > 1 ? new Communicator(channel!, { jobId, rank, world, stream: `train-g${task.generation}`, timeoutMs: task.roundTimeoutMs, startRound: state.round }) : undefined;
+    const c = comm;
+    // The loops consume each result before the next round, so one result buffer serves them all.
+    let out = new Float32Array(0);
+    const reduce: Reduce = c
+      ? (v, op) => {
+          if (out.length !== v.length) out = new Float32Array(v.length);
+          const r = task.collective === 'allreduce' ? c.allReduce(v, op, undefined, out) : c.scatterReduce(v, op, out);
+          state.round = c.round; // a checkpoint taken after this round resumes at the next one
+          return r;
+        }
+      : async (v) => v.slice();
+    outcome = task.algorithm === 'ga-sgd' ? await runGaBsp(ctx, state, reduce, watch) : await runMaBsp(ctx, state, reduce, watch);
+    if (c) state.round = c.round;
+  } else {
+    outcome = await runAsp(ctx, state, watch);
+  }
+
+  let checkpoint: number | undefined;
+  if (outcome === 'stopped') {
+    checkpoint = await checkpoints.write(state);
+    await publishProgress(ctx, state);
+  } else {
+    await publishFinal(ctx, state);
+  }
+  if (comm) {
+    const t0 = performance.now();
+    await comm.close();
+    timings.commMs += performance.now() - t0;
+  }
+  timings.totalMs = performance.now() - started;
+  return {
+    status: outcome === 'stopped' ? 'checkpointed' : 'done',
+    generation: task.generation,
+    ...(checkpoint !== undefined ? { checkpoint } : {}),
+    epoch: state.epoch,
+    batchInEpoch: state.slot,
+    steps: state.step,
+    trainLoss: lastLoss(state),
+    rows: ctx.rowsTrained,
+    channelStats: stats ? stats.stats() : emptyStats(),
+    shardReads: data.fetches,
+    timings,
+  };
+}
+
+/** Registration numbers on the parameter server: generation * this + attempt. */
+const MAX_ATTEMPTS_PER_GENERATION = 1000;
 
 function lastLoss(state: TrainState): number {
   return Number.isNaN(state.lastTrainLoss) ? epochMean(state) : state.lastTrainLoss;

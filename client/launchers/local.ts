@@ -209,6 +209,9 @@ class LocalWorker implements LocalWorkerHandle {
     try {
       child = spawn(process.execPath, [...this.opts.nodeArgs, `--max-old-space-size=${this.opts.memoryMb}`, this.opts.entry], {
         stdio: ['pipe', 'pipe', 'pipe'],
+        // Its own process group, like a Lambda function: a Ctrl-C to the client reaches the client
+        // alone, which stops the workers itself; a dead client is noticed by the worker (ppid).
+        detached: true,
         env: { ...process.env, ...this.opts.env, CIRRUS_WORKER_MEMORY_MB: String(this.opts.memoryMb), CIRRUS_WORKER_TIMEOUT_MS: String(this.opts.timeoutMs), CIRRUS_WORKER_DEADLINE_MS: String(deadline) },
       });
     } catch (err) {
