@@ -43,8 +43,10 @@ export class PsChannel implements Channel {
           this.client = await connectOnce(this.spec);
           return this.client;
         } catch (err) {
-          if (Date.now() + delay >= deadline) throw err;
-          await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)));
+          // Tries until the deadline itself, so a server back within timeoutMs is always found.
+          const left = deadline - Date.now();
+          if (left <= 0) throw err;
+          await new Promise((r) => setTimeout(r, Math.min(left, delay * (0.5 + Math.random() / 2))));
         }
       }
     })().finally(() => (this.reconnecting = undefined));

@@ -31,7 +31,7 @@ channelConformance({
 channelConformance({
   name: 'memcached',
   prefix: run,
-  lists: false,
+  lists: true,
   missing: () => servers.memcachedMissing,
   open: () => MemcachedChannel.open(parseChannelSpec({ kind: 'memcached', server: servers.memcached!.address }) as MemcachedSpec),
 });

@@ -122,9 +122,9 @@ test('a trial that fails validation is recorded as failed while the others finis
   assert.equal(r.trials[2]!.id, 't001');
 });
 
-test("a trial whose worker crashes after its first epoch is failed with the worker's error while the others finish", async () => {
+test("a trial whose worker crashes after its first epoch (maxAttempts 1: no relaunch) is failed with the worker's error while the others finish", async () => {
   // One trial at a time, so the only worker processes alive at t001's first epoch are t001's.
-  const search = cirrus.gridSearch({ base, grid: { epochs: [2, 400, 3] }, maxConcurrentTrials: 1 });
+  const search = cirrus.gridSearch({ base: { ...base, maxAttempts: 1 }, grid: { epochs: [2, 400, 3] }, maxConcurrentTrials: 1 });
   const crashed: number[] = [];
   search.on('update', (e: SearchEvent) => {
     if (e.type === 'epoch' && e.trial.id === 't001' && e.logs.epoch === 1) {
@@ -147,7 +147,7 @@ test("a trial whose worker crashes after its first epoch is failed with the work
   // and the trial keeps the history the client evaluated up to then.
   assert.ok(t1.epoch! >= 1 && t1.epoch! < 400, `crashed at epoch ${t1.epoch}`);
   assert.deepEqual(t1.history.map((h) => h.epoch), Array.from({ length: t1.epoch! }, (_, i) => i + 1));
-  assert.match(t1.error!, /worker \S+ \(rank 0\) was terminated by SIGKILL before reporting a result/);
+  assert.match(t1.error!, /rank 0 failed once without progress \(maxAttempts 1\):\n  attempt 1: rank 0 \(generation 0, attempt 0\): WORKER_CRASHED: worker \S+ \(rank 0\) was terminated by SIGKILL before reporting a result/);
   assert.equal(t1.metrics, undefined);
   assert.equal(r.trials[2]!.id, 't001', 'a failed trial ranks last');
   // Nothing of the failed trial is left in the store's job space.

@@ -139,7 +139,7 @@ describe('workers in their own network, running the deployed package', () => {
     );
     await assert.rejects(train({ ...softmax('ps'), model: 'mlp', hidden: [16], workers: 1, epochs: 1, stop: {}, launcher: lambda('no-wasm-worker:live') }), {
       code: 'TRAIN_WORKER_FAILED',
-      message: /worker 0 failed: .*the tfjs WASM backend failed to start \(.*ENOENT.*tfjs-backend-wasm-simd\.wasm.*\); its \.wasm files must sit beside the worker's code/,
+      message: /^job \S+: rank 0 \(generation 0, attempt 0\): TRAIN_MODEL_SPEC: rank 0: .*the tfjs WASM backend failed to start \(.*ENOENT.*tfjs-backend-wasm-simd\.wasm.*\); its \.wasm files must sit beside the worker's code/,
     });
   });
 

@@ -61,6 +61,27 @@ export interface RuntimeInfo {
 }
 
 export async function handler(event: unknown, context?: WorkerContext): Promise<unknown> {
+  try {
+    return await runHandler(event, context);
+  } catch (err) {
+    throw withCodeInName(err);
+  }
+}
+
+/**
+ * Lambda reports a thrown error as {errorType: its name, errorMessage}: the error's code would be
+ * lost, so it travels in the name as `Cirrus.<CODE>` (like Lambda's own `Runtime.ExitError`).
+ */
+export function withCodeInName(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof Error && typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code)) err.name = `${ERROR_TYPE_PREFIX}${code}`;
+  return err;
+}
+
+/** The errorType prefix of a worker error that carries its code (read back by the Lambda launcher). */
+export const ERROR_TYPE_PREFIX = 'Cirrus.';
+
+async function runHandler(event: unknown, context?: WorkerContext): Promise<unknown> {
   const parsed = parseWorkerEvent(event);
   const { event: e, deadlineFrom } = withContextDeadline(parsed, context);
   const task = e.task;

@@ -322,8 +322,11 @@ export class Supervisor {
       const f = this.failures[r]!;
       f.push(cause);
       if (f.length >= this.o.maxAttempts) {
-        const all = f.map((c, i) => `  attempt ${i + 1}: ${describe(c)}`).join('\n');
-        throw this.failure(cause, `rank ${r} failed ${f.length} times in a row without progress (maxAttempts ${this.o.maxAttempts}):\n${all}`);
+        // The same cause every time (a missing file, a bad deployment) is said once.
+        const same = f.length > 1 && f.every((c) => c.code === f[0]!.code && c.message === f[0]!.message);
+        const all = same ? `  attempts 1-${f.length}, each: ${describe(f[0]!)}` : f.map((c, i) => `  attempt ${i + 1}: ${describe(c)}`).join('\n');
+        const times = f.length === 1 ? 'once' : `${f.length} times in a row`;
+        throw this.failure(cause, `rank ${r} failed ${times} without progress (maxAttempts ${this.o.maxAttempts}):\n${all}`);
       }
     }
   }

@@ -39,6 +39,9 @@ export interface ChaosLauncherOptions extends LocalLauncherOptions {
   killLeavesRunning?: boolean;
 }
 
+/** How long close waits for unseen copies to exit on their own before it kills them. */
+const TWIN_DRAIN_MS = 60_000;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function pidOf(h: LocalWorkerHandle): Promise<number | undefined> {
@@ -93,11 +96,25 @@ export class ChaosLauncher implements Launcher {
     return this.launches.filter((l) => !l.twin && l.handle.pid !== undefined && !settled.has(l.handle)).map((l) => ({ launch: l, pid: l.handle.pid! }));
   }
 
-  close(): Promise<void> {
+  /**
+   * Lambda cannot stop an invocation, so the copies the supervisor never saw run on to their own end
+   * (fenced, they exit at their claim): close waits for them (bounded) before stopping the rest.
+   * A copy due after close began is never started: it was delivered after the run ended.
+   */
+  async close(): Promise<void> {
+    this.closing = true;
+    const twins = this.launches.filter((l) => l.twin).map((l) => l.handle.result);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((r) => (timer = setTimeout(r, TWIN_DRAIN_MS)));
+    await Promise.race([Promise.all(twins), deadline]);
+    clearTimeout(timer);
     return this.local.close();
   }
 
+  private closing = false;
+
   private async start(event: WorkerEvent, twin: boolean): Promise<LocalWorkerHandle> {
+    if (twin && this.closing) throw new Error('the run ended before this copy was delivered');
     const handle = await this.local.launch(structuredClone(event));
     void handle.result.then(() => settled.add(handle));
     const l: Launch = { event, handle, twin };

@@ -527,6 +527,9 @@ function errorName(err: unknown): string {
 /** The worker's error code: its own when the payload carries one, else what Lambda's runtime type says. */
 function errorCode(body: Record<string, unknown>, type: string, message: string): string {
   for (const k of ['code', 'errorCode']) if (typeof body[k] === 'string' && body[k] !== '') return body[k];
+  // The worker's handler names a coded error 'Cirrus.<CODE>' (worker/handler.ts).
+  const coded = /^Cirrus\.([A-Z][A-Z0-9_]*)$/.exec(type);
+  if (coded) return coded[1]!;
   if (type === 'Sandbox.Timedout' || /Task timed out after/.test(message)) return 'TIMEOUT';
   if (type === 'Runtime.OutOfMemory') return 'OUT_OF_MEMORY';
   if (type === 'Runtime.ExitError') return 'WORKER_CRASHED';
