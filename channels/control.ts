@@ -5,7 +5,8 @@
  *
  *   job/<id>/owner/<rank>      written by the supervisor before each launch: the (generation,
  *                              attempt) that owns the rank, and once granted, the nonce of the
- *                              one copy of that launch allowed to run
+ *                              one copy of that launch allowed to run; an in-place rollback moves
+ *                              the granted copy on to a new generation
  *   job/<id>/claim/<rank>/<g>-<a>  a copy's claim (its nonce); the supervisor grants the first it reads
  *   job/<id>/hb/<rank>         a worker's heartbeat: its lease, renewed every heartbeatMs
  *   job/<id>/result/<rank>     a worker's result, written before it returns
@@ -27,6 +28,12 @@ export interface OwnerRecord {
   attempt: number;
   /** The nonce of the granted copy; absent until the supervisor granted one. */
   grant?: string;
+  /**
+   * An in-place rollback (BSP): the granted copy of an earlier generation goes on as this one,
+   * from checkpoint `resumeFrom` (absent: from the seed), without a new launch.
+   */
+  inPlace?: boolean;
+  resumeFrom?: number;
 }
 
 export interface HeartbeatRecord {

@@ -31,7 +31,7 @@ after(async () => {
 const base = { dataset: 'criteo', model: 'sparse-lr', workers: 2, epochs: 4, batchSize: 32, learningRate: 0.1, seed: 3 } as const;
 
 async function twice(params: TrainParamsInput, order: 'before' | 'after'): Promise<{ r: TrainResult; launcher: ChaosLauncher; twins: WorkerResult[] }> {
-  const launcher = new ChaosLauncher({ timeoutS: 300, memoryMb: 1024, concurrency: 8, duplicate: order, duplicateGapMs: order === 'after' ? 1_500 : 300 });
+  const launcher = new ChaosLauncher({ timeoutS: 300, memoryMb: 1024, concurrency: 8, duplicate: order, duplicateGapMs: 300 });
   const r = await train(params, { launcher: () => launcher });
   return { r, launcher, twins: await Promise.all(launcher.twinResults) };
 }
@@ -52,7 +52,7 @@ async function assertOneCopyEach(launcher: ChaosLauncher): Promise<void> {
     assert.equal(codes.filter((c) => c === 'ok').length, 1, `launch ${id}: ${codes.join(', ')}`);
     assert.ok(codes.every((c) => ['ok', 'TRAIN_DUPLICATE', 'KILLED'].includes(c)), `launch ${id}: ${codes.join(', ')}`);
   }
-  assert.ok([...byLaunch.values()].flat().includes('TRAIN_DUPLICATE'), 'some copy exited with TRAIN_DUPLICATE');
+  assert.ok([...byLaunch.values()].flat().includes('TRAIN_DUPLICATE'), `some copy exited with TRAIN_DUPLICATE: ${[...byLaunch].map(([id, codes]) => `${id}: ${codes.join(', ')}`).join('; ')}`);
 }
 
 /** Copies started after their twin held the rank: TRAIN_DUPLICATE (or stopped by the launcher's close before they claimed). */

@@ -87,7 +87,9 @@ test('a worker that fails on rank 2 of 4: the error names rank 2 and its cause; 
 });
 
 test('kill -9 of workers under GA-SGD/BSP: every rank rolls back to the committed checkpoint and the final weights equal the fault-free run', async () => {
-  const params: TrainParamsInput = { ...base, workers: 3 };
+  // Kills at epochs 1 and 3 of 12: the client hears of an epoch while workers are further on, and
+  // the run must still be going when the second kill comes.
+  const params: TrainParamsInput = { ...base, workers: 3, epochs: 12 };
   const clean = await train(params);
   assert.deepEqual(clean.relaunches, []);
   const { launcher, factory } = chaos();
@@ -102,7 +104,8 @@ test('kill -9 of workers under GA-SGD/BSP: every rank rolls back to the committe
   assert.equal(killed.length, 2);
   assert.equal(faulty.relaunches.length, 2);
   for (const [i, r] of faulty.relaunches.entries()) {
-    assert.deepEqual(r.ranks, [0, 1, 2], 'BSP relaunches every rank');
+    assert.deepEqual(r.ranks, [0, 1, 2], 'BSP takes every rank back to the checkpoint');
+    assert.deepEqual(r.launched, [i + 1], 'only the lost rank is launched anew; the others roll back in place');
     assert.equal(r.generation, i + 1);
     assert.match(r.cause, new RegExp(`^rank ${i + 1} \\(generation ${i}, attempt 0\\): WORKER_CRASHED: .*terminated by SIGKILL`));
   }
@@ -110,7 +113,9 @@ test('kill -9 of workers under GA-SGD/BSP: every rank rolls back to the committe
   assert.ok((faulty.relaunches[1]!.resumeFrom ?? -1) >= (faulty.relaunches[0]!.resumeFrom ?? -1));
   assert.equal(faulty.metrics.generations, 3);
   assert.deepEqual(Array.from(faulty.model.weights), Array.from(clean.model.weights));
-  assert.deepEqual(faulty.history.map((h) => h.epoch), [1, 2, 3, 4, 5]);
+  assert.deepEqual(faulty.history.map((h) => h.epoch), Array.from({ length: 12 }, (_, i) => i + 1));
+  // Three first launches and one per kill: the surviving processes went on.
+  assert.deepEqual(launcher.launches.map((l) => l.event.rank), [0, 1, 2, 1, 2]);
   // No process of the run is left.
   for (const pid of killed) assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' });
   assert.deepEqual(launcher.live(), []);

@@ -10,6 +10,11 @@
  * successful renewal (the supervisor replaces a worker only after a whole lease without a new
  * heartbeat); past that, guard() renews first. So a worker frozen (SIGSTOP, a stalled host) and
  * replaced meanwhile finds out that it lost the rank before its next write.
+ *
+ * In-place rollback (BSP): when another rank is lost, the supervisor may move this copy on to a new
+ * generation instead of replacing it (an owner record with this copy's grant, a newer generation
+ * and inPlace). A renewal that reads one adopts the new identity and resolves rollback(); the loop
+ * of the old generation may no longer write (guard(generation) refuses it) and is abandoned.
  */
 import { randomBytes } from 'node:crypto';
 import { claimKey, heartbeatKey, ownerKey, packRecord, readRecord, resultKey, type HeartbeatRecord, type OwnerRecord, type ResultRecord } from '../channels/control.js';
@@ -22,6 +27,13 @@ export interface LeaseSpec {
   heartbeatMs: number;
   /** How long a copy waits for the supervisor to grant its claim. */
   claimTimeoutMs: number;
+}
+
+/** Where a copy rolled back in place goes on: a new generation, from a committed checkpoint (or the seed). */
+export interface RollbackDirective {
+  generation: number;
+  attempt: number;
+  resumeFrom: number | undefined;
 }
 
 export interface LeaseIdentity {
@@ -47,14 +59,47 @@ export class Lease {
   private timer: NodeJS.Timeout | undefined;
   private renewing: Promise<void> | undefined;
   private readonly checkpoints: number[] = [];
+  /** The identity this copy runs as now: an in-place rollback moves it to a newer generation. */
+  private id: LeaseIdentity;
+  private directive: Promise<RollbackDirective>;
+  private announce!: (d: RollbackDirective) => void;
 
   private constructor(
     private readonly store: ObjectStore,
-    private readonly id: LeaseIdentity,
+    id: LeaseIdentity,
     private readonly spec: LeaseSpec,
   ) {
+    this.id = { ...id };
     this.lost = new Promise<never>((_, reject) => (this.reject = reject));
     this.lost.catch(() => undefined);
+    this.directive = new Promise((r) => (this.announce = r));
+  }
+
+  /** Resolves with the next in-place rollback this copy is given (each directive once). */
+  rollback(): Promise<RollbackDirective> {
+    return this.directive;
+  }
+
+  /**
+   * Under BSP the supervisor may roll this copy back while it waits on a lost rank: reading the owner
+   * record every `everyMs` (a small GET) lets it notice sooner than the next heartbeat.
+   */
+  watchRollbacks(everyMs: number): void {
+    if (this.watchTimer || everyMs >= this.spec.heartbeatMs) return;
+    this.watchTimer = setInterval(() => void this.checkDirective().catch(() => undefined), everyMs);
+    this.watchTimer.unref();
+  }
+
+  private watchTimer: NodeJS.Timeout | undefined;
+
+  private async checkDirective(): Promise<void> {
+    if (this.error) return;
+    const owner = await this.readOwner();
+    if (owner?.inPlace && owner.grant === this.nonce && owner.generation > this.id.generation) this.adopt(owner);
+  }
+
+  get generation(): number {
+    return this.id.generation;
   }
 
   /** Claims the launch; resolves once this copy was granted the rank, with heartbeats running. */
@@ -81,12 +126,24 @@ export class Lease {
     return lease;
   }
 
-  /** Resolves when this worker may write now: at once within the lease, else after a renewal. Throws TRAIN_DUPLICATE once the rank is lost. */
-  async guard(): Promise<void> {
+  /**
+   * Resolves when this worker may write now: at once within the lease, else after a renewal. Throws
+   * TRAIN_DUPLICATE once the rank is lost, and TRAIN_ROLLED_BACK to a loop of `generation` once the
+   * copy was moved on to a newer one.
+   */
+  async guard(generation?: number): Promise<void> {
+    this.checkGeneration(generation);
     if (this.error) throw this.error;
     if (Date.now() < this.validUntil) return;
     await this.renewNow();
     if (this.error) throw this.error;
+    this.checkGeneration(generation);
+  }
+
+  private checkGeneration(generation: number | undefined): void {
+    if (generation !== undefined && generation !== this.id.generation) {
+      throw new TrainError('TRAIN_ROLLED_BACK', this.id.rank, `${this.who()}: the loop of generation ${generation} was rolled back and may not write`);
+    }
   }
 
   /** Records a written checkpoint and reports it in a heartbeat at once (the supervisor commits from these). */
@@ -106,6 +163,7 @@ export class Lease {
 
   stop(): void {
     clearInterval(this.timer);
+    clearInterval(this.watchTimer);
   }
 
   private who(): string {
@@ -121,6 +179,15 @@ export class Lease {
     if (owner.generation !== generation || owner.attempt !== attempt) return dup(`was superseded by generation ${owner.generation} attempt ${owner.attempt}`);
     if (owner.grant !== undefined && owner.grant !== this.nonce) return dup(claimed ? 'was granted to another copy of the same launch (a duplicate delivery)' : 'is already running (a duplicate delivery)');
     return undefined;
+  }
+
+  private adopt(owner: OwnerRecord): void {
+    this.id = { ...this.id, generation: owner.generation, attempt: owner.attempt };
+    // Checkpoints of the abandoned generation are not progress of the new one.
+    this.checkpoints.length = 0;
+    const announce = this.announce;
+    this.directive = new Promise((r) => (this.announce = r));
+    announce({ generation: owner.generation, attempt: owner.attempt, resumeFrom: owner.resumeFrom });
   }
 
   private async readOwner(): Promise<OwnerRecord | undefined> {
@@ -146,6 +213,7 @@ export class Lease {
   private async renew(started: number): Promise<void> {
     if (this.error) return;
     const owner = await this.readOwner();
+    if (owner?.inPlace && owner.grant === this.nonce && owner.generation > this.id.generation) this.adopt(owner);
     const r = this.refusal(owner, true) ?? (owner?.grant === this.nonce ? undefined : new TrainError('TRAIN_DUPLICATE', this.id.rank, `${this.who()} lost its grant; this copy exits without writing`));
     if (r) {
       this.error = r;

@@ -32,6 +32,8 @@ export type TrainErrorCode =
   | 'TRAIN_DUPLICATE'
   /** A supervised copy whose claim no supervisor granted (the client is gone). */
   | 'TRAIN_NO_SUPERVISOR'
+  /** A loop of a generation that the supervisor rolled back: it may not write (the copy goes on as the next generation). */
+  | 'TRAIN_ROLLED_BACK'
   /** The loss or the weights stopped being finite numbers. */
   | 'TRAIN_DIVERGED'
   /** Other ranks did not arrive within roundTimeoutMs (missingRanks names them). */

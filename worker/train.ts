@@ -133,9 +133,8 @@ export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise
     else owned.push((datasets = await DatasetStore.open(event.endpoints.store)));
     const spec = event.task.lease;
     if (spec) lease = await Lease.acquire(datasets.store, { jobId: event.jobId, rank, generation: event.task.generation, attempt: event.attempt }, spec);
-    const l = lease;
-    // A supervised worker writes only while it owns its rank; losing it ends the run at once.
-    const result = l ? await Promise.race([trainOwned(event, deps, datasets, owned, l), l.lost]) : await trainOwned(event, deps, datasets, owned, undefined);
+    const data = new ShardCache(datasets);
+    const result = lease ? await trainSupervised(event, deps, datasets, data, lease) : await trainOwned(event, deps, datasets, data, undefined, undefined);
     await lease?.writeResult({ ok: true, value: result });
     return result;
   } catch (err) {
@@ -149,14 +148,58 @@ export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise
   }
 }
 
+/** How often a BSP worker looks for an in-place rollback between heartbeats. */
+const ROLLBACK_WATCH_MS = 250;
+
+/** How long an abandoned loop may take to notice that its channel was closed. */
+const ABANDON_WAIT_MS = 5_000;
+
+/**
+ * A supervised worker writes only while it owns its rank; losing it ends the run at once. An
+ * in-place rollback (BSP) abandons the loop (its channel closes, its writes are refused) and starts
+ * again in this process as the new generation from the committed checkpoint: no new cold start.
+ */
+async function trainSupervised(event: TrainEvent, deps: TrainDeps, datasets: DatasetStore, data: ShardCache, lease: Lease): Promise<TrainResult> {
+  let ev = event;
+  if (event.task.sync === 'bsp' && event.task.algorithm !== 'async-sgd') lease.watchRollbacks(ROLLBACK_WATCH_MS);
+  for (;;) {
+    const abandon = new AbortController();
+    const loop = trainOwned(ev, deps, datasets, data, lease, abandon.signal);
+    loop.catch(() => undefined);
+    const next = await Promise.race([loop.then((result) => ({ result })), lease.lost, lease.rollback().then((directive) => ({ directive }))]);
+    if ('result' in next) return next.result;
+    abandon.abort();
+    await Promise.race([loop.catch(() => undefined), sleep(ABANDON_WAIT_MS)]);
+    const { generation, attempt, resumeFrom } = next.directive;
+    const { resumeFrom: _old, ...task } = ev.task;
+    ev = { ...ev, attempt, task: { ...task, generation, ...(resumeFrom !== undefined ? { resumeFrom } : {}) } };
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
 const CHANNEL_WRITES = ['put', 'putParts', 'delete'] as const;
 const PS_WRITES = ['createModel', 'push', 'set', 'register'] as const;
 
-async function trainOwned(event: TrainEvent, deps: TrainDeps, datasets: DatasetStore, owned: Array<{ close(): Promise<void> }>, lease: Lease | undefined): Promise<TrainResult> {
+async function trainOwned(event: TrainEvent, deps: TrainDeps, datasets: DatasetStore, data: ShardCache, lease: Lease | undefined, abandoned: AbortSignal | undefined): Promise<TrainResult> {
+  // What this loop opens closes with it; abandoning the loop closes it at once, so waits end.
+  const owned: Array<{ close(): Promise<void> }> = [];
+  // Each closes once, also one opened after an abandon began.
+  const closeOwned = () => Promise.allSettled(owned.splice(0).map((o) => o.close()));
+  abandoned?.addEventListener('abort', () => void closeOwned(), { once: true });
+  try {
+    return await trainLoop(event, deps, datasets, data, lease, owned);
+  } finally {
+    await closeOwned();
+  }
+}
+
+async function trainLoop(event: TrainEvent, deps: TrainDeps, datasets: DatasetStore, data: ShardCache, lease: Lease | undefined, owned: Array<{ close(): Promise<void> }>): Promise<TrainResult> {
   const started = performance.now();
   const { rank, world, jobId, task } = event;
   const timings: Timings = { computeMs: 0, commMs: 0, dataWaitMs: 0, totalMs: 0 };
-  const guard = lease ? () => lease.guard() : undefined;
+  // Writes of this loop are allowed while the copy owns the rank as this loop's generation.
+  const guard = lease ? () => lease.guard(task.generation) : undefined;
   const fence = <T extends object>(x: T, writes: readonly string[]): T => (guard ? fenced(x, guard, writes) : x);
   // The MLP's matmuls run 4-5x faster on tfjs-wasm. Loading tfjs and compiling its WASM takes a few
   // hundred ms, so it starts now and overlaps the store, channel and manifest round trips.
@@ -183,7 +226,6 @@ async function trainOwned(event: TrainEvent, deps: TrainDeps, datasets: DatasetS
   const model = timeFirstGradient((deps.createModel ?? createModel)(task.model), () => (timings.firstStepMs ??= performance.now() - started));
   const optimizer = (deps.createOptimizer ?? createOptimizer)(task.optimizer, model.size);
   const sink = channel ?? objects;
-  const data = new ShardCache(datasets);
   const watch = new DeadlineWatch(event.deadlineMs, task.checkpointMarginMs);
   const checkpoints = new Checkpointer(task.checkpointEveryMs, lease, watch);
   const base = { event, task, jobId, rank, world, manifest, data, model, optimizer, sink, objects, checkpoints, channel, timings };

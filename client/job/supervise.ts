@@ -9,9 +9,11 @@
  *
  * A rank is lost when its attempt ends without a result (crash, kill, out of memory, time limit,
  * an error), or when its heartbeat has not changed for a lease (a hang, a frozen host). Recovery:
- *   rollback  (BSP) every rank is stopped and relaunched as a new generation from the job's last
- *             committed checkpoint: the newest id every rank reported. BSP is deterministic, so
- *             the run ends with the weights a fault-free run has, bit for bit.
+ *   rollback  (BSP) every rank goes back to the job's last committed checkpoint (the newest id
+ *             every rank reported) as a new generation: the lost rank is relaunched, the ranks
+ *             still alive roll back in place (their owner record moves them on; no cold start).
+ *             BSP is deterministic, so the run ends with the weights a fault-free run has, bit
+ *             for bit. When the channel lost the job's state, every rank is relaunched.
  *   rank      (ASP, async-sgd) only the lost rank is relaunched, from its own newest checkpoint.
  * A rank may fail maxAttempts times without progress (a newer checkpoint) before the run fails;
  * errors another attempt would repeat (a bad dataset, divergence) fail it at once. Either way the
@@ -36,6 +38,8 @@ export interface RankLaunch {
 export interface WorkerValue {
   status: 'done' | 'checkpointed';
   checkpoint?: number;
+  /** The generation the copy ended as (an in-place rollback moves a copy on). */
+  generation?: number;
   [k: string]: unknown;
 }
 
@@ -43,7 +47,10 @@ export interface RelaunchRecord {
   /** ISO time of the relaunch. */
   at: string;
   generation: number;
+  /** The ranks that went back to a checkpoint (or the seed), as this generation. */
   ranks: number[];
+  /** Of those, the ranks launched anew; the others rolled back in place. */
+  launched: number[];
   /** Why: the lost attempt's cause, or 'time limit' for a generation that checkpointed at its deadline. */
   cause: string;
   resumeFrom?: number;
@@ -103,6 +110,7 @@ interface Slot extends RankLaunch {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
 
 export class Supervisor {
   private readonly slots: Slot[] = [];
@@ -234,7 +242,28 @@ export class Supervisor {
     );
   }
 
+  /**
+   * Reads the newest heartbeat of every rank of this generation, the lost one's too (its last record
+   * outlives it): the newest checkpoint every rank wrote is then committed, not one a poll behind.
+   */
+  private async refreshReports(): Promise<void> {
+    const { jobId, store } = this.o;
+    await Promise.all(
+      this.slots.map(async (s) => {
+        if (s.nonce === undefined || s.generation !== this.generation) return;
+        const hb = readRecord<HeartbeatRecord>(await store.get(heartbeatKey(jobId, s.rank)).catch(() => undefined));
+        if (hb && hb.nonce === s.nonce && hb.generation === s.generation && hb.attempt === s.attempt) for (const id of hb.checkpoints ?? []) this.report(s.rank, id);
+      }),
+    );
+  }
+
   private async onResult(s: Slot, r: WorkerResult): Promise<void> {
+    if (r.status === 'ok' && typeof (r.value as WorkerValue).generation === 'number' && (r.value as WorkerValue).generation !== s.generation) {
+      // It finished the generation it was moved on from before it read its rollback: run the rank again.
+      const v = r.value as WorkerValue;
+      await this.lost(s, { rank: s.rank, generation: s.generation, attempt: s.attempt, code: 'ROLLBACK_MISSED', message: `the copy ended generation ${String(v.generation)} before it read its rollback to generation ${s.generation}` });
+      return;
+    }
     if (r.status === 'ok') {
       const v = r.value as WorkerValue;
       s.value = v;
@@ -306,12 +335,14 @@ export class Supervisor {
     // A worker that failed on the channel: relaunching before the channel is back would fail again.
     const stoppedAll = cause.code === 'TRAIN_CHANNEL' && (await this.awaitChannel(cause));
     this.count(cause, [s.rank]);
-    if (this.o.recovery === 'rollback' || stoppedAll) {
+    if (stoppedAll) {
       await this.relaunchAll(cause);
+    } else if (this.o.recovery === 'rollback') {
+      await this.rollbackInPlace(cause);
     } else {
       const resumeFrom = this.newest(s.rank);
       const l: RankLaunch = { rank: s.rank, generation: s.generation, attempt: s.attempt + 1, ...(resumeFrom !== undefined ? { resumeFrom } : {}) };
-      this.record({ at: new Date().toISOString(), generation: s.generation, ranks: [s.rank], cause: describe(cause), ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
+      this.record({ at: new Date().toISOString(), generation: s.generation, ranks: [s.rank], launched: [s.rank], cause: describe(cause), ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
       await this.launch(l);
     }
   }
@@ -347,7 +378,8 @@ export class Supervisor {
     this.killAll(`relaunching every rank after ${cause.code}`);
     const resumeFrom = this.o.recovery === 'rollback' ? this.committed : undefined;
     const gen = ++this.generation;
-    this.record({ at: new Date().toISOString(), generation: gen, ranks: [...Array(this.o.world).keys()], cause: describe(cause), ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
+    const all = [...Array(this.o.world).keys()];
+    this.record({ at: new Date().toISOString(), generation: gen, ranks: all, launched: all, cause: describe(cause), ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
     this.o.onGeneration?.(gen);
     for (let rank = 0; rank < this.o.world; rank++) {
       const from = this.o.recovery === 'rollback' ? resumeFrom : this.newest(rank);
@@ -356,11 +388,44 @@ export class Supervisor {
     }
   }
 
+  /**
+   * BSP after a lost rank: every rank goes on as the next generation from the committed checkpoint.
+   * A rank whose copy holds its grant and runs is moved on in place (its owner record says so; it
+   * reads it within a heartbeat and restarts its loop without a cold start); the others are
+   * launched anew.
+   */
+  private async rollbackInPlace(cause: Cause): Promise<void> {
+    await this.refreshReports();
+    const resumeFrom = this.committed;
+    const gen = ++this.generation;
+    const live = this.slots.filter((s) => !s.over && s.nonce !== undefined);
+    const launched = this.slots.filter((s) => !live.includes(s)).map((s) => s.rank);
+    this.record({ at: new Date().toISOString(), generation: gen, ranks: [...Array(this.o.world).keys()], launched, cause: describe(cause), ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
+    this.o.onGeneration?.(gen);
+    for (const set of this.reported) set.clear();
+    for (const s of live) {
+      s.generation = gen;
+      s.attempt = 0;
+      // A full lease to read the directive and heartbeat as the new generation.
+      s.hbSeenAt = Date.now();
+      await this.o.store.put(ownerKey(this.o.jobId, s.rank), packRecord({ generation: gen, attempt: 0, grant: s.nonce!, inPlace: true, ...(resumeFrom !== undefined ? { resumeFrom } : {}) }));
+    }
+    for (const rank of launched) {
+      const old = this.slots[rank]!;
+      if (!old.over) {
+        old.over = true;
+        old.handle?.kill(`relaunching rank ${rank} after ${cause.code}`);
+      }
+      await this.launch({ rank, generation: gen, attempt: 0, ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
+    }
+  }
+
   /** Every rank checkpointed at its deadline: the next generation continues from those checkpoints. */
   private async nextGeneration(): Promise<void> {
     const gen = ++this.generation;
     const ids = this.slots.map((s) => s.value!.checkpoint ?? this.newest(s.rank));
-    this.record({ at: new Date().toISOString(), generation: gen, ranks: [...Array(this.o.world).keys()], cause: 'the generation checkpointed before its time limit' });
+    const all = [...Array(this.o.world).keys()];
+    this.record({ at: new Date().toISOString(), generation: gen, ranks: all, launched: all, cause: 'the generation checkpointed before its time limit' });
     this.o.onGeneration?.(gen);
     for (let rank = 0; rank < this.o.world; rank++) {
       const from = ids[rank];

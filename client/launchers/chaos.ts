@@ -72,8 +72,8 @@ export class ChaosLauncher implements Launcher {
     }
     const real = await this.start(event, false);
     const handle = this.o.killLeavesRunning ? this.unkillable(real) : real;
-    // A copy delivered after the run ended finds the launcher closed: it never runs, as intended.
-    if (this.o.duplicate === 'after') void sleep(gap).then(() => this.start(event, true)).catch(() => undefined);
+    // The second copy arrives `gap` after the first one started (its process spawned).
+    if (this.o.duplicate === 'after') this.deliveries.push(pidOf(real).then(() => sleep(gap)).then(() => this.start(event, true)));
     return handle;
   }
 
@@ -98,11 +98,11 @@ export class ChaosLauncher implements Launcher {
 
   /**
    * Lambda cannot stop an invocation, so the copies the supervisor never saw run on to their own end
-   * (fenced, they exit at their claim): close waits for them (bounded) before stopping the rest.
-   * A copy due after close began is never started: it was delivered after the run ended.
+   * (fenced, they exit at their claim, also when they arrive after the run ended): close lets every
+   * due delivery start and waits for them (bounded) before stopping the rest.
    */
   async close(): Promise<void> {
-    this.closing = true;
+    await Promise.allSettled(this.deliveries);
     const twins = this.launches.filter((l) => l.twin).map((l) => l.handle.result);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((r) => (timer = setTimeout(r, TWIN_DRAIN_MS)));
@@ -111,10 +111,10 @@ export class ChaosLauncher implements Launcher {
     return this.local.close();
   }
 
-  private closing = false;
+  /** Second copies due ('after'): each starts once its first copy runs. */
+  private readonly deliveries: Array<Promise<unknown>> = [];
 
   private async start(event: WorkerEvent, twin: boolean): Promise<LocalWorkerHandle> {
-    if (twin && this.closing) throw new Error('the run ended before this copy was delivered');
     const handle = await this.local.launch(structuredClone(event));
     void handle.result.then(() => settled.add(handle));
     const l: Launch = { event, handle, twin };
