@@ -137,7 +137,7 @@ test('deploy creates the role and the function (retrying while the role propagat
     assert.equal(out.FunctionError, 'Unhandled');
     assert.equal(out.ExecutedVersion, '1');
     const body = JSON.parse(Buffer.from(out.Payload!).toString('utf8')) as { errorType: string; errorMessage: string };
-    assert.deepEqual([body.errorType, body.errorMessage], ['WorkerTaskError', "shard 'missing.shard' does not exist in memory://"]);
+    assert.deepEqual([body.errorType, body.errorMessage], ['Cirrus.SHARD_MISSING', "shard 'missing.shard' does not exist in memory://"]);
   } finally {
     client.destroy();
   }
