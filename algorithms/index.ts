@@ -34,6 +34,7 @@ export {
   type ModelErrorCode,
   type Rng,
 } from './models.js';
+export { KMeans, LloydAccumulator, MAX_CLUSTERS, centroidNorms, initialCentroids, lloydReference, moveCentroids, nearestCentroids, type KMeansInit, type LloydReference } from './models/kmeans.js';
 export { OPTIMIZER_TYPES, OptimizerError, createOptimizer, type OptimizerErrorCode, type OptimizerState } from './optimizers.js';
 export { Evaluator, LOG_EPS, MetricsError, accuracy, auc, logLoss, top1Accuracy, type EvalReport, type MetricsErrorCode } from './metrics.js';
 export { TrainingError, trainReference, type ReferenceOptions, type ReferenceResult, type TrainingErrorCode } from './reference.js';

@@ -26,7 +26,7 @@ export interface DenseBatch {
 
 export type Batch = SparseBatch | DenseBatch;
 
-export type ModelType = 'sparse-lr' | 'dense-lr' | 'svm' | 'softmax' | 'mlp';
+export type ModelType = 'sparse-lr' | 'dense-lr' | 'svm' | 'softmax' | 'mlp' | 'kmeans' | 'mf';
 
 export interface ModelSpec {
   type: ModelType;
@@ -36,6 +36,14 @@ export interface ModelSpec {
   classes: number;
   /** MLP hidden layer widths. */
   hidden?: number[];
+  /** k-means: the number of clusters k (classes is then unused and set to 2). */
+  clusters?: number;
+  /** k-means: how the first centroids are chosen from the data (default 'kmeans++'). */
+  init?: 'kmeans++' | 'random';
+  /** mf: users, items and the factor rank (features is then users + items, for the dataset check). */
+  users?: number;
+  items?: number;
+  rank?: number;
 }
 
 export interface EvalResult {

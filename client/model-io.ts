@@ -47,6 +47,14 @@ export class TrainedModel {
     return this.predict({ kind: 'dense', rows: rows.length, cols, labels: new Float32Array(rows.length), x });
   }
 
+  /** kmeans: the k centroids, F numbers each (the weights, row by row). */
+  centroids(): number[][] {
+    const k = this.spec.clusters;
+    if (this.spec.type !== 'kmeans' || k === undefined) throw new ModelIoError('MODEL_FORMAT', `centroids(): a ${this.spec.type} model has no centroids (only kmeans does)`);
+    const F = this.spec.features;
+    return Array.from({ length: k }, (_, j) => Array.from(this.weights.subarray(j * F, (j + 1) * F)));
+  }
+
   evaluate(batch: Batch) {
     return this.impl.evaluate(batch, this.weights);
   }

@@ -318,6 +318,10 @@ export function modelSpecFor(params: TrainParams, m: DatasetManifest): ModelSpec
     case 'svm':
       if (m.task !== 'binary') throw misfit('a linear SVM needs binary labels');
       return { type: 'svm', features: m.features, classes: 2 };
+    case 'kmeans':
+      if (m.kind !== 'dense') throw misfit('k-means takes dense data');
+      if (m.trainRows < params.clusters) throw misfit(`k = ${params.clusters} clusters need at least ${params.clusters} training rows, it has ${m.trainRows}`);
+      return { type: 'kmeans', features: m.features, classes: 2, clusters: params.clusters, init: params.init };
     case 'softmax':
     case 'mlp':
       if (m.task !== 'multiclass') throw misfit(`it needs a multiclass dataset; for binary labels use 'dense-lr', 'sparse-lr' or 'svm'`);
@@ -348,7 +352,7 @@ async function loadTestSet(store: StoreHandle, m: DatasetManifest): Promise<Test
 }
 
 function evaluate(model: Model, weights: Float32Array, test: TestSet): { loss: number; accuracy: number; auc?: number } {
-  const ev = new Evaluator(model.spec.classes <= 2 && model.spec.type !== 'softmax' && model.spec.type !== 'mlp');
+  const ev = new Evaluator(model.spec.classes <= 2 && model.spec.type !== 'softmax' && model.spec.type !== 'mlp' && model.spec.type !== 'kmeans');
   for (const shard of test.shards) {
     if (shard.kind === 'ratings') continue;
     // A shard has the shape of a batch; evaluate in slices to bound the MLP's activations.

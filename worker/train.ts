@@ -26,6 +26,7 @@ import { openPsModelClient } from './ps-client.js';
 import { PsError } from '../paramserver/index.js';
 import { checkPsTask, runPsSgd } from './sync-ps.js';
 import { runGaBsp, runMaBsp, type Reduce } from './sync-bsp.js';
+import { runLloyd } from './train-lloyd.js';
 import {
   DeadlineWatch,
   ShardCache,
@@ -88,7 +89,10 @@ export function checkModelFits(spec: ModelSpec, manifest: DatasetManifest, rank 
   // Dense rows must match column for column; a sparse feature space may sit inside a larger model.
   if (manifest.kind === 'dense' && spec.features !== manifest.features) problems.push(`model.features is ${spec.features}, but the dataset has ${manifest.features} features`);
   if (manifest.kind === 'sparse' && spec.features < manifest.features) problems.push(`model.features is ${spec.features}, but the dataset's sparse feature space has ${manifest.features} features`);
-  if (manifest.task === 'regression') {
+  if (spec.type === 'kmeans') {
+    // Clustering ignores the labels: any task will do, but the rows must be dense.
+    if (manifest.kind !== 'dense') problems.push(`kmeans needs a dense dataset, this one is ${manifest.kind}`);
+  } else if (manifest.task === 'regression') {
     problems.push(`the dataset is a regression dataset, but ${spec.type} is a classifier`);
   } else if (BINARY_MODELS.has(spec.type)) {
     if (manifest.task !== 'binary') problems.push(`${spec.type} is a binary classifier, but the dataset is ${manifest.task} with ${manifest.classes} classes (use softmax)`);
@@ -172,6 +176,9 @@ async function trainOwned(event: TrainEvent, deps: TrainDeps, datasets: DatasetS
 
   const manifest = await datasets.manifest(task.dataset);
   checkModelFits(task.model, manifest, rank);
+  if ((task.algorithm === 'lloyd') !== (task.model.type === 'kmeans')) {
+    throw new TrainError('TRAIN_MODEL_SPEC', rank, task.algorithm === 'lloyd' ? `algorithm 'lloyd' trains kmeans models, not ${task.model.type}` : `kmeans trains with algorithm 'lloyd', not ${task.algorithm}`);
+  }
   if (manifest.trainRows === 0) throw new TrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has no training rows`);
   if (manifest.train.shards.length < world) {
     throw new TrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has ${manifest.train.shards.length} train shards; ${world} workers need at least ${world} (re-shard with smaller shards)`);
@@ -228,8 +235,11 @@ async function trainOwned(event: TrainEvent, deps: TrainDeps, datasets: DatasetS
           return r;
         }
       : async (v) => v.slice();
-    outcome = task.algorithm === 'ga-sgd' ? await runGaBsp(ctx, state, reduce, watch) : await runMaBsp(ctx, state, reduce, watch);
+    outcome =
+      task.algorithm === 'lloyd' ? await runLloyd(ctx, state, reduce, watch) : task.algorithm === 'ga-sgd' ? await runGaBsp(ctx, state, reduce, watch) : await runMaBsp(ctx, state, reduce, watch);
     if (c) state.round = c.round;
+  } else if (task.algorithm === 'lloyd') {
+    throw new TrainError('TRAIN_MODEL_SPEC', rank, `algorithm 'lloyd' runs under sync 'bsp' (every iteration needs every rank's sums), not '${task.sync}'`);
   } else {
     outcome = await runAsp(ctx, state, watch);
   }
