@@ -31,10 +31,11 @@ import type { Batch, DenseBatch, EvalResult, Model, ModelSpec, ModelType, Sparse
 
 import { ModelError, createRng } from './models/base.js';
 import { KMeans } from './models/kmeans.js';
+import { MatrixFactorization } from './models/mf.js';
 
 export { ModelError, createRng, type ModelErrorCode, type Rng } from './models/base.js';
 
-export const MODEL_TYPES: readonly ModelType[] = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp', 'kmeans'];
+export const MODEL_TYPES: readonly ModelType[] = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp', 'kmeans', 'mf'];
 
 // ---------------------------------------------------------------------------------------------
 // Dense kernels. Register-blocked so each loaded value feeds several independent accumulators:
@@ -861,7 +862,7 @@ export function createModel(spec: ModelSpec, options: CreateModelOptions = {}): 
     case 'kmeans':
       return new KMeans(spec);
     case 'mf':
-      throw new ModelError('MODEL_UNKNOWN_TYPE', 'mf: matrix factorization trains on ratings, not on rows');
+      return new MatrixFactorization(spec);
   }
 }
 

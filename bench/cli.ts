@@ -102,6 +102,25 @@ export function addBenchCommands(program: Command): void {
     });
 
   bench
+    .command('kmeans')
+    .description("Lloyd's k-means on Higgs-like rows (k = 1,000 on 100,000 rows by default): a plain loop against cirrus.train with W workers")
+    .option('--rows <n>', 'training rows', (v) => positiveInts('--rows')(v)[0]!)
+    .option('--k <n>', 'clusters', (v) => positiveInts('--k')(v)[0]!)
+    .option('--iterations <n>', 'Lloyd iterations', (v) => positiveInts('--iterations')(v)[0]!)
+    .option('--workers <list>', 'worker counts, e.g. 1,2', positiveInts('--workers'))
+    .action(async (o: { rows?: number; k?: number; iterations?: number; workers?: number[] }) => {
+      const { benchKMeans } = await import('./kmeans.js');
+      const r = await benchKMeans({
+        ...(o.rows ? { rows: o.rows } : {}),
+        ...(o.k ? { k: o.k } : {}),
+        ...(o.iterations ? { iterations: o.iterations } : {}),
+        ...(o.workers ? { workers: o.workers } : {}),
+        log: (l) => process.stderr.write(l + '\n'),
+      });
+      process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+    });
+
+  bench
     .command('train')
     .description('time to a target accuracy for a plain process and W = 1, 2, 4 workers (Fashion-MNIST MLP to 87% by default); sparse-LR kernel against C++ -O2; PyTorch on one thread')
     .option('--json', 'print the result as JSON on stdout')

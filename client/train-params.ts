@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { SPARSE_GRADIENT_MODELS } from '../algorithms/support.js';
 import { parseAddress } from '../paramserver/index.js';
 
-export const MODEL_TYPES = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp', 'kmeans'] as const;
+export const MODEL_TYPES = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp', 'kmeans', 'mf'] as const;
 
 const launcherSchema = z.discriminatedUnion('type', [
   z
@@ -44,6 +44,8 @@ export const trainParamsSchema = z
     model: z.enum(MODEL_TYPES),
     /** MLP hidden layer widths. */
     hidden: z.array(z.number().int().positive()).min(1).default([128]),
+    /** mf: the rank of the user and item factors. */
+    factors: z.number().int().min(1).max(1000).default(10),
     /** kmeans: the number of clusters k. */
     clusters: z.number().int().min(1).max(100_000).default(10),
     /** kmeans: the first centroids, k-means++ or k distinct random rows (seeded either way). */

@@ -74,7 +74,10 @@ export interface TrainCallbacks {
 
 export interface TrainMetrics {
   testAccuracy: number;
+  /** The mean test loss: log-loss, hinge or cross-entropy; kmeans: SSE per row; mf: the MSE. */
   testLoss: number;
+  /** mf: the test RMSE (the square root of testLoss). */
+  testRmse?: number;
   testAuc?: number;
   trainLoss: number;
   epochs: number;
@@ -277,6 +280,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     const metrics: TrainMetrics = {
       testAccuracy: final.accuracy,
       testLoss: final.loss,
+      ...(spec.type === 'mf' ? { testRmse: Math.sqrt(final.loss) } : {}),
       ...(final.auc !== undefined ? { testAuc: final.auc } : {}),
       trainLoss: last.trainLoss,
       epochs: finalEpoch,
@@ -305,8 +309,12 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
 /** Derives the model spec from the params and the dataset, refusing models that do not fit. */
 export function modelSpecFor(params: TrainParams, m: DatasetManifest): ModelSpec {
   const misfit = (why: string) => new TrainError('TRAIN_MISFIT', `params.model: ${params.model} does not fit dataset '${m.name}' (${m.kind}, ${m.task}): ${why}`);
-  if (m.kind === 'ratings') throw misfit('ratings datasets need a matrix-factorization model');
+  if (m.kind === 'ratings' && params.model !== 'mf') throw misfit("ratings datasets need the matrix-factorization model 'mf'");
   switch (params.model) {
+    case 'mf':
+      if (m.kind !== 'ratings' || m.users === undefined || m.items === undefined) throw misfit('matrix factorization takes a ratings dataset (preprocess --format ratings)');
+      // l2 is the per-rating regularization of the factors and biases a rating touches (ModelSpec.reg).
+      return { type: 'mf', features: m.users + m.items, classes: 2, users: m.users, items: m.items, rank: params.factors, reg: params.l2 };
     case 'sparse-lr':
       if (m.kind !== 'sparse') throw misfit("sparse-lr takes sparse data; use 'dense-lr' for dense data");
       if (m.task !== 'binary') throw misfit('logistic regression needs binary labels');
@@ -352,9 +360,13 @@ async function loadTestSet(store: StoreHandle, m: DatasetManifest): Promise<Test
 }
 
 function evaluate(model: Model, weights: Float32Array, test: TestSet): { loss: number; accuracy: number; auc?: number } {
-  const ev = new Evaluator(model.spec.classes <= 2 && model.spec.type !== 'softmax' && model.spec.type !== 'mlp' && model.spec.type !== 'kmeans');
+  const ev = new Evaluator(model.spec.classes <= 2 && model.spec.type !== 'softmax' && model.spec.type !== 'mlp' && model.spec.type !== 'kmeans' && model.spec.type !== 'mf');
   for (const shard of test.shards) {
-    if (shard.kind === 'ratings') continue;
+    if (shard.kind === 'ratings') {
+      // Matrix factorization: the loss is the squared error, so testLoss is the MSE (RMSE = its root).
+      ev.add(model.evaluate({ kind: 'ratings', rows: shard.rows, users: shard.users, items: shard.items, ratings: shard.ratings }, weights));
+      continue;
+    }
     // A shard has the shape of a batch; evaluate in slices to bound the MLP's activations.
     const step = 8192;
     for (let start = 0; start < shard.rows; start += step) ev.add(model.evaluate(sliceShard(shard, start, Math.min(shard.rows, start + step)), weights), sliceLabels(shard, start, step));

@@ -94,6 +94,7 @@ export const modelSpecSchema = z
     users: z.number().int().positive().optional(),
     items: z.number().int().positive().optional(),
     rank: z.number().int().positive().optional(),
+    reg: z.number().min(0).optional(),
   })
   .strict();
 

@@ -9,7 +9,7 @@ import type { DatasetStore } from '../channels/datasets/store.js';
 import type { ObjectStore } from '../channels/datasets/types.js';
 import { epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
 import { packMessage } from '../channels/messages.js';
-import type { Batch, Model, Optimizer } from '../algorithms/model.js';
+import type { Model, ModelBatch, Optimizer } from '../algorithms/model.js';
 import type { TrainTask, WorkerEvent } from './event.js';
 import { ShardIterator, type Batch as IteratorBatch } from './shard-iterator.js';
 
@@ -230,7 +230,7 @@ export class EpochReader {
     }).batches();
   }
 
-  async next(): Promise<Batch> {
+  async next(): Promise<ModelBatch> {
     const t0 = performance.now();
     const r = await this.it.next();
     this.ctx.timings.dataWaitMs += performance.now() - t0;
@@ -239,7 +239,7 @@ export class EpochReader {
       throw new TrainError('TRAIN_DATASET', this.ctx.rank, `epoch ${this.epoch}: the shard iterator ended before the ${this.ctx.batchesPerRank[this.ctx.rank]} batches the manifest implies`);
     }
     const b = r.value;
-    if (b.kind === 'ratings') throw new TrainError('TRAIN_MODEL_MISMATCH', this.ctx.rank, `model ${this.ctx.task.model.type} cannot train on ratings rows`);
+    if ((b.kind === 'ratings') !== (this.ctx.task.model.type === 'mf')) throw new TrainError('TRAIN_MODEL_MISMATCH', this.ctx.rank, `model ${this.ctx.task.model.type} cannot train on ${b.kind} rows`);
     return b;
   }
 

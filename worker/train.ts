@@ -83,7 +83,16 @@ const BINARY_MODELS: ReadonlySet<string> = new Set(['sparse-lr', 'dense-lr', 'sv
  */
 export function checkModelFits(spec: ModelSpec, manifest: DatasetManifest, rank = 0): void {
   const problems: string[] = [];
-  if (manifest.kind === 'ratings') problems.push(`the dataset holds ratings, but ${spec.type} trains on sparse or dense rows`);
+  if (spec.type === 'mf' || manifest.kind === 'ratings') {
+    if (spec.type !== 'mf') problems.push(`the dataset holds ratings, but ${spec.type} trains on sparse or dense rows (use mf)`);
+    else if (manifest.kind !== 'ratings') problems.push(`mf trains on ratings, but the dataset is ${manifest.kind}`);
+    else {
+      if ((spec.users ?? 0) < (manifest.users ?? 0)) problems.push(`model.users is ${spec.users}, but the dataset has ${manifest.users} users`);
+      if ((spec.items ?? 0) < (manifest.items ?? 0)) problems.push(`model.items is ${spec.items}, but the dataset has ${manifest.items} items`);
+    }
+    if (problems.length > 0) throw new TrainError('TRAIN_MODEL_MISMATCH', rank, `model ${spec.type} does not fit dataset '${manifest.name}': ${problems.join('; ')}`);
+    return;
+  }
   if (spec.type === 'sparse-lr' && manifest.kind === 'dense') problems.push(`sparse-lr needs a sparse dataset, this one is dense (use dense-lr)`);
   if (spec.type === 'dense-lr' && manifest.kind === 'sparse') problems.push(`dense-lr needs a dense dataset, this one is sparse (use sparse-lr)`);
   // Dense rows must match column for column; a sparse feature space may sit inside a larger model.
