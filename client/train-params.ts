@@ -54,7 +54,11 @@ export const trainParamsSchema = z
      * async-sgd: the model lives on the parameter server; workers pull and push only the weights
      * their batch touches. lloyd: k-means iterations (one per epoch); the default for kmeans.
      */
-    algorithm: z.enum(['ga-sgd', 'ma-sgd', 'async-sgd', 'lloyd']).default('ga-sgd'),
+    algorithm: z.enum(['ga-sgd', 'ma-sgd', 'async-sgd', 'lloyd', 'admm']).default('ga-sgd'),
+    /** admm: the augmented Lagrangian's penalty rho (consensus ADMM, LambdaML's form). */
+    rho: z.number().positive({ message: 'expected rho > 0' }).default(1),
+    /** admm: local SGD passes over the worker's shards per round (one round per epoch). */
+    admmPasses: z.number().int().min(1).max(100).default(2),
     /** 'async' (Hogwild: the server applies every push at once) is for async-sgd only. */
     sync: z.enum(['bsp', 'asp', 'async']).default('bsp'),
     /** 'ps' (the embedded parameter server), 'memcached' (a private memcached), 's3' (the object store's S3), or a channel URL. */
@@ -161,6 +165,10 @@ function psShardsProblem(p: TrainParams): string | undefined {
 /** Rules across fields, checked after each field is valid on its own. */
 function crossFieldProblem(p: TrainParams): string | undefined {
   if (p.model === 'kmeans' && p.algorithm !== 'lloyd') return `params.algorithm: kmeans trains with 'lloyd', not ${p.algorithm}`;
+  if (p.algorithm === 'admm') {
+    if (!['sparse-lr', 'dense-lr', 'svm', 'softmax'].includes(p.model)) return `params.algorithm: admm trains the linear models (sparse-lr, dense-lr, svm, softmax), not ${p.model}`;
+    if (p.sync !== 'bsp') return `params.sync: 'admm' runs under 'bsp' (every round needs every worker's model), not '${p.sync}'`;
+  }
   if (p.algorithm === 'lloyd') {
     if (p.model !== 'kmeans') return `params.algorithm: 'lloyd' trains kmeans models, not ${p.model}`;
     if (p.sync !== 'bsp') return `params.sync: 'lloyd' runs under 'bsp' (every iteration needs every worker's sums), not '${p.sync}'`;

@@ -122,7 +122,10 @@ export const trainTask = z
     dataset: z.string().min(1),
     model: modelSpecSchema,
     /** lloyd: k-means iterations, one per epoch (worker/train-lloyd.ts). */
-    algorithm: z.enum(['ga-sgd', 'ma-sgd', 'async-sgd', 'lloyd']),
+    algorithm: z.enum(['ga-sgd', 'ma-sgd', 'async-sgd', 'lloyd', 'admm']),
+    /** admm: the penalty rho of the augmented Lagrangian, and the local SGD passes per round. */
+    rho: z.number().positive().default(1),
+    admmPasses: z.number().int().positive().default(2),
     /** 'async' (Hogwild on the parameter server) is for async-sgd only. */
     sync: z.enum(['bsp', 'asp', 'async']),
     collective: z.enum(['allreduce', 'scatterreduce']),

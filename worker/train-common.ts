@@ -90,6 +90,8 @@ export interface TrainState {
   lastTrainLoss: number;
   /** ASP: this rank's cumulative update and its clock (batch slots done over all epochs). */
   asp: { delta: Float32Array; clock: number } | undefined;
+  /** ADMM: this rank's scaled dual u_i (the consensus model is `weights`). */
+  admmDual?: Float32Array;
 }
 
 export interface TrainContext {

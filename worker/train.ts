@@ -27,6 +27,7 @@ import { PsError } from '../paramserver/index.js';
 import { checkPsTask, runPsSgd } from './sync-ps.js';
 import { runGaBsp, runMaBsp, type Reduce } from './sync-bsp.js';
 import { runLloyd } from './train-lloyd.js';
+import { runAdmm } from './train-admm.js';
 import {
   DeadlineWatch,
   ShardCache,
@@ -245,10 +246,14 @@ async function trainOwned(event: TrainEvent, deps: TrainDeps, datasets: DatasetS
         }
       : async (v) => v.slice();
     outcome =
-      task.algorithm === 'lloyd' ? await runLloyd(ctx, state, reduce, watch) : task.algorithm === 'ga-sgd' ? await runGaBsp(ctx, state, reduce, watch) : await runMaBsp(ctx, state, reduce, watch);
+      task.algorithm === 'lloyd'
+        ? await runLloyd(ctx, state, reduce, watch)
+        : task.algorithm === 'admm'
+          ? await runAdmm(ctx, state, reduce, watch)
+          : task.algorithm === 'ga-sgd' ? await runGaBsp(ctx, state, reduce, watch) : await runMaBsp(ctx, state, reduce, watch);
     if (c) state.round = c.round;
-  } else if (task.algorithm === 'lloyd') {
-    throw new TrainError('TRAIN_MODEL_SPEC', rank, `algorithm 'lloyd' runs under sync 'bsp' (every iteration needs every rank's sums), not '${task.sync}'`);
+  } else if (task.algorithm === 'lloyd' || task.algorithm === 'admm') {
+    throw new TrainError('TRAIN_MODEL_SPEC', rank, `algorithm '${task.algorithm}' runs under sync 'bsp' (every round needs every rank's contribution), not '${task.sync}'`);
   } else {
     outcome = await runAsp(ctx, state, watch);
   }
