@@ -129,7 +129,16 @@ export function addBenchCommands(program: Command): void {
     .option('--ma-workers <list>', "MA-SGD worker counts for extra rows, e.g. 2 ('0' for none)", (v) => (v === '0' ? [] : positiveInts('--ma-workers')(v)))
     .option('--repeat <n>', 'runs of every row, interleaved; the table shows medians', (v) => positiveInts('--repeat')(v)[0]!)
     .option('--skip-pytorch', 'do not run the PyTorch comparison')
-    .action(async (o: { json?: boolean; model?: 'mlp' | 'softmax'; workers?: number[]; maWorkers?: number[]; repeat?: number; skipPytorch?: boolean }) => {
+    .option('--efficiency', 'instead: CPU-seconds to the target (client, workers, servers) and parallel efficiency against the plain process, W = 1,2,4,8 (or --workers), for the Fashion-MNIST MLP and Higgs-like dense LR with MA-SGD')
+    .option('--workloads <list>', 'with --efficiency: mlp,higgs-lr', list(['mlp', 'higgs-lr'] as const, '--workloads'))
+    .action(async (o: { json?: boolean; model?: 'mlp' | 'softmax'; workers?: number[]; maWorkers?: number[]; repeat?: number; skipPytorch?: boolean; efficiency?: boolean; workloads?: Array<'mlp' | 'higgs-lr'> }) => {
+      if (o.efficiency) {
+        const { benchEfficiency } = await import('./efficiency-run.js');
+        const r = await benchEfficiency({ workers: o.workers ?? [1, 2, 4, 8], workloads: o.workloads ?? ['mlp', 'higgs-lr'], log: (l) => process.stderr.write(l + '\n') });
+        if (o.json) process.stdout.write(JSON.stringify(r.rows) + '\n');
+        else process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+        return;
+      }
       const { benchTrain } = await import('./train.js');
       const r = await benchTrain({
         ...(o.model ? { model: o.model } : {}),

@@ -31,6 +31,7 @@ import { TrainedModel } from './model-io.js';
 import { JobRecordWriter } from './job-record.js';
 import { openStore, type StoreHandle } from './store.js';
 import { checkPlanReachable, checkReachableFromWorkers } from './job/reachable.js';
+import { ownCpuSeconds, processCpuSeconds } from './cpu.js';
 import { resolveFunctionLimits } from './job/lambda-function.js';
 import { launcherLimits, parseTrainParams, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
 
@@ -119,6 +120,9 @@ interface PublishedModel {
 
 export async function train(input: TrainParamsInput, callbacks: TrainCallbacks = {}): Promise<TrainResult> {
   const params = parseTrainParams(input);
+  const cpuAtStart = ownCpuSeconds();
+  /** Servers started in their own processes (memcached): their CPU counts in the run's. */
+  const serverPids: number[] = [];
   // Before anything starts: endpoints Lambda workers could not reach, and the function's limits.
   checkPlanReachable(params);
   if (params.launcher.type === 'lambda') Object.assign(params.launcher, await resolveFunctionLimits(params.launcher));
@@ -146,6 +150,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     const testSet = await loadTestSet(store, manifest);
 
     const channelSpec = await startChannel(params, store, cleanups, (kind, pid, address) => {
+      serverPids.push(pid);
       jobRecord.addServer(kind, pid, address);
       jobRecord.save({ status: 'running' });
     });
@@ -289,7 +294,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
       updatesPerSec: finalStep / wallSeconds,
       generations: generationsUsed,
     };
-    const cost = estimateCost(params, manifest, results, wallSeconds, channelSpec.kind);
+    const cost: TrainCost = { ...estimateCost(params, manifest, results, wallSeconds, channelSpec.kind), ...cpuAccount(results, cpuAtStart, serverPids) };
     const trained = new TrainedModel(spec, finalWeights.slice(), { dataset: params.dataset, jobId, epochs: finalEpoch, steps: finalStep, ...(stopReason ? { stopped: stopReason } : {}) });
     const endReason = stopReason ?? `all ${params.epochs} epochs done`;
     jobRecord.save({ status: aborted ? 'stopped' : 'done', history, metrics, cost, endReason });
@@ -497,6 +502,17 @@ async function removeJobKeys(channel: Channel, objects: StoreHandle['objects'], 
   if (channel.list) keys.push(...(await channel.list(jobPrefix(jobId))));
   await channel.delete([...new Set(keys)]);
   await objects.delete(await objects.list(jobPrefix(jobId)));
+}
+
+/**
+ * The run's CPU-seconds: the workers' own reports, this process since train() began (it hosts the
+ * embedded parameter server and S3 server and evaluates the model), and server processes it started.
+ */
+function cpuAccount(results: WorkerResult[], cpuAtStart: number, serverPids: number[]): Pick<TrainCost, 'workerCpuSeconds' | 'clientCpuSeconds' | 'serverCpuSeconds' | 'cpuSeconds'> {
+  const workerCpuSeconds = results.reduce((s, r) => s + (r.cpuSeconds ?? 0), 0);
+  const clientCpuSeconds = ownCpuSeconds() - cpuAtStart;
+  const serverCpuSeconds = serverPids.reduce((s, pid) => s + (processCpuSeconds(pid) ?? 0), 0);
+  return { workerCpuSeconds, clientCpuSeconds, serverCpuSeconds, cpuSeconds: workerCpuSeconds + clientCpuSeconds + serverCpuSeconds };
 }
 
 function abortMessage(signal: AbortSignal): string {
