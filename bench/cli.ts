@@ -102,6 +102,25 @@ export function addBenchCommands(program: Command): void {
     });
 
   bench
+    .command('filter')
+    .description("MLLess's significance filter on sparse LR over Criteo-like data: bytes sent, updates/s, wall time and test log-loss with and without it (async-sgd on the parameter server, GA-SGD)")
+    .option('--rows <n>', 'Criteo-like rows', (v) => positiveInts('--rows')(v)[0]!)
+    .option('--epochs <n>', 'epochs', (v) => positiveInts('--epochs')(v)[0]!)
+    .option('--workers <n>', 'workers', (v) => positiveInts('--workers')(v)[0]!)
+    .option('--thresholds <list>', 'filter thresholds to compare with 0, e.g. 0.01,0.03', (v) => v.split(',').map(Number))
+    .action(async (o: { rows?: number; epochs?: number; workers?: number; thresholds?: number[] }) => {
+      const { benchFilter } = await import('./filter.js');
+      const r = await benchFilter({
+        ...(o.rows ? { rows: o.rows } : {}),
+        ...(o.epochs ? { epochs: o.epochs } : {}),
+        ...(o.workers ? { workers: o.workers } : {}),
+        ...(o.thresholds ? { thresholds: o.thresholds } : {}),
+        log: (l) => process.stderr.write(l + '\n'),
+      });
+      process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+    });
+
+  bench
     .command('kmeans')
     .description("Lloyd's k-means on Higgs-like rows (k = 1,000 on 100,000 rows by default): a plain loop against cirrus.train with W workers")
     .option('--rows <n>', 'training rows', (v) => positiveInts('--rows')(v)[0]!)

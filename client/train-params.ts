@@ -55,6 +55,12 @@ export const trainParamsSchema = z
      * their batch touches. lloyd: k-means iterations (one per epoch); the default for kmeans.
      */
     algorithm: z.enum(['ga-sgd', 'ma-sgd', 'async-sgd', 'lloyd', 'admm']).default('ga-sgd'),
+    /**
+     * MLLess's significance filter (async-sgd and GA-SGD): each worker accumulates its update and
+     * sends only coordinates whose accumulated step exceeds this fraction of the weight (decaying as
+     * 1/sqrt(1 + epoch)); 0 sends everything.
+     */
+    filterThreshold: z.number().min(0).default(0),
     /** admm: the augmented Lagrangian's penalty rho (consensus ADMM, LambdaML's form). */
     rho: z.number().positive({ message: 'expected rho > 0' }).default(1),
     /** admm: local SGD passes over the worker's shards per round (one round per epoch). */
@@ -165,6 +171,7 @@ function psShardsProblem(p: TrainParams): string | undefined {
 /** Rules across fields, checked after each field is valid on its own. */
 function crossFieldProblem(p: TrainParams): string | undefined {
   if (p.model === 'kmeans' && p.algorithm !== 'lloyd') return `params.algorithm: kmeans trains with 'lloyd', not ${p.algorithm}`;
+  if (p.filterThreshold > 0 && p.algorithm !== 'async-sgd' && p.algorithm !== 'ga-sgd') return `params.filterThreshold: the significance filter works with async-sgd and ga-sgd, not ${p.algorithm}`;
   if (p.algorithm === 'admm') {
     if (!['sparse-lr', 'dense-lr', 'svm', 'softmax'].includes(p.model)) return `params.algorithm: admm trains the linear models (sparse-lr, dense-lr, svm, softmax), not ${p.model}`;
     if (p.sync !== 'bsp') return `params.sync: 'admm' runs under 'bsp' (every round needs every worker's model), not '${p.sync}'`;

@@ -86,6 +86,8 @@ export interface TrainMetrics {
   wallSeconds: number;
   updatesPerSec: number;
   generations: number;
+  /** Bytes of updates the workers sent (pushes to the parameter server, vectors into collectives). */
+  updateBytes: number;
 }
 
 export type { TrainCost } from './cost.js';
@@ -293,6 +295,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
       wallSeconds,
       updatesPerSec: finalStep / wallSeconds,
       generations: generationsUsed,
+      updateBytes: results.reduce((s, r) => s + ((r.value as { updateBytes?: number } | undefined)?.updateBytes ?? 0), 0),
     };
     const cost: TrainCost = { ...estimateCost(params, manifest, results, wallSeconds, channelSpec.kind), ...cpuAccount(results, cpuAtStart, serverPids) };
     const trained = new TrainedModel(spec, finalWeights.slice(), { dataset: params.dataset, jobId, epochs: finalEpoch, steps: finalStep, ...(stopReason ? { stopped: stopReason } : {}) });

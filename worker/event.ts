@@ -123,6 +123,8 @@ export const trainTask = z
     model: modelSpecSchema,
     /** lloyd: k-means iterations, one per epoch (worker/train-lloyd.ts). */
     algorithm: z.enum(['ga-sgd', 'ma-sgd', 'async-sgd', 'lloyd', 'admm']),
+    /** MLLess's significance filter (async-sgd, GA-SGD): 0 sends every update; > 0 is the initial relative threshold. */
+    filterThreshold: z.number().min(0).default(0),
     /** admm: the penalty rho of the augmented Lagrangian, and the local SGD passes per round. */
     rho: z.number().positive().default(1),
     admmPasses: z.number().int().positive().default(2),

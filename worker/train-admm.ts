@@ -79,6 +79,7 @@ export async function runAdmm(ctx: TrainContext, state: TrainState, reduce: Redu
     const t0 = performance.now();
     const out = await reduce(vec, 'sum');
     ctx.timings.commMs += performance.now() - t0;
+    ctx.updateBytes += vec.byteLength;
     checkFinite(ctx, state, out[n]!, w);
     const t1 = performance.now();
     admmConsensus(z, out, world, rho, task.l2);

@@ -118,6 +118,8 @@ export interface TrainContext {
   readonly timings: Timings;
   /** Rows this rank computed gradients on in this generation. */
   rowsTrained: number;
+  /** Bytes of updates this rank sent in this generation (pushes to the parameter server, vectors into a collective). */
+  updateBytes: number;
 }
 
 /** What the loops need of worker/checkpoint.ts's Checkpointer. */

@@ -103,6 +103,7 @@ export async function runLloyd(ctx: TrainContext, state: TrainState, reduce: Red
     const t0 = performance.now();
     const out = await reduce(vec, 'sum');
     ctx.timings.commMs += performance.now() - t0;
+    ctx.updateBytes += vec.byteLength;
     checkFinite(ctx, state, out[n + k]!);
     const t1 = performance.now();
     moveCentroids(state.weights, k, F, out.subarray(0, n), out.subarray(n, n + k));

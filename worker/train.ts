@@ -28,6 +28,7 @@ import { checkPsTask, runPsSgd } from './sync-ps.js';
 import { runGaBsp, runMaBsp, type Reduce } from './sync-bsp.js';
 import { runLloyd } from './train-lloyd.js';
 import { runAdmm } from './train-admm.js';
+import { runGaBspFiltered, type Gather } from './sync-ga-filter.js';
 import {
   DeadlineWatch,
   ShardCache,
@@ -70,6 +71,8 @@ export interface TrainResult {
   trainLoss: number;
   /** Rows this rank computed gradients on in this generation. */
   rows: number;
+  /** Bytes of updates this rank sent in this generation (see TrainContext.updateBytes). */
+  updateBytes: number;
   channelStats: ChannelStats;
   /** Shards this generation read from the dataset store. */
   shardReads: number;
@@ -215,7 +218,7 @@ async function trainOwned(event: TrainEvent, deps: TrainDeps, datasets: DatasetS
     state = freshState(model.init(task.seed));
     if (state.weights.length !== model.size) throw new TrainError('TRAIN_FAILED', rank, `model.init returned ${state.weights.length} weights, expected ${model.size}`);
   }
-  const ctx: TrainContext = { ...base, batchesPerRank: perRank, roundsPerEpoch, rowsTrained: 0 };
+  const ctx: TrainContext = { ...base, batchesPerRank: perRank, roundsPerEpoch, rowsTrained: 0, updateBytes: 0 };
   checkpoints.bind(ctx);
 
   let outcome: LoopOutcome;
@@ -250,7 +253,9 @@ async function trainOwned(event: TrainEvent, deps: TrainDeps, datasets: DatasetS
         ? await runLloyd(ctx, state, reduce, watch)
         : task.algorithm === 'admm'
           ? await runAdmm(ctx, state, reduce, watch)
-          : task.algorithm === 'ga-sgd' ? await runGaBsp(ctx, state, reduce, watch) : await runMaBsp(ctx, state, reduce, watch);
+          : task.algorithm === 'ga-sgd' && task.filterThreshold > 0
+            ? await runGaBspFiltered(ctx, state, gatherWith(c, state), watch)
+            : task.algorithm === 'ga-sgd' ? await runGaBsp(ctx, state, reduce, watch) : await runMaBsp(ctx, state, reduce, watch);
     if (c) state.round = c.round;
   } else if (task.algorithm === 'lloyd' || task.algorithm === 'admm') {
     throw new TrainError('TRAIN_MODEL_SPEC', rank, `algorithm '${task.algorithm}' runs under sync 'bsp' (every round needs every rank's contribution), not '${task.sync}'`);
@@ -280,9 +285,20 @@ async function trainOwned(event: TrainEvent, deps: TrainDeps, datasets: DatasetS
     steps: state.step,
     trainLoss: lastLoss(state),
     rows: ctx.rowsTrained,
+    updateBytes: ctx.updateBytes,
     channelStats: stats ? stats.stats() : emptyStats(),
     shardReads: data.fetches,
     timings,
+  };
+}
+
+/** The all-gather the filtered GA-SGD loop exchanges its sparse updates with (a copy for a lone worker). */
+function gatherWith(c: Communicator | undefined, state: TrainState): Gather {
+  if (!c) return async (v) => [v.slice()];
+  return async (v) => {
+    const all = await c.allGather(v);
+    state.round = c.round;
+    return all;
   };
 }
 
