@@ -102,6 +102,19 @@ export function addBenchCommands(program: Command): void {
     });
 
   bench
+    .command('compare')
+    .description("LambdaML's channel table measured here (LR/SVM/KMeans on Higgs-like, MLP on Fashion-MNIST, MF on ratings, sparse LR on Criteo-like over s3, memcached, ps: time and cost to a target loss, relative to S3) and the algorithm comparison (GA-SGD, MA-SGD, ADMM, async-sgd)")
+    .option('--quick', 'smaller datasets and without the MLP (under 10 minutes)')
+    .option('--workers <n>', 'workers per run (default 4)', (v) => positiveInts('--workers')(v)[0]!)
+    .option('--json', 'print the rows as JSON on stdout')
+    .action(async (o: { quick?: boolean; workers?: number; json?: boolean }) => {
+      const { benchCompare } = await import('./compare.js');
+      const r = await benchCompare({ quick: o.quick ?? false, ...(o.workers ? { workers: o.workers } : {}), log: (l) => process.stderr.write(l + '\n') });
+      if (o.json) process.stdout.write(JSON.stringify({ channels: r.channels, algorithms: r.algorithms }) + '\n');
+      else process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+    });
+
+  bench
     .command('filter')
     .description("MLLess's significance filter on sparse LR over Criteo-like data: bytes sent, updates/s, wall time and test log-loss with and without it (async-sgd on the parameter server, GA-SGD)")
     .option('--rows <n>', 'Criteo-like rows', (v) => positiveInts('--rows')(v)[0]!)
