@@ -115,13 +115,13 @@ describe('Lloyd as a collective', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  function event(jobId: string, rank: number, world: number, init: 'kmeans++' | 'random'): TrainEvent {
+  function event(jobId: string, rank: number, world: number, init: 'kmeans++' | 'random', extra: Record<string, unknown> = {}, deadlineMs = Date.now() + 600_000): TrainEvent {
     return parseWorkerEvent({
       jobId,
       rank,
       world,
       attempt: 0,
-      deadlineMs: Date.now() + 600_000,
+      deadlineMs,
       task: {
         type: 'train',
         dataset: 'blobs',
@@ -135,6 +135,7 @@ describe('Lloyd as a collective', () => {
         l2: 0,
         seed: 11,
         roundTimeoutMs: 60_000,
+        ...extra,
       },
       endpoints: { store: storeUrl, channel: { kind: 'ps', address: ps.address } },
     }) as TrainEvent;
@@ -185,6 +186,33 @@ describe('Lloyd as a collective', () => {
       // Lloyd's never increases the SSE.
       for (let i = 1; i < ref.sse.length; i++) assert.ok(ref.sse[i]! <= ref.sse[i - 1]! + 1e-6, `SSE ${ref.sse.join(', ')} is non-increasing`);
     }
+  });
+
+  it('generations stopped by a passed deadline (one iteration each) resume from their checkpoints and end with the centroids of an uninterrupted run', async () => {
+    const world = 2;
+    const whole = await Promise.all(Array.from({ length: world }, (_, r) => runTrain(event('lloyd-whole', r, world, 'kmeans++'))));
+    let resume: Array<number | undefined> = [];
+    let generations = 0;
+    for (let generation = 0; generation < 20; generation++) {
+      const from = resume;
+      const results = await Promise.all(
+        Array.from({ length: world }, (_, r) => runTrain(event('lloyd-chain', r, world, 'kmeans++', { generation, ...(from[r] !== undefined ? { resumeFrom: from[r] } : {}) }, Date.now() + 1))),
+      );
+      generations++;
+      if (results[0]!.status === 'done') break;
+      assert.ok(results.every((r) => r.status === 'checkpointed'), 'all ranks stop together');
+      resume = results.map((r) => r.checkpoint);
+    }
+    assert.equal(generations, ITERATIONS, 'one iteration per generation');
+    const ch = await openChannel({ kind: 'ps', address: ps.address });
+    try {
+      const a = unpackMessage<{ weights: Float32Array }>((await ch.get(finalModelKey('lloyd-whole')))!).weights;
+      const b = unpackMessage<{ weights: Float32Array }>((await ch.get(finalModelKey('lloyd-chain')))!).weights;
+      assert.deepEqual(b, a);
+    } finally {
+      await ch.close();
+    }
+    assert.equal(whole[0]!.steps, ITERATIONS);
   });
 
   it('a ranks-only mismatch fails with one clear error: lloyd with another model', async () => {
