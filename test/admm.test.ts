@@ -13,6 +13,13 @@ import { admmConsensus, admmDualUpdate, admmLocalGradient, admmPenalty, createMo
 import { generateHiggsLike, openStore, preprocess, train } from '../client/index.js';
 import { parseTrainParams } from '../client/train-params.js';
 import type { Shard } from '../channels/datasets/shard.js';
+import { DatasetStore } from '../channels/datasets/store.js';
+import { openChannel } from '../channels/factory.js';
+import { finalModelKey } from '../channels/job-keys.js';
+import { unpackMessage } from '../channels/messages.js';
+import { startParamServer, type ParamServer } from '../paramserver/index.js';
+import { parseWorkerEvent, runTrain, type TrainEvent } from '../worker/index.js';
+import { writeDataset } from './support/train-data.js';
 
 const close = (a: ArrayLike<number>, b: number[], tol = 1e-6): void => {
   assert.equal(a.length, b.length);
@@ -58,6 +65,79 @@ describe('ADMM arithmetic', () => {
     assert.throws(() => parseTrainParams({ dataset: 'd', model: 'mlp', algorithm: 'admm' }), { code: 'TRAIN_PARAMS', message: /admm trains the linear models .* not mlp/ });
     assert.throws(() => parseTrainParams({ dataset: 'd', model: 'svm', algorithm: 'admm', sync: 'asp' }), { code: 'TRAIN_PARAMS', message: /params.sync: 'admm' runs under 'bsp'/ });
     assert.throws(() => parseTrainParams({ dataset: 'd', model: 'svm', algorithm: 'admm', rho: 0 }), { code: 'TRAIN_PARAMS', message: /params.rho: expected rho > 0/ });
+  });
+});
+
+describe('ADMM across generations', () => {
+  let dir: string;
+  let storeUrl: string;
+  let ps: ParamServer;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cirrus-admm-resume-'));
+    storeUrl = pathToFileURL(dir).href;
+    ps = await startParamServer({ port: 0 });
+    const ds = await DatasetStore.open(storeUrl);
+    try {
+      await writeDataset(ds, { name: 'dense', kind: 'dense', features: 5, train: [40, 30, 50, 20] });
+    } finally {
+      await ds.close();
+    }
+  });
+
+  after(async () => {
+    await ps?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const event = (jobId: string, rank: number, extra: Record<string, unknown>, deadlineMs: number): TrainEvent =>
+    parseWorkerEvent({
+      jobId,
+      rank,
+      world: 2,
+      attempt: 0,
+      deadlineMs,
+      task: {
+        type: 'train',
+        dataset: 'dense',
+        model: { type: 'dense-lr', features: 5, classes: 2 },
+        algorithm: 'admm',
+        sync: 'bsp',
+        collective: 'allreduce',
+        epochs: 4,
+        batchSize: 8,
+        optimizer: { type: 'sgd', lr: 0.2 },
+        l2: 0.01,
+        seed: 3,
+        rho: 0.5,
+        admmPasses: 2,
+        roundTimeoutMs: 30_000,
+        ...extra,
+      },
+      endpoints: { store: storeUrl, channel: { kind: 'ps', address: ps.address } },
+    }) as TrainEvent;
+
+  it('generations stopped after each round resume with their dual and end with the consensus of an uninterrupted run', async () => {
+    await Promise.all([0, 1].map((r) => runTrain(event('admm-whole', r, {}, Date.now() + 600_000))));
+    let resume: Array<number | undefined> = [];
+    let generations = 0;
+    for (let generation = 0; generation < 20; generation++) {
+      const from = resume;
+      const results = await Promise.all([0, 1].map((r) => runTrain(event('admm-chain', r, { generation, ...(from[r] !== undefined ? { resumeFrom: from[r] } : {}) }, Date.now() + 1))));
+      generations++;
+      if (results[0]!.status === 'done') break;
+      assert.ok(results.every((r) => r.status === 'checkpointed'));
+      resume = results.map((r) => r.checkpoint);
+    }
+    assert.equal(generations, 4, 'one round per generation');
+    const ch = await openChannel({ kind: 'ps', address: ps.address });
+    try {
+      const a = unpackMessage<{ weights: Float32Array }>((await ch.get(finalModelKey('admm-whole')))!).weights;
+      const b = unpackMessage<{ weights: Float32Array }>((await ch.get(finalModelKey('admm-chain')))!).weights;
+      assert.deepEqual(b, a);
+    } finally {
+      await ch.close();
+    }
   });
 });
 
