@@ -34,8 +34,11 @@ export {
   type ModelErrorCode,
   type Rng,
 } from './models.js';
+export { KMeans, LloydAccumulator, MAX_CLUSTERS, centroidNorms, initialCentroids, lloydReference, moveCentroids, nearestCentroids, type KMeansInit, type LloydReference } from './models/kmeans.js';
+export { MatrixFactorization, mfLayout, mfSupport, type MfLayout } from './models/mf.js';
+export { admmConsensus, admmDualUpdate, admmLocalGradient, admmPenalty } from './admm.js';
 export { OPTIMIZER_TYPES, OptimizerError, createOptimizer, type OptimizerErrorCode, type OptimizerState } from './optimizers.js';
 export { Evaluator, LOG_EPS, MetricsError, accuracy, auc, logLoss, top1Accuracy, type EvalReport, type MetricsErrorCode } from './metrics.js';
 export { TrainingError, trainReference, type ReferenceOptions, type ReferenceResult, type TrainingErrorCode } from './reference.js';
-export type { Batch, DenseBatch, EvalResult, Model, ModelSpec, ModelType, Optimizer, OptimizerSpec, SparseBatch } from './model.js';
+export type { Batch, DenseBatch, EvalResult, Model, ModelBatch, ModelSpec, RatingsBatch, ModelType, Optimizer, OptimizerSpec, SparseBatch } from './model.js';
 export { SPARSE_GRADIENT_MODELS, SupportError, SupportFinder } from './support.js';

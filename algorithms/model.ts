@@ -24,9 +24,24 @@ export interface DenseBatch {
   x: Float32Array;
 }
 
+/** A minibatch of (user, item, rating) triples (matrix factorization). */
+export interface RatingsBatch {
+  kind: 'ratings';
+  rows: number;
+  users: Uint32Array;
+  items: Uint32Array;
+  ratings: Float32Array;
+}
+
 export type Batch = SparseBatch | DenseBatch;
 
-export type ModelType = 'sparse-lr' | 'dense-lr' | 'svm' | 'softmax' | 'mlp';
+/**
+ * What a model's methods take: rows, or ratings for matrix factorization. (Row models declare the
+ * narrower Batch and reject ratings at run time with MODEL_BATCH.)
+ */
+export type ModelBatch = Batch | RatingsBatch;
+
+export type ModelType = 'sparse-lr' | 'dense-lr' | 'svm' | 'softmax' | 'mlp' | 'kmeans' | 'mf';
 
 export interface ModelSpec {
   type: ModelType;
@@ -36,6 +51,20 @@ export interface ModelSpec {
   classes: number;
   /** MLP hidden layer widths. */
   hidden?: number[];
+  /** k-means: the number of clusters k (classes is then unused and set to 2). */
+  clusters?: number;
+  /** k-means: how the first centroids are chosen from the data (default 'kmeans++'). */
+  init?: 'kmeans++' | 'random';
+  /** mf: users, items and the factor rank (features is then users + items, for the dataset check). */
+  users?: number;
+  items?: number;
+  rank?: number;
+  /**
+   * mf: regularization per rating, on the factors and biases that rating touches (the loss of a
+   * rating is e^2 + reg (|p_u|^2 + |q_i|^2 + b_u^2 + b_i^2)), so frequent users and items are not
+   * shrunk more than rare ones, on the parameter server and over a collective alike. Default 0.
+   */
+  reg?: number;
 }
 
 export interface EvalResult {
@@ -59,11 +88,11 @@ export interface Model {
    * zeroes) and returns that loss sum. No L2 and no division by the row count: distributed workers
    * add their sums and row counts, divide once, and add the L2 term (l2 * w) once.
    */
-  gradient(batch: Batch, weights: Float32Array, grad: Float32Array): number;
+  gradient(batch: ModelBatch, weights: Float32Array, grad: Float32Array): number;
   /** Loss sum and correct count over a batch, without L2. */
-  evaluate(batch: Batch, weights: Float32Array): EvalResult;
+  evaluate(batch: ModelBatch, weights: Float32Array): EvalResult;
   /** Class probabilities (binary: P(y=1) per row; multiclass: rows x classes, row-major). */
-  predict(batch: Batch, weights: Float32Array): Float32Array;
+  predict(batch: ModelBatch, weights: Float32Array): Float32Array;
 }
 
 export interface OptimizerSpec {

@@ -8,10 +8,11 @@
  * softmax: classes rows of (F + 1). The MLP's first layer is dense in its inputs, so it has no
  * useful sparse support and is not handled here.
  */
-import type { Batch, ModelSpec, ModelType } from './model.js';
+import type { ModelBatch, ModelSpec, ModelType } from './model.js';
+import { mfLayout, mfSupport, type MfLayout } from './models/mf.js';
 
 /** Models whose gradient on a sparse batch touches only the weights of the batch's features. */
-export const SPARSE_GRADIENT_MODELS: readonly ModelType[] = ['sparse-lr', 'svm', 'softmax'];
+export const SPARSE_GRADIENT_MODELS: readonly ModelType[] = ['sparse-lr', 'svm', 'softmax', 'mf'];
 
 export class SupportError extends Error {
   readonly code = 'SUPPORT_MODEL';
@@ -32,6 +33,10 @@ export class SupportFinder {
   /** seen[f] === tag marks feature f as already collected in the current call. */
   private readonly seen: Uint32Array;
   private tag = 0;
+  /** mf: the weight layout and scratch marks of users and items. */
+  private readonly mf: MfLayout | undefined;
+  private readonly seenUsers = new Uint8Array(0);
+  private readonly seenItems = new Uint8Array(0);
   private features_ = new Uint32Array(1024);
   private out = new Uint32Array(1024);
 
@@ -39,19 +44,29 @@ export class SupportFinder {
     if (!SPARSE_GRADIENT_MODELS.includes(spec.type)) {
       throw new SupportError(`model ${spec.type} has no sparse gradient; sparse updates work for ${SPARSE_GRADIENT_MODELS.join(', ')}`);
     }
+    if (spec.type === 'mf') {
+      this.mf = mfLayout(spec);
+      this.seenUsers = new Uint8Array(this.mf.users);
+      this.seenItems = new Uint8Array(this.mf.items);
+    }
     this.features = spec.features;
     this.classes = spec.type === 'softmax' ? spec.classes : 1;
     this.stride = spec.features + 1;
-    this.seen = new Uint32Array(spec.features);
+    this.seen = new Uint32Array(spec.type === 'mf' ? 0 : spec.features);
   }
 
   /** Number of weights of the model. */
   get size(): number {
+    if (this.mf) return this.mf.size;
     return this.classes * this.stride;
   }
 
   /** Weight indices the gradient of `batch` can make nonzero (all of them for a dense batch). */
-  find(batch: Batch): Uint32Array {
+  find(batch: ModelBatch): Uint32Array {
+    if (batch.kind === 'ratings' || this.mf) {
+      if (batch.kind !== 'ratings' || !this.mf) throw new SupportError(`a ${batch.kind} batch for a ${this.spec.type} model`);
+      return mfSupport(this.mf, batch, this.seenUsers, this.seenItems);
+    }
     const nFeatures = batch.kind === 'dense' ? this.allFeatures() : this.batchFeatures(batch.indptr, batch.indices, batch.rows);
     const C = this.classes;
     const need = C * (nFeatures + 1);

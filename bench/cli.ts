@@ -102,6 +102,57 @@ export function addBenchCommands(program: Command): void {
     });
 
   bench
+    .command('compare')
+    .description("LambdaML's channel table measured here (LR/SVM/KMeans on Higgs-like, MLP on Fashion-MNIST, MF on ratings, sparse LR on Criteo-like over s3, memcached, ps: time and cost to a target loss, relative to S3) and the algorithm comparison (GA-SGD, MA-SGD, ADMM, async-sgd)")
+    .option('--quick', 'smaller datasets and without the MLP (under 10 minutes)')
+    .option('--workers <n>', 'workers per run (default 4)', (v) => positiveInts('--workers')(v)[0]!)
+    .option('--json', 'print the rows as JSON on stdout')
+    .action(async (o: { quick?: boolean; workers?: number; json?: boolean }) => {
+      const { benchCompare } = await import('./compare.js');
+      const r = await benchCompare({ quick: o.quick ?? false, ...(o.workers ? { workers: o.workers } : {}), log: (l) => process.stderr.write(l + '\n') });
+      if (o.json) process.stdout.write(JSON.stringify({ channels: r.channels, algorithms: r.algorithms }) + '\n');
+      else process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+    });
+
+  bench
+    .command('filter')
+    .description("MLLess's significance filter on sparse LR over Criteo-like data: bytes sent, updates/s, wall time and test log-loss with and without it (async-sgd on the parameter server, GA-SGD)")
+    .option('--rows <n>', 'Criteo-like rows', (v) => positiveInts('--rows')(v)[0]!)
+    .option('--epochs <n>', 'epochs', (v) => positiveInts('--epochs')(v)[0]!)
+    .option('--workers <n>', 'workers', (v) => positiveInts('--workers')(v)[0]!)
+    .option('--thresholds <list>', 'filter thresholds to compare with 0, e.g. 0.01,0.03', (v) => v.split(',').map(Number))
+    .action(async (o: { rows?: number; epochs?: number; workers?: number; thresholds?: number[] }) => {
+      const { benchFilter } = await import('./filter.js');
+      const r = await benchFilter({
+        ...(o.rows ? { rows: o.rows } : {}),
+        ...(o.epochs ? { epochs: o.epochs } : {}),
+        ...(o.workers ? { workers: o.workers } : {}),
+        ...(o.thresholds ? { thresholds: o.thresholds } : {}),
+        log: (l) => process.stderr.write(l + '\n'),
+      });
+      process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+    });
+
+  bench
+    .command('kmeans')
+    .description("Lloyd's k-means on Higgs-like rows (k = 1,000 on 100,000 rows by default): a plain loop against cirrus.train with W workers")
+    .option('--rows <n>', 'training rows', (v) => positiveInts('--rows')(v)[0]!)
+    .option('--k <n>', 'clusters', (v) => positiveInts('--k')(v)[0]!)
+    .option('--iterations <n>', 'Lloyd iterations', (v) => positiveInts('--iterations')(v)[0]!)
+    .option('--workers <list>', 'worker counts, e.g. 1,2', positiveInts('--workers'))
+    .action(async (o: { rows?: number; k?: number; iterations?: number; workers?: number[] }) => {
+      const { benchKMeans } = await import('./kmeans.js');
+      const r = await benchKMeans({
+        ...(o.rows ? { rows: o.rows } : {}),
+        ...(o.k ? { k: o.k } : {}),
+        ...(o.iterations ? { iterations: o.iterations } : {}),
+        ...(o.workers ? { workers: o.workers } : {}),
+        log: (l) => process.stderr.write(l + '\n'),
+      });
+      process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+    });
+
+  bench
     .command('train')
     .description('time to a target accuracy for a plain process and W = 1, 2, 4 workers (Fashion-MNIST MLP to 87% by default); sparse-LR kernel against C++ -O2; PyTorch on one thread')
     .option('--json', 'print the result as JSON on stdout')
@@ -110,7 +161,16 @@ export function addBenchCommands(program: Command): void {
     .option('--ma-workers <list>', "MA-SGD worker counts for extra rows, e.g. 2 ('0' for none)", (v) => (v === '0' ? [] : positiveInts('--ma-workers')(v)))
     .option('--repeat <n>', 'runs of every row, interleaved; the table shows medians', (v) => positiveInts('--repeat')(v)[0]!)
     .option('--skip-pytorch', 'do not run the PyTorch comparison')
-    .action(async (o: { json?: boolean; model?: 'mlp' | 'softmax'; workers?: number[]; maWorkers?: number[]; repeat?: number; skipPytorch?: boolean }) => {
+    .option('--efficiency', 'instead: CPU-seconds to the target (client, workers, servers) and parallel efficiency against the plain process, W = 1,2,4,8 (or --workers), for the Fashion-MNIST MLP and Higgs-like dense LR with MA-SGD')
+    .option('--workloads <list>', 'with --efficiency: mlp,higgs-lr', list(['mlp', 'higgs-lr'] as const, '--workloads'))
+    .action(async (o: { json?: boolean; model?: 'mlp' | 'softmax'; workers?: number[]; maWorkers?: number[]; repeat?: number; skipPytorch?: boolean; efficiency?: boolean; workloads?: Array<'mlp' | 'higgs-lr'> }) => {
+      if (o.efficiency) {
+        const { benchEfficiency } = await import('./efficiency-run.js');
+        const r = await benchEfficiency({ workers: o.workers ?? [1, 2, 4, 8], workloads: o.workloads ?? ['mlp', 'higgs-lr'], log: (l) => process.stderr.write(l + '\n') });
+        if (o.json) process.stdout.write(JSON.stringify(r.rows) + '\n');
+        else process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+        return;
+      }
       const { benchTrain } = await import('./train.js');
       const r = await benchTrain({
         ...(o.model ? { model: o.model } : {}),

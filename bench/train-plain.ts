@@ -31,6 +31,8 @@ export interface PlainReport {
   epochs: Array<{ epoch: number; accuracy: number; at: number }>;
   /** Date.now() when the data was in memory and training began. */
   trainingStartedAt: number;
+  /** This process's CPU-seconds (user + system, start-up included) when it stopped: at the target or after the last epoch. */
+  cpuSeconds?: number;
 }
 
 /** The workers' evaluation: the whole test split in slices of 8,192 rows. */
@@ -84,6 +86,8 @@ export async function runPlain(spec: PlainSpec): Promise<PlainReport> {
     report.epochs.push({ epoch: epoch + 1, accuracy: acc, at: Date.now() });
     if (acc >= spec.target) break;
   }
+  const cpu = process.cpuUsage();
+  report.cpuSeconds = (cpu.user + cpu.system) / 1e6;
   return report;
 }
 

@@ -131,6 +131,36 @@ export class Communicator {
   }
 
   /**
+   * Every rank gets every rank's vector, in rank order; the vectors may have different lengths
+   * (e.g. sparse updates). Each rank publishes its own and reads the others'.
+   */
+  async allGather(vec: Float32Array): Promise<Float32Array[]> {
+    const round = this.beginRound();
+    if (this.world === 1) return [vec.slice()];
+    const deadline = Date.now() + this.timeoutMs;
+    const mine = this.inKey(round, 0, this.rank);
+    const sources = Array.from({ length: this.world }, (_, r) => r).filter((r) => r !== this.rank);
+    const keys = sources.map((r) => this.inKey(round, 0, r));
+    const out = new Array<Float32Array>(this.world);
+    out[this.rank] = vec.slice();
+    let firstError: unknown;
+    await Promise.all([
+      this.putVector(mine, vec),
+      this.awaitRanks('allgather', round, keys, sources, deadline, (i, bytes) => {
+        try {
+          out[sources[i]!] = decodeFloat32(bytes, keys[i]!).slice();
+        } catch (e) {
+          firstError ??= e;
+        }
+      }),
+    ]);
+    if (firstError) throw firstError;
+    // As for gatherReduce: every rank entered this round, so earlier outputs have been read.
+    this.retirePendingAndKeep([mine]);
+    return out;
+  }
+
+  /**
    * Every rank gets the element-wise sum (or mean) of all ranks' vectors. Rank 0 reduces and
    * publishes, or every rank gathers all contributions when the vector is small (see
    * allReduceAlgorithm). Results are bit-identical either way.

@@ -1,6 +1,7 @@
 /** `cirrus preprocess` and `cirrus datasets list|show|rm|generate`. */
 import { statSync } from 'node:fs';
 import cliProgress from 'cli-progress';
+import { generateRatings } from './datasets/ratings.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { DatasetManifest } from '../channels/datasets/manifest.js';
 import { generateCriteoLike, generateHiggsLike } from './datasets/generate.js';
@@ -165,12 +166,21 @@ export function addDatasetCommands(program: Command): void {
 
   datasets
     .command('generate <kind> <file>')
-    .description("write a synthetic dataset file: 'criteo' (TSV, planted logistic model) or 'higgs' (CSV, non-linear boundary)")
+    .description("write a synthetic dataset file: 'criteo' (TSV, planted logistic model), 'higgs' (CSV, non-linear boundary) or 'ratings' (MovieLens-format CSV, planted low-rank factors plus noise: the floor RMSE is the noise)")
     .requiredOption('--rows <n>', 'row count', number('--rows', (n) => Number.isInteger(n) && n > 0, 'a positive integer'))
     .option('--seed <n>', 'seed (default 1)', number('--seed', Number.isInteger, 'an integer'), 1)
-    .action(async (kind: string, file: string, o: { rows: number; seed: number }) => {
-      if (kind !== 'criteo' && kind !== 'higgs') throw new InvalidArgumentError(`generate: unknown kind '${kind}'; expected criteo or higgs`);
-      const truth = kind === 'criteo' ? await generateCriteoLike({ rows: o.rows, seed: o.seed, file }) : await generateHiggsLike({ rows: o.rows, seed: o.seed, file });
+    .option('--users <n>', 'ratings: users (default rows/200)', number('--users', (n) => Number.isInteger(n) && n > 0, 'a positive integer'))
+    .option('--items <n>', 'ratings: items (default rows/330)', number('--items', (n) => Number.isInteger(n) && n > 0, 'a positive integer'))
+    .option('--rank <n>', 'ratings: rank of the planted factors (default 5)', number('--rank', (n) => Number.isInteger(n) && n > 0, 'a positive integer'))
+    .option('--noise <sd>', 'ratings: noise standard deviation, the floor RMSE (default 0.5)', number('--noise', (n) => n >= 0, 'a number >= 0'))
+    .action(async (kind: string, file: string, o: { rows: number; seed: number; users?: number; items?: number; rank?: number; noise?: number }) => {
+      if (kind !== 'criteo' && kind !== 'higgs' && kind !== 'ratings') throw new InvalidArgumentError(`generate: unknown kind '${kind}'; expected criteo, higgs or ratings`);
+      const truth =
+        kind === 'criteo'
+          ? await generateCriteoLike({ rows: o.rows, seed: o.seed, file })
+          : kind === 'higgs'
+            ? await generateHiggsLike({ rows: o.rows, seed: o.seed, file })
+            : await generateRatings({ rows: o.rows, seed: o.seed, file, ...(o.users ? { users: o.users } : {}), ...(o.items ? { items: o.items } : {}), ...(o.rank ? { rank: o.rank } : {}), ...(o.noise !== undefined ? { noise: o.noise } : {}) });
       process.stdout.write(`${file}: ${JSON.stringify(truth)}\n`);
     });
 }

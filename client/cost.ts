@@ -130,6 +130,16 @@ export interface TrainCost {
   channelRequestsByKind: RequestCounts;
   channelBytes: number;
   storeGets: number;
+  /**
+   * CPU-seconds of the run from the processes' own accounting (train() fills these; the cost
+   * function itself knows only durations): the workers' (as they reported them), the client's
+   * process (which hosts the embedded parameter server and S3 server), and servers in their own
+   * processes (memcached).
+   */
+  workerCpuSeconds?: number;
+  clientCpuSeconds?: number;
+  serverCpuSeconds?: number;
+  cpuSeconds?: number;
 }
 
 /**

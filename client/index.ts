@@ -12,6 +12,7 @@ export { billedMs, channelCostUsd, channelKindOf, lambdaCost, loadPrices, nodeHo
 export { buildProgram, main } from './cli.js';
 export { openStore, cirrusHome, EMBEDDED_BUCKET, type StoreHandle } from './store.js';
 export { preprocess, type PreprocessOptions } from './preprocess/preprocess.js';
+export { generateRatings, type RatingsGenOptions, type RatingsTruth } from './datasets/ratings.js';
 export { generateCriteoLike, generateHiggsLike, type CriteoOptions, type CriteoTruth, type HiggsOptions, type HiggsTruth } from './datasets/generate.js';
 export { LocalLauncher, type LocalLauncherOptions } from './launchers/local.js';
 export type { Launcher, WorkerHandle, WorkerResult } from './launchers/types.js';

@@ -7,6 +7,7 @@ import { createModel } from '../algorithms/models.js';
 import type { Batch, Model, ModelSpec } from '../algorithms/model.js';
 import { decodeFloat32, encodeTensor } from '../channels/codec.js';
 import { openObjectStore } from '../channels/object-store.js';
+import { centroids, predictRatings, recommend } from './model-queries.js';
 
 export const MODEL_FORMAT = 'cirrus-model';
 export const MODEL_FORMAT_VERSION = 1;
@@ -45,6 +46,21 @@ export class TrainedModel {
       x.set(r, i * cols);
     });
     return this.predict({ kind: 'dense', rows: rows.length, cols, labels: new Float32Array(rows.length), x });
+  }
+
+  /** kmeans: the k centroids, F numbers each (the weights, row by row). */
+  centroids(): number[][] {
+    return centroids(this.spec, this.weights);
+  }
+
+  /** mf: the predicted rating of each [user, item] pair. */
+  predictRatings(pairs: ReadonlyArray<readonly [number, number]>): Float32Array {
+    return predictRatings(this.spec, this.weights, pairs);
+  }
+
+  /** mf: the k items with the highest predicted rating for `user`, leaving out `exclude`. */
+  recommend(user: number, k: number, exclude: Iterable<number> = []): Array<{ item: number; score: number }> {
+    return recommend(this.spec, this.weights, user, k, exclude);
   }
 
   evaluate(batch: Batch) {

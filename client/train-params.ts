@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { SPARSE_GRADIENT_MODELS } from '../algorithms/support.js';
 import { parseAddress } from '../paramserver/index.js';
 
-export const MODEL_TYPES = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp'] as const;
+export const MODEL_TYPES = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp', 'kmeans', 'mf'] as const;
 
 const launcherSchema = z.discriminatedUnion('type', [
   z
@@ -44,8 +44,27 @@ export const trainParamsSchema = z
     model: z.enum(MODEL_TYPES),
     /** MLP hidden layer widths. */
     hidden: z.array(z.number().int().positive()).min(1).default([128]),
-    /** async-sgd: the model lives on the parameter server; workers pull and push only the weights their batch touches. */
-    algorithm: z.enum(['ga-sgd', 'ma-sgd', 'async-sgd']).default('ga-sgd'),
+    /** mf: the rank of the user and item factors. */
+    factors: z.number().int().min(1).max(1000).default(10),
+    /** kmeans: the number of clusters k. */
+    clusters: z.number().int().min(1).max(100_000).default(10),
+    /** kmeans: the first centroids, k-means++ or k distinct random rows (seeded either way). */
+    init: z.enum(['kmeans++', 'random']).default('kmeans++'),
+    /**
+     * async-sgd: the model lives on the parameter server; workers pull and push only the weights
+     * their batch touches. lloyd: k-means iterations (one per epoch); the default for kmeans.
+     */
+    algorithm: z.enum(['ga-sgd', 'ma-sgd', 'async-sgd', 'lloyd', 'admm']).default('ga-sgd'),
+    /**
+     * MLLess's significance filter (async-sgd and GA-SGD): each worker accumulates its update and
+     * sends only coordinates whose accumulated step exceeds this fraction of the weight (decaying as
+     * 1/sqrt(1 + epoch)); 0 sends everything.
+     */
+    filterThreshold: z.number().min(0).default(0),
+    /** admm: the augmented Lagrangian's penalty rho (consensus ADMM, LambdaML's form). */
+    rho: z.number().positive({ message: 'expected rho > 0' }).default(1),
+    /** admm: local SGD passes over the worker's shards per round (one round per epoch). */
+    admmPasses: z.number().int().min(1).max(100).default(2),
     /** 'async' (Hogwild: the server applies every push at once) is for async-sgd only. */
     sync: z.enum(['bsp', 'asp', 'async']).default('bsp'),
     /** 'ps' (the embedded parameter server), 'memcached' (a private memcached), 's3' (the object store's S3), or a channel URL. */
@@ -151,6 +170,16 @@ function psShardsProblem(p: TrainParams): string | undefined {
 
 /** Rules across fields, checked after each field is valid on its own. */
 function crossFieldProblem(p: TrainParams): string | undefined {
+  if (p.model === 'kmeans' && p.algorithm !== 'lloyd') return `params.algorithm: kmeans trains with 'lloyd', not ${p.algorithm}`;
+  if (p.filterThreshold > 0 && p.algorithm !== 'async-sgd' && p.algorithm !== 'ga-sgd') return `params.filterThreshold: the significance filter works with async-sgd and ga-sgd, not ${p.algorithm}`;
+  if (p.algorithm === 'admm') {
+    if (!['sparse-lr', 'dense-lr', 'svm', 'softmax'].includes(p.model)) return `params.algorithm: admm trains the linear models (sparse-lr, dense-lr, svm, softmax), not ${p.model}`;
+    if (p.sync !== 'bsp') return `params.sync: 'admm' runs under 'bsp' (every round needs every worker's model), not '${p.sync}'`;
+  }
+  if (p.algorithm === 'lloyd') {
+    if (p.model !== 'kmeans') return `params.algorithm: 'lloyd' trains kmeans models, not ${p.model}`;
+    if (p.sync !== 'bsp') return `params.sync: 'lloyd' runs under 'bsp' (every iteration needs every worker's sums), not '${p.sync}'`;
+  }
   if (p.algorithm === 'async-sgd') {
     if (!SPARSE_GRADIENT_MODELS.includes(p.model)) return `params.algorithm: async-sgd pushes sparse gradients, which ${p.model} does not have; use sparse-lr, svm or softmax, or algorithm ga-sgd`;
     if (p.channel !== 'ps' && !p.channel.startsWith('ps://')) return `params.channel: async-sgd keeps the model on a parameter server, so the channel must be 'ps' or a ps:// URL, not '${p.channel}'`;
@@ -162,6 +191,10 @@ function crossFieldProblem(p: TrainParams): string | undefined {
 
 /** Validates params; the error names the first bad field ('params.workers: expected ...'). */
 export function parseTrainParams(input: unknown): TrainParams {
+  // Each model's own algorithm is its default (kmeans: lloyd); ga-sgd for the rest.
+  if (typeof input === 'object' && input !== null && (input as { model?: unknown }).model === 'kmeans' && (input as { algorithm?: unknown }).algorithm === undefined) {
+    input = { ...input, algorithm: 'lloyd' };
+  }
   const r = trainParamsSchema.safeParse(input);
   if (r.success) {
     const problem = crossFieldProblem(r.data);

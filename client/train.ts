@@ -31,6 +31,7 @@ import { TrainedModel } from './model-io.js';
 import { JobRecordWriter } from './job-record.js';
 import { openStore, type StoreHandle } from './store.js';
 import { checkPlanReachable, checkReachableFromWorkers } from './job/reachable.js';
+import { ownCpuSeconds, processCpuSeconds } from './cpu.js';
 import { resolveFunctionLimits } from './job/lambda-function.js';
 import { launcherLimits, parseTrainParams, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
 
@@ -74,7 +75,10 @@ export interface TrainCallbacks {
 
 export interface TrainMetrics {
   testAccuracy: number;
+  /** The mean test loss: log-loss, hinge or cross-entropy; kmeans: SSE per row; mf: the MSE. */
   testLoss: number;
+  /** mf: the test RMSE (the square root of testLoss). */
+  testRmse?: number;
   testAuc?: number;
   trainLoss: number;
   epochs: number;
@@ -82,6 +86,8 @@ export interface TrainMetrics {
   wallSeconds: number;
   updatesPerSec: number;
   generations: number;
+  /** Bytes of updates the workers sent (pushes to the parameter server, vectors into collectives). */
+  updateBytes: number;
 }
 
 export type { TrainCost } from './cost.js';
@@ -116,6 +122,9 @@ interface PublishedModel {
 
 export async function train(input: TrainParamsInput, callbacks: TrainCallbacks = {}): Promise<TrainResult> {
   const params = parseTrainParams(input);
+  const cpuAtStart = ownCpuSeconds();
+  /** Servers started in their own processes (memcached): their CPU counts in the run's. */
+  const serverPids: number[] = [];
   // Before anything starts: endpoints Lambda workers could not reach, and the function's limits.
   checkPlanReachable(params);
   if (params.launcher.type === 'lambda') Object.assign(params.launcher, await resolveFunctionLimits(params.launcher));
@@ -143,6 +152,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     const testSet = await loadTestSet(store, manifest);
 
     const channelSpec = await startChannel(params, store, cleanups, (kind, pid, address) => {
+      serverPids.push(pid);
       jobRecord.addServer(kind, pid, address);
       jobRecord.save({ status: 'running' });
     });
@@ -277,6 +287,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     const metrics: TrainMetrics = {
       testAccuracy: final.accuracy,
       testLoss: final.loss,
+      ...(spec.type === 'mf' ? { testRmse: Math.sqrt(final.loss) } : {}),
       ...(final.auc !== undefined ? { testAuc: final.auc } : {}),
       trainLoss: last.trainLoss,
       epochs: finalEpoch,
@@ -284,8 +295,9 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
       wallSeconds,
       updatesPerSec: finalStep / wallSeconds,
       generations: generationsUsed,
+      updateBytes: results.reduce((s, r) => s + ((r.value as { updateBytes?: number } | undefined)?.updateBytes ?? 0), 0),
     };
-    const cost = estimateCost(params, manifest, results, wallSeconds, channelSpec.kind);
+    const cost: TrainCost = { ...estimateCost(params, manifest, results, wallSeconds, channelSpec.kind), ...cpuAccount(results, cpuAtStart, serverPids) };
     const trained = new TrainedModel(spec, finalWeights.slice(), { dataset: params.dataset, jobId, epochs: finalEpoch, steps: finalStep, ...(stopReason ? { stopped: stopReason } : {}) });
     const endReason = stopReason ?? `all ${params.epochs} epochs done`;
     jobRecord.save({ status: aborted ? 'stopped' : 'done', history, metrics, cost, endReason });
@@ -305,8 +317,12 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
 /** Derives the model spec from the params and the dataset, refusing models that do not fit. */
 export function modelSpecFor(params: TrainParams, m: DatasetManifest): ModelSpec {
   const misfit = (why: string) => new TrainError('TRAIN_MISFIT', `params.model: ${params.model} does not fit dataset '${m.name}' (${m.kind}, ${m.task}): ${why}`);
-  if (m.kind === 'ratings') throw misfit('ratings datasets need a matrix-factorization model');
+  if (m.kind === 'ratings' && params.model !== 'mf') throw misfit("ratings datasets need the matrix-factorization model 'mf'");
   switch (params.model) {
+    case 'mf':
+      if (m.kind !== 'ratings' || m.users === undefined || m.items === undefined) throw misfit('matrix factorization takes a ratings dataset (preprocess --format ratings)');
+      // l2 is the per-rating regularization of the factors and biases a rating touches (ModelSpec.reg).
+      return { type: 'mf', features: m.users + m.items, classes: 2, users: m.users, items: m.items, rank: params.factors, reg: params.l2 };
     case 'sparse-lr':
       if (m.kind !== 'sparse') throw misfit("sparse-lr takes sparse data; use 'dense-lr' for dense data");
       if (m.task !== 'binary') throw misfit('logistic regression needs binary labels');
@@ -318,6 +334,10 @@ export function modelSpecFor(params: TrainParams, m: DatasetManifest): ModelSpec
     case 'svm':
       if (m.task !== 'binary') throw misfit('a linear SVM needs binary labels');
       return { type: 'svm', features: m.features, classes: 2 };
+    case 'kmeans':
+      if (m.kind !== 'dense') throw misfit('k-means takes dense data');
+      if (m.trainRows < params.clusters) throw misfit(`k = ${params.clusters} clusters need at least ${params.clusters} training rows, it has ${m.trainRows}`);
+      return { type: 'kmeans', features: m.features, classes: 2, clusters: params.clusters, init: params.init };
     case 'softmax':
     case 'mlp':
       if (m.task !== 'multiclass') throw misfit(`it needs a multiclass dataset; for binary labels use 'dense-lr', 'sparse-lr' or 'svm'`);
@@ -348,9 +368,13 @@ async function loadTestSet(store: StoreHandle, m: DatasetManifest): Promise<Test
 }
 
 function evaluate(model: Model, weights: Float32Array, test: TestSet): { loss: number; accuracy: number; auc?: number } {
-  const ev = new Evaluator(model.spec.classes <= 2 && model.spec.type !== 'softmax' && model.spec.type !== 'mlp');
+  const ev = new Evaluator(model.spec.classes <= 2 && model.spec.type !== 'softmax' && model.spec.type !== 'mlp' && model.spec.type !== 'kmeans' && model.spec.type !== 'mf');
   for (const shard of test.shards) {
-    if (shard.kind === 'ratings') continue;
+    if (shard.kind === 'ratings') {
+      // Matrix factorization: the loss is the squared error, so testLoss is the MSE (RMSE = its root).
+      ev.add(model.evaluate({ kind: 'ratings', rows: shard.rows, users: shard.users, items: shard.items, ratings: shard.ratings }, weights));
+      continue;
+    }
     // A shard has the shape of a batch; evaluate in slices to bound the MLP's activations.
     const step = 8192;
     for (let start = 0; start < shard.rows; start += step) ev.add(model.evaluate(sliceShard(shard, start, Math.min(shard.rows, start + step)), weights), sliceLabels(shard, start, step));
@@ -481,6 +505,17 @@ async function removeJobKeys(channel: Channel, objects: StoreHandle['objects'], 
   if (channel.list) keys.push(...(await channel.list(jobPrefix(jobId))));
   await channel.delete([...new Set(keys)]);
   await objects.delete(await objects.list(jobPrefix(jobId)));
+}
+
+/**
+ * The run's CPU-seconds: the workers' own reports, this process since train() began (it hosts the
+ * embedded parameter server and S3 server and evaluates the model), and server processes it started.
+ */
+function cpuAccount(results: WorkerResult[], cpuAtStart: number, serverPids: number[]): Pick<TrainCost, 'workerCpuSeconds' | 'clientCpuSeconds' | 'serverCpuSeconds' | 'cpuSeconds'> {
+  const workerCpuSeconds = results.reduce((s, r) => s + (r.cpuSeconds ?? 0), 0);
+  const clientCpuSeconds = ownCpuSeconds() - cpuAtStart;
+  const serverCpuSeconds = serverPids.reduce((s, pid) => s + (processCpuSeconds(pid) ?? 0), 0);
+  return { workerCpuSeconds, clientCpuSeconds, serverCpuSeconds, cpuSeconds: workerCpuSeconds + clientCpuSeconds + serverCpuSeconds };
 }
 
 function abortMessage(signal: AbortSignal): string {

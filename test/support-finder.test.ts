@@ -70,5 +70,5 @@ test('consecutive calls do not leak features of the previous batch', () => {
 test('a dense batch touches every weight; models without a sparse gradient are refused by name', () => {
   const finder = new SupportFinder({ type: 'svm', features: 3, classes: 2 });
   assert.deepEqual([...finder.find({ kind: 'dense', rows: 1, cols: 3, labels: new Float32Array([1]), x: new Float32Array(3) })], [0, 1, 2, 3]);
-  assert.throws(() => new SupportFinder({ type: 'mlp', features: 3, classes: 2, hidden: [4] }), { name: 'SupportError', message: 'model mlp has no sparse gradient; sparse updates work for sparse-lr, svm, softmax' });
+  assert.throws(() => new SupportFinder({ type: 'mlp', features: 3, classes: 2, hidden: [4] }), { name: 'SupportError', message: 'model mlp has no sparse gradient; sparse updates work for sparse-lr, svm, softmax, mf' });
 });

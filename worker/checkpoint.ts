@@ -36,6 +36,8 @@ interface CheckpointMessage {
   /** null when no epoch has completed (msgpack keeps NaN, but null reads better to other tools). */
   lastTrainLoss: number | null;
   asp: { delta: Float32Array; clock: number } | null;
+  /** ADMM: the rank's dual (null for the other algorithms). */
+  admmDual?: Float32Array | null;
   /** Always null: no PRNG state survives between batches (see the file comment). */
   rng: null;
   time: number;
@@ -69,6 +71,7 @@ export async function writeCheckpoint(ctx: TrainContext, state: TrainState, id: 
     epochRows: state.epochRows,
     lastTrainLoss: Number.isNaN(state.lastTrainLoss) ? null : state.lastTrainLoss,
     asp: state.asp ? { delta: state.asp.delta, clock: state.asp.clock } : null,
+    admmDual: state.admmDual ?? null,
     rng: null,
     time: Date.now(),
   };
@@ -164,6 +167,11 @@ export async function loadCheckpoint(ctx: Pick<TrainContext, 'rank' | 'task' | '
     if (!a || !(a.delta instanceof Float32Array) || a.delta.length !== ctx.model.size || !isCount(a.clock)) fail(`field 'asp' is not {delta: Float32Array of ${ctx.model.size} floats, clock}`);
     asp = { delta: m.asp!.delta.slice(), clock: m.asp!.clock };
   }
+  let admmDual: Float32Array | undefined;
+  if (task.algorithm === 'admm') {
+    if (!(m.admmDual instanceof Float32Array) || m.admmDual.length !== ctx.model.size) fail(`field 'admmDual' is not a Float32Array of ${ctx.model.size} floats`);
+    admmDual = m.admmDual!.slice();
+  }
   ctx.optimizer.load({ steps: opt!.steps, buffers: opt!.buffers.map((b) => b.slice()) });
   return {
     weights: m.weights!.slice(),
@@ -175,5 +183,6 @@ export async function loadCheckpoint(ctx: Pick<TrainContext, 'rank' | 'task' | '
     epochRows: m.epochRows!,
     lastTrainLoss: typeof m.lastTrainLoss === 'number' ? m.lastTrainLoss : NaN,
     asp,
+    ...(admmDual ? { admmDual } : {}),
   };
 }

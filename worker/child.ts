@@ -3,7 +3,8 @@
  * a Lambda-like context, and exits. Protocol on stdout (every other line is a log line):
  *
  *   {"cirrusWorker":"start","t":<epoch ms>,"pid":<pid>}          on entering the handler
- *   {"cirrusWorker":"result","ok":true,"value":...,"maxRssKb":N}   last line, on success
+ *   {"cirrusWorker":"result","ok":true,"value":...,"maxRssKb":N,"cpuUs":N}   last line, on success
+ *   (cpuUs: the process's user + system CPU time in microseconds, start-up included)
  *   {"cirrusWorker":"result","ok":false,"error":{code,message,name},"maxRssKb":N}
  *
  * The client's launcher parses these lines itself (it never imports worker code). The context's
@@ -43,6 +44,12 @@ export function childContext(env: NodeJS.ProcessEnv = process.env): WorkerContex
   };
 }
 
+/** User + system CPU time of this process so far, in microseconds. */
+function cpuMicros(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
@@ -58,7 +65,7 @@ export async function runWorkerChild(handler: WorkerHandler): Promise<void> {
     finished = true;
     let line: string;
     try {
-      line = JSON.stringify({ [KEY]: 'result', ...body, maxRssKb: process.resourceUsage().maxRSS });
+      line = JSON.stringify({ [KEY]: 'result', ...body, maxRssKb: process.resourceUsage().maxRSS, cpuUs: cpuMicros() });
     } catch (err) {
       // A value JSON cannot carry (a cycle, a BigInt) is the handler's bug: report it as such.
       line = JSON.stringify({ [KEY]: 'result', ok: false, error: errorInfo(err, 'RESULT_NOT_JSON'), maxRssKb: process.resourceUsage().maxRSS });

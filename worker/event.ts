@@ -85,10 +85,16 @@ export type DatasetParseTask = z.infer<typeof datasetParseTask>;
 
 export const modelSpecSchema = z
   .object({
-    type: z.enum(['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp']),
+    type: z.enum(['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp', 'kmeans', 'mf']),
     features: z.number().int().positive(),
     classes: z.number().int().min(2),
     hidden: z.array(z.number().int().positive()).optional(),
+    clusters: z.number().int().positive().optional(),
+    init: z.enum(['kmeans++', 'random']).optional(),
+    users: z.number().int().positive().optional(),
+    items: z.number().int().positive().optional(),
+    rank: z.number().int().positive().optional(),
+    reg: z.number().min(0).optional(),
   })
   .strict();
 
@@ -115,7 +121,13 @@ export const trainTask = z
     type: z.literal('train'),
     dataset: z.string().min(1),
     model: modelSpecSchema,
-    algorithm: z.enum(['ga-sgd', 'ma-sgd', 'async-sgd']),
+    /** lloyd: k-means iterations, one per epoch (worker/train-lloyd.ts). */
+    algorithm: z.enum(['ga-sgd', 'ma-sgd', 'async-sgd', 'lloyd', 'admm']),
+    /** MLLess's significance filter (async-sgd, GA-SGD): 0 sends every update; > 0 is the initial relative threshold. */
+    filterThreshold: z.number().min(0).default(0),
+    /** admm: the penalty rho of the augmented Lagrangian, and the local SGD passes per round. */
+    rho: z.number().positive().default(1),
+    admmPasses: z.number().int().positive().default(2),
     /** 'async' (Hogwild on the parameter server) is for async-sgd only. */
     sync: z.enum(['bsp', 'asp', 'async']),
     collective: z.enum(['allreduce', 'scatterreduce']),

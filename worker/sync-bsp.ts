@@ -28,6 +28,7 @@ async function timedReduce(ctx: TrainContext, reduce: Reduce, vec: Float32Array)
   const t0 = performance.now();
   const out = await reduce(vec, 'sum');
   ctx.timings.commMs += performance.now() - t0;
+  ctx.updateBytes += vec.byteLength;
   return out;
 }
 

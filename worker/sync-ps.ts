@@ -28,6 +28,7 @@ import { SPARSE_GRADIENT_MODELS, SupportFinder } from '../algorithms/index.js';
 import type { ModelConfig, OptimizerConfig, SyncConfig } from '../paramserver/index.js';
 import { DeadlineWatch, TrainError, checkFinite, publishModel, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 import type { TrainTask } from './event.js';
+import { SignificanceFilter } from './significance-filter.js';
 
 /** What the loop needs of a parameter-server client (ParamClient and ShardedParamClient both fit). */
 export interface PsModelClient {
@@ -99,8 +100,11 @@ export async function runPsSgd(ctx: TrainContext, state: TrainState, watch: Dead
   };
   const push = (indices: Uint32Array, values: Float32Array): void => {
     inflight.push(ps.push(name, { rank, clock, indices, values }));
+    ctx.updateBytes += indices.byteLength + values.byteLength;
     clock++;
   };
+  // MLLess's significance filter: only the coordinates whose accumulated update matters go out.
+  const filter = task.filterThreshold > 0 ? new SignificanceFilter(model.size, task.filterThreshold, task.optimizer.lr) : undefined;
   const drain = async (keep: number): Promise<void> => {
     while (inflight.length > keep) await timed(() => inflight.shift()!);
   };
@@ -143,7 +147,14 @@ export async function runPsSgd(ctx: TrainContext, state: TrainState, watch: Dead
               grad[i] = 0; // keep grad all-zero between steps without clearing all of it
             }
             ctx.timings.computeMs += performance.now() - t0;
-            push(indices, g);
+            if (filter) {
+              const f = filter.offer(indices, g, w, state.epoch);
+              // The rank's last batch of the run also carries everything still held back.
+              if (state.slot === own - 1 && state.epoch === task.epochs - 1) push(...mergeSparse(f.indices, f.values, filter.flush()));
+              else push(f.indices.slice(), f.values.slice());
+            } else {
+              push(indices, g);
+            }
             state.step++;
             ctx.rowsTrained += batch.rows;
           } else if (mode !== 'async') {
@@ -186,6 +197,24 @@ export async function runPsSgd(ctx: TrainContext, state: TrainState, watch: Dead
     // A failed push must not surface as an unhandled rejection after the loop has thrown.
     await Promise.allSettled(inflight);
   }
+}
+
+/** The union of two sparse vectors with disjoint increasing indices, increasing. */
+function mergeSparse(ai: Uint32Array, av: Float32Array, b: { indices: Uint32Array; values: Float32Array }): [Uint32Array, Float32Array] {
+  const n = ai.length + b.indices.length;
+  const idx = new Uint32Array(n);
+  const val = new Float32Array(n);
+  let i = 0, j = 0, k = 0;
+  while (i < ai.length || j < b.indices.length) {
+    if (j >= b.indices.length || (i < ai.length && ai[i]! < b.indices[j]!)) {
+      idx[k] = ai[i]!;
+      val[k++] = av[i++]!;
+    } else {
+      idx[k] = b.indices[j]!;
+      val[k++] = b.values[j++]!;
+    }
+  }
+  return [idx, val];
 }
 
 /** Waits until every rank set its done key; true when some rank asked to stop meanwhile. */

@@ -9,7 +9,7 @@ import type { DatasetStore } from '../channels/datasets/store.js';
 import type { ObjectStore } from '../channels/datasets/types.js';
 import { epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
 import { packMessage } from '../channels/messages.js';
-import type { Batch, Model, Optimizer } from '../algorithms/model.js';
+import type { Model, ModelBatch, Optimizer } from '../algorithms/model.js';
 import type { TrainTask, WorkerEvent } from './event.js';
 import { ShardIterator, type Batch as IteratorBatch } from './shard-iterator.js';
 
@@ -92,6 +92,8 @@ export interface TrainState {
   lastTrainLoss: number;
   /** ASP: this rank's cumulative update and its clock (batch slots done over all epochs). */
   asp: { delta: Float32Array; clock: number } | undefined;
+  /** ADMM: this rank's scaled dual u_i (the consensus model is `weights`). */
+  admmDual?: Float32Array;
 }
 
 export interface TrainContext {
@@ -118,6 +120,8 @@ export interface TrainContext {
   readonly timings: Timings;
   /** Rows this rank computed gradients on in this generation. */
   rowsTrained: number;
+  /** Bytes of updates this rank sent in this generation (pushes to the parameter server, vectors into a collective). */
+  updateBytes: number;
 }
 
 /** What the loops need of worker/checkpoint.ts's Checkpointer. */
@@ -232,7 +236,7 @@ export class EpochReader {
     }).batches();
   }
 
-  async next(): Promise<Batch> {
+  async next(): Promise<ModelBatch> {
     const t0 = performance.now();
     const r = await this.it.next();
     this.ctx.timings.dataWaitMs += performance.now() - t0;
@@ -241,7 +245,7 @@ export class EpochReader {
       throw new TrainError('TRAIN_DATASET', this.ctx.rank, `epoch ${this.epoch}: the shard iterator ended before the ${this.ctx.batchesPerRank[this.ctx.rank]} batches the manifest implies`);
     }
     const b = r.value;
-    if (b.kind === 'ratings') throw new TrainError('TRAIN_MODEL_MISMATCH', this.ctx.rank, `model ${this.ctx.task.model.type} cannot train on ratings rows`);
+    if ((b.kind === 'ratings') !== (this.ctx.task.model.type === 'mf')) throw new TrainError('TRAIN_MODEL_MISMATCH', this.ctx.rank, `model ${this.ctx.task.model.type} cannot train on ${b.kind} rows`);
     return b;
   }
 

@@ -26,6 +26,9 @@ import { openPsModelClient } from './ps-client.js';
 import { PsError } from '../paramserver/index.js';
 import { checkPsTask, runPsSgd } from './sync-ps.js';
 import { runGaBsp, runMaBsp, type Reduce } from './sync-bsp.js';
+import { runLloyd } from './train-lloyd.js';
+import { runAdmm } from './train-admm.js';
+import { runGaBspFiltered, type Gather } from './sync-ga-filter.js';
 import {
   DeadlineWatch,
   ShardCache,
@@ -68,6 +71,8 @@ export interface TrainResult {
   trainLoss: number;
   /** Rows this rank computed gradients on in this generation. */
   rows: number;
+  /** Bytes of updates this rank sent in this generation (see TrainContext.updateBytes). */
+  updateBytes: number;
   channelStats: ChannelStats;
   /** Shards this generation read from the dataset store. */
   shardReads: number;
@@ -82,13 +87,25 @@ const BINARY_MODELS: ReadonlySet<string> = new Set(['sparse-lr', 'dense-lr', 'sv
  */
 export function checkModelFits(spec: ModelSpec, manifest: DatasetManifest, rank = 0): void {
   const problems: string[] = [];
-  if (manifest.kind === 'ratings') problems.push(`the dataset holds ratings, but ${spec.type} trains on sparse or dense rows`);
+  if (spec.type === 'mf' || manifest.kind === 'ratings') {
+    if (spec.type !== 'mf') problems.push(`the dataset holds ratings, but ${spec.type} trains on sparse or dense rows (use mf)`);
+    else if (manifest.kind !== 'ratings') problems.push(`mf trains on ratings, but the dataset is ${manifest.kind}`);
+    else {
+      if ((spec.users ?? 0) < (manifest.users ?? 0)) problems.push(`model.users is ${spec.users}, but the dataset has ${manifest.users} users`);
+      if ((spec.items ?? 0) < (manifest.items ?? 0)) problems.push(`model.items is ${spec.items}, but the dataset has ${manifest.items} items`);
+    }
+    if (problems.length > 0) throw new TrainError('TRAIN_MODEL_MISMATCH', rank, `model ${spec.type} does not fit dataset '${manifest.name}': ${problems.join('; ')}`);
+    return;
+  }
   if (spec.type === 'sparse-lr' && manifest.kind === 'dense') problems.push(`sparse-lr needs a sparse dataset, this one is dense (use dense-lr)`);
   if (spec.type === 'dense-lr' && manifest.kind === 'sparse') problems.push(`dense-lr needs a dense dataset, this one is sparse (use sparse-lr)`);
   // Dense rows must match column for column; a sparse feature space may sit inside a larger model.
   if (manifest.kind === 'dense' && spec.features !== manifest.features) problems.push(`model.features is ${spec.features}, but the dataset has ${manifest.features} features`);
   if (manifest.kind === 'sparse' && spec.features < manifest.features) problems.push(`model.features is ${spec.features}, but the dataset's sparse feature space has ${manifest.features} features`);
-  if (manifest.task === 'regression') {
+  if (spec.type === 'kmeans') {
+    // Clustering ignores the labels: any task will do, but the rows must be dense.
+    if (manifest.kind !== 'dense') problems.push(`kmeans needs a dense dataset, this one is ${manifest.kind}`);
+  } else if (manifest.task === 'regression') {
     problems.push(`the dataset is a regression dataset, but ${spec.type} is a classifier`);
   } else if (BINARY_MODELS.has(spec.type)) {
     if (manifest.task !== 'binary') problems.push(`${spec.type} is a binary classifier, but the dataset is ${manifest.task} with ${manifest.classes} classes (use softmax)`);
@@ -215,6 +232,9 @@ async function trainLoop(event: TrainEvent, deps: TrainDeps, datasets: DatasetSt
 
   const manifest = await datasets.manifest(task.dataset);
   checkModelFits(task.model, manifest, rank);
+  if ((task.algorithm === 'lloyd') !== (task.model.type === 'kmeans')) {
+    throw new TrainError('TRAIN_MODEL_SPEC', rank, task.algorithm === 'lloyd' ? `algorithm 'lloyd' trains kmeans models, not ${task.model.type}` : `kmeans trains with algorithm 'lloyd', not ${task.algorithm}`);
+  }
   if (manifest.trainRows === 0) throw new TrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has no training rows`);
   if (manifest.train.shards.length < world) {
     throw new TrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has ${manifest.train.shards.length} train shards; ${world} workers need at least ${world} (re-shard with smaller shards)`);
@@ -240,7 +260,7 @@ async function trainLoop(event: TrainEvent, deps: TrainDeps, datasets: DatasetSt
     state = freshState(model.init(task.seed));
     if (state.weights.length !== model.size) throw new TrainError('TRAIN_FAILED', rank, `model.init returned ${state.weights.length} weights, expected ${model.size}`);
   }
-  const ctx: TrainContext = { ...base, batchesPerRank: perRank, roundsPerEpoch, rowsTrained: 0 };
+  const ctx: TrainContext = { ...base, batchesPerRank: perRank, roundsPerEpoch, rowsTrained: 0, updateBytes: 0 };
   checkpoints.bind(ctx);
 
   let outcome: LoopOutcome;
@@ -270,8 +290,17 @@ async function trainLoop(event: TrainEvent, deps: TrainDeps, datasets: DatasetSt
           return r;
         }
       : async (v) => v.slice();
-    outcome = task.algorithm === 'ga-sgd' ? await runGaBsp(ctx, state, reduce, watch) : await runMaBsp(ctx, state, reduce, watch);
+    outcome =
+      task.algorithm === 'lloyd'
+        ? await runLloyd(ctx, state, reduce, watch)
+        : task.algorithm === 'admm'
+          ? await runAdmm(ctx, state, reduce, watch)
+          : task.algorithm === 'ga-sgd' && task.filterThreshold > 0
+            ? await runGaBspFiltered(ctx, state, gatherWith(c, state), watch)
+            : task.algorithm === 'ga-sgd' ? await runGaBsp(ctx, state, reduce, watch) : await runMaBsp(ctx, state, reduce, watch);
     if (c) state.round = c.round;
+  } else if (task.algorithm === 'lloyd' || task.algorithm === 'admm') {
+    throw new TrainError('TRAIN_MODEL_SPEC', rank, `algorithm '${task.algorithm}' runs under sync 'bsp' (every round needs every rank's contribution), not '${task.sync}'`);
   } else {
     outcome = await runAsp(ctx, state, watch);
   }
@@ -298,9 +327,20 @@ async function trainLoop(event: TrainEvent, deps: TrainDeps, datasets: DatasetSt
     steps: state.step,
     trainLoss: lastLoss(state),
     rows: ctx.rowsTrained,
+    updateBytes: ctx.updateBytes,
     channelStats: stats ? stats.stats() : emptyStats(),
     shardReads: data.fetches,
     timings,
+  };
+}
+
+/** The all-gather the filtered GA-SGD loop exchanges its sparse updates with (a copy for a lone worker). */
+function gatherWith(c: Communicator | undefined, state: TrainState): Gather {
+  if (!c) return async (v) => [v.slice()];
+  return async (v) => {
+    const all = await c.allGather(v);
+    state.round = c.round;
+    return all;
   };
 }
 

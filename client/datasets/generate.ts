@@ -98,7 +98,7 @@ function rotl(x: number, k: number): number {
 }
 
 /** An independent stream for one purpose (weights, calibration, rows) of one seed. */
-function subRng(seed: number, stream: number): Rng {
+export function subRng(seed: number, stream: number): Rng {
   return new Rng((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(stream + 1, 0x85ebca77) ^ Math.floor(seed / 4294967296)) >>> 0);
 }
 
@@ -142,7 +142,7 @@ export class ZipfSampler {
 
 const BATCH_ROWS = 2048;
 
-function checkCommon(rows: number, seed: number, file: string, what: string): void {
+export function checkCommon(rows: number, seed: number, file: string, what: string): void {
   if (!Number.isSafeInteger(rows) || rows < 0) throw new GenerateError(`${what}: rows must be a non-negative integer, got ${rows}`);
   if (!Number.isSafeInteger(seed) || seed < 0) throw new GenerateError(`${what}: seed must be a non-negative integer, got ${seed}`);
   if (typeof file !== 'string' || file === '') throw new GenerateError(`${what}: file must be a non-empty path`);
@@ -152,7 +152,7 @@ function checkCommon(rows: number, seed: number, file: string, what: string): vo
  * Writes rows produced by `batch(n)` (n rows -> their text) to `file` via a temp file, respecting
  * the stream's backpressure so memory stays bounded.
  */
-async function streamRows(file: string, rows: number, batch: (n: number) => string): Promise<void> {
+export async function streamRows(file: string, rows: number, batch: (n: number) => string): Promise<void> {
   const temp = `${file}.${process.pid}.tmp`;
   const out = createWriteStream(temp);
   const failed = new Promise<never>((_, reject) => out.once('error', reject));
@@ -173,7 +173,7 @@ async function streamRows(file: string, rows: number, batch: (n: number) => stri
   }
 }
 
-async function writeTruth(file: string, truth: object): Promise<void> {
+export async function writeTruth(file: string, truth: object): Promise<void> {
   const temp = `${file}.truth.json.${process.pid}.tmp`;
   await writeFile(temp, JSON.stringify(truth, null, 2) + '\n');
   await rename(temp, `${file}.truth.json`);

@@ -13,6 +13,7 @@
  * No child outlives the launcher: close() kills them all, a process 'exit' hook kills whatever is
  * left if the parent exits without closing, and the worker itself exits when its parent dies.
  */
+import { processCpuSeconds } from '../cpu.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -142,7 +143,7 @@ export interface LocalWorkerHandle extends WorkerHandle {
   readonly pid: number | undefined;
 }
 
-type Protocol = { cirrusWorker: 'start'; t: number; pid: number } | { cirrusWorker: 'result'; ok: boolean; value?: unknown; error?: { code?: string; message?: string }; maxRssKb?: number };
+type Protocol = { cirrusWorker: 'start'; t: number; pid: number } | { cirrusWorker: 'result'; ok: boolean; value?: unknown; error?: { code?: string; message?: string }; maxRssKb?: number; cpuUs?: number };
 
 class LocalWorker implements LocalWorkerHandle {
   readonly result: Promise<WorkerResult>;
@@ -151,6 +152,7 @@ class LocalWorker implements LocalWorkerHandle {
   private settle!: (r: WorkerResult) => void;
   private state: 'queued' | 'running' | 'done' = 'queued';
   private child: ChildProcess | undefined;
+  private cpuAtKill: number | undefined;
   private killReason: string | undefined;
   private timedOut = false;
   private overMemory = false;
@@ -178,8 +180,15 @@ class LocalWorker implements LocalWorkerHandle {
       this.dequeue(this);
       this.finish({ status: 'killed', error: { code: 'KILLED', message: `worker ${this.id} (rank ${this.rank}) was killed before it started: ${reason}` }, durationMs: 0, coldStartMs: 0 });
     } else {
+      this.sampleCpu();
       this.child?.kill('SIGKILL');
     }
+  }
+
+  /** A killed worker prints no result line: its CPU time is read from /proc just before the kill. */
+  private sampleCpu(): void {
+    const pid = this.child?.pid;
+    if (pid !== undefined) this.cpuAtKill = processCpuSeconds(pid) ?? this.cpuAtKill;
   }
 
   private isDone(): boolean {
@@ -254,6 +263,7 @@ class LocalWorker implements LocalWorkerHandle {
       this.limitTimer = setTimeout(() => {
         if (this.report || this.killReason !== undefined) return;
         this.timedOut = true;
+        this.sampleCpu();
         child.kill('SIGKILL');
       }, this.opts.timeoutMs);
       if (this.opts.rssPollMs > 0 && process.platform === 'linux' && child.pid !== undefined) this.watchRss(child, child.pid);
@@ -264,7 +274,9 @@ class LocalWorker implements LocalWorkerHandle {
         const durationMs = performance.now() - t0;
         const coldStartMs = this.startedAt !== undefined ? Math.max(0, this.startedAt - spawnAt) : 0;
         const peakKb = Math.max(this.peakRssKb, this.report?.maxRssKb ?? 0);
-        const base = { durationMs, coldStartMs, ...(peakKb > 0 ? { peakRssMb: Math.round(peakKb / 102.4) / 10 } : {}) };
+        const cpuUs = this.report?.cpuUs;
+        const cpuSeconds = typeof cpuUs === 'number' ? cpuUs / 1e6 : this.cpuAtKill;
+        const base = { durationMs, coldStartMs, ...(peakKb > 0 ? { peakRssMb: Math.round(peakKb / 102.4) / 10 } : {}), ...(cpuSeconds !== undefined ? { cpuSeconds } : {}) };
         this.finish({ ...base, ...this.outcome(code, signal, spawnError, peakKb) });
         done();
       });
@@ -327,6 +339,7 @@ class LocalWorker implements LocalWorkerHandle {
           if (kb > this.peakRssKb) this.peakRssKb = kb;
           if (kb > limitKb && !this.report && this.killReason === undefined && !this.timedOut) {
             this.overMemory = true;
+            this.sampleCpu();
             child.kill('SIGKILL');
             return;
           }

@@ -28,6 +28,8 @@ export interface WorkerResult {
   /** From launch start to handler entry; 0 when the worker never got there. */
   coldStartMs: number;
   peakRssMb?: number;
+  /** The worker process's own CPU time (user + system, start-up included), when it reported one (local launcher). */
+  cpuSeconds?: number;
 }
 
 export interface WorkerHandle {

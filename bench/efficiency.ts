@@ -1,0 +1,139 @@
+/**
+ * Scaling in CPU-seconds (`cirrus bench train --efficiency`, also used by `bench compare`): the
+ * CPU-seconds a run spends to reach a target accuracy -- client, workers and servers, each from its
+ * own process accounting (TrainCost.cpuSeconds) -- against the plain process's (train-plain.ts,
+ * process.cpuUsage at the target), and the parallel efficiency plain CPU-s / run CPU-s for
+ * W = 1, 2, 4, 8. Workloads: the Fashion-MNIST MLP with MA-SGD and Higgs-like dense LR (MA-SGD).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ModelSpec } from '../algorithms/model.js';
+import { generateHiggsLike } from '../client/datasets/generate.js';
+import { FASHION_MNIST_DIR } from './data.js';
+import { preprocess } from '../client/preprocess/preprocess.js';
+import { openStore } from '../client/store.js';
+import { train } from '../client/train.js';
+import type { PlainReport, PlainSpec } from './train-plain.js';
+
+export interface EfficiencyWorkload {
+  name: string;
+  dataset: string;
+  model: 'mlp' | 'dense-lr';
+  spec: ModelSpec;
+  target: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+}
+
+export interface EfficiencyRow {
+  workload: string;
+  runner: string;
+  workers: number;
+  reached: boolean;
+  wallSeconds: number;
+  epochs: number;
+  cpuSeconds: number;
+  workerCpuSeconds?: number;
+  clientCpuSeconds?: number;
+  serverCpuSeconds?: number;
+  /** Plain CPU-s / this row's CPU-s (1 for the plain row). */
+  efficiency: number;
+}
+
+/** Prepares the datasets in the current CIRRUS_HOME store and returns the workloads. */
+export async function efficiencyWorkloads(work: string, which: ReadonlyArray<'mlp' | 'higgs-lr'>, log: (l: string) => void): Promise<EfficiencyWorkload[]> {
+  const out: EfficiencyWorkload[] = [];
+  if (which.includes('mlp')) {
+    if (!existsSync(FASHION_MNIST_DIR)) throw new Error(`bench efficiency: ${FASHION_MNIST_DIR} is missing`);
+    log('bench efficiency: preprocessing Fashion-MNIST (z-score, 5,000-row shards)');
+    await preprocess({ input: FASHION_MNIST_DIR, format: 'fashion-mnist', name: 'fmnist', normalize: 'zscore', rowsPerShard: 5_000, overwrite: true });
+    out.push({ name: 'MLP-FMNIST (MA-SGD)', dataset: 'fmnist', model: 'mlp', spec: { type: 'mlp', features: 784, classes: 10, hidden: [128] }, target: 0.85, epochs: 20, batchSize: 128, lr: 0.001 });
+  }
+  if (which.includes('higgs-lr')) {
+    const file = join(work, 'higgs-eff.csv');
+    log('bench efficiency: 100,000 Higgs-like rows, z-scored, 10,000-row shards');
+    await generateHiggsLike({ rows: 100_000, seed: 1, file });
+    const m = await preprocess({ input: file, format: 'csv', labelColumn: 0, name: 'higgs-eff', normalize: 'zscore', rowsPerShard: 10_000, split: 0.9, seed: 1, overwrite: true });
+    out.push({ name: 'LR-Higgs (MA-SGD)', dataset: 'higgs-eff', model: 'dense-lr', spec: { type: 'dense-lr', features: m.features, classes: 2 }, target: 0.77, epochs: 30, batchSize: 128, lr: 0.001 });
+  }
+  return out;
+}
+
+/** The plain process's CPU-seconds to the target (or over all its epochs). */
+export async function plainCpu(w: EfficiencyWorkload): Promise<EfficiencyRow> {
+  const handle = await openStore();
+  try {
+    const spec: PlainSpec = { store: handle.workerTarget, dataset: w.dataset, model: w.spec, batchSize: w.batchSize, lr: w.lr, seed: 0, epochs: w.epochs, target: w.target };
+    const entry = fileURLToPath(new URL('./train-plain.js', import.meta.url));
+    const t0 = Date.now();
+    const child = spawn(process.execPath, [entry], { stdio: ['pipe', 'pipe', 'inherit'] });
+    child.stdin.end(JSON.stringify(spec));
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const code = await new Promise<number | null>((resolve, reject) => child.on('error', reject).on('exit', resolve));
+    if (code !== 0) throw new Error(`bench efficiency: the plain process exited with ${code}`);
+    const report = JSON.parse(out.trim().split('\n').pop()!) as PlainReport;
+    const last = report.epochs[report.epochs.length - 1];
+    return { workload: w.name, runner: 'plain process', workers: 1, reached: (last?.accuracy ?? 0) >= w.target, wallSeconds: (Date.now() - t0) / 1000, epochs: last?.epoch ?? 0, cpuSeconds: report.cpuSeconds ?? NaN, efficiency: 1 };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** cirrus.train with MA-SGD (the same global batch split over W workers), stopping at the target. */
+export async function runCpu(w: EfficiencyWorkload, workers: number, plainCpuSeconds: number): Promise<EfficiencyRow> {
+  const r = await train({
+    dataset: w.dataset,
+    model: w.model,
+    ...(w.spec.hidden ? { hidden: w.spec.hidden } : {}),
+    algorithm: 'ma-sgd',
+    workers,
+    epochs: w.epochs,
+    batchSize: Math.max(1, Math.round(w.batchSize / workers)),
+    optimizer: 'adam',
+    learningRate: w.lr,
+    seed: 0,
+    channel: 'ps',
+    stop: { targetAccuracy: w.target },
+  });
+  const cpu = r.cost.cpuSeconds ?? NaN;
+  return {
+    workload: w.name,
+    runner: 'cirrus.train',
+    workers,
+    reached: r.metrics.testAccuracy >= w.target,
+    wallSeconds: r.metrics.wallSeconds,
+    epochs: r.metrics.epochs,
+    cpuSeconds: cpu,
+    ...(r.cost.workerCpuSeconds !== undefined ? { workerCpuSeconds: r.cost.workerCpuSeconds } : {}),
+    ...(r.cost.clientCpuSeconds !== undefined ? { clientCpuSeconds: r.cost.clientCpuSeconds } : {}),
+    ...(r.cost.serverCpuSeconds !== undefined ? { serverCpuSeconds: r.cost.serverCpuSeconds } : {}),
+    efficiency: plainCpuSeconds / cpu,
+  };
+}
+
+export async function measureEfficiency(workloads: EfficiencyWorkload[], workers: number[], log: (l: string) => void): Promise<EfficiencyRow[]> {
+  const rows: EfficiencyRow[] = [];
+  for (const w of workloads) {
+    log(`bench efficiency: ${w.name}, plain process`);
+    const plain = await plainCpu(w);
+    rows.push(plain);
+    for (const n of workers) {
+      log(`bench efficiency: ${w.name}, W = ${n}`);
+      rows.push(await runCpu(w, n, plain.cpuSeconds));
+    }
+  }
+  return rows;
+}
+
+export function renderEfficiency(rows: EfficiencyRow[]): string {
+  const head = 'workload              runner          W  reached  epochs  wall s   CPU-s  (workers/client/servers)  efficiency';
+  const lines = rows.map((r) => {
+    const parts = r.workerCpuSeconds !== undefined ? `${r.workerCpuSeconds.toFixed(1)}/${(r.clientCpuSeconds ?? 0).toFixed(1)}/${(r.serverCpuSeconds ?? 0).toFixed(1)}` : '';
+    return `${r.workload.padEnd(21)} ${r.runner.padEnd(14)} ${String(r.workers).padStart(2)}  ${(r.reached ? 'yes' : 'no').padEnd(7)} ${String(r.epochs).padStart(6)} ${r.wallSeconds.toFixed(1).padStart(7)} ${r.cpuSeconds.toFixed(1).padStart(7)}  ${parts.padEnd(24)} ${r.efficiency.toFixed(2).padStart(10)}`;
+  });
+  return [head, ...lines].join('\n');
+}
