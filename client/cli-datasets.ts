@@ -45,7 +45,8 @@ export function addDatasetCommands(program: Command): void {
     .addOption(new Option('--normalize <how>', 'normalize features with statistics reduced over all shards').choices(['minmax', 'zscore']))
     .option('--range <lo,hi>', 'min-max target range (default 0,1)', parseRange)
     .option('--hash <cols:bits>', "feature-hash the named columns into 2^bits buckets, e.g. 'C1,C2:20' (':bias' adds a bias feature)", parseHash)
-    .option('--split <fraction>', 'train fraction, the rest is test (default 0.9)', number('--split', (n) => n > 0 && n <= 1, 'a fraction in (0, 1]'))
+    .option('--test-file <path>', 'csv: a test file of the same columns (transformed with the train file\'s statistics, never fitted on); --split is then not used')
+    .option('--split <fraction>', 'train fraction, the rest is test (default 0.9; stratified by class for classification)', number('--split', (n) => n > 0 && n <= 1, 'a fraction in (0, 1]'))
     .option('--shard-rows <n>', 'rows per shard', number('--shard-rows', (n) => Number.isInteger(n) && n > 0, 'a positive integer'))
     .option('--seed <n>', 'seed of the split and the shuffle (default 0)', number('--seed', Number.isInteger, 'an integer'))
     .addOption(new Option('--task <task>', 'learning task (default: from the format and labels)').choices(['binary', 'multiclass', 'regression']))
@@ -91,6 +92,10 @@ export function addDatasetCommands(program: Command): void {
           ...(o.classes ? { classes: o.classes as number } : {}),
           ...(labelColumn !== undefined ? { labelColumn } : {}),
           ...(o.workers ? { workers: o.workers as number } : {}),
+          ...(o.testFile ? { testFile: o.testFile as string } : {}),
+          onNote: (note) => {
+            process.stderr.write(`${note}\n`);
+          },
           overwrite: Boolean(o.overwrite),
           onProgress: (read, all) => {
             bar?.setTotal(Math.max(1, Math.round(all / 1e6)));

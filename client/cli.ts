@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { addDatasetCommands } from './cli-datasets.js';
 import { addDeployCommand } from './cli-deploy.js';
+import { addPredictCommand } from './cli-predict.js';
 import { addTrainCommand } from './cli-train.js';
 
 export function buildProgram(): Command {
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
 
   addTrainCommand(program);
   addDatasetCommands(program);
+  addPredictCommand(program);
   addDeployCommand(program);
 
   program

@@ -28,6 +28,7 @@ import { dropJobFromServer, sweepStale } from './job/clean.js';
 import { sentinelKey, supervise } from './job/run-workers.js';
 import type { RelaunchRecord } from './job/supervise.js';
 import { TrainedModel } from './model-io.js';
+import { pipelineFromStore } from './predict/pipeline.js';
 import { JobRecordWriter } from './job-record.js';
 import { openStore, type StoreHandle } from './store.js';
 import { checkPlanReachable, checkReachableFromWorkers } from './job/reachable.js';
@@ -286,7 +287,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
       generations: generationsUsed,
     };
     const cost = estimateCost(params, manifest, results, wallSeconds, channelSpec.kind);
-    const trained = new TrainedModel(spec, finalWeights.slice(), { dataset: params.dataset, jobId, epochs: finalEpoch, steps: finalStep, ...(stopReason ? { stopped: stopReason } : {}) });
+    const trained = new TrainedModel(spec, finalWeights.slice(), { dataset: params.dataset, jobId, epochs: finalEpoch, steps: finalStep, ...(stopReason ? { stopped: stopReason } : {}) }, await pipelineFromStore(store.objects, manifest));
     const endReason = stopReason ?? `all ${params.epochs} epochs done`;
     jobRecord.save({ status: aborted ? 'stopped' : 'done', history, metrics, cost, endReason });
     return { jobId, model: trained, history, metrics, cost, relaunches, endReason };
