@@ -32,7 +32,7 @@ function parseRange(v: string): [number, number] {
 }
 
 function summary(m: DatasetManifest): string {
-  return `${m.name}: ${m.kind} ${m.task}, ${m.features} features${m.classes ? `, ${m.classes} classes` : ''}, ${m.trainRows} train rows in ${m.train.shards.length} shards, ${m.testRows} test rows in ${m.test.shards.length} shards${m.transforms.length ? `, transforms: ${m.transforms.map((t) => t.type).join(' -> ')}` : ''}`;
+  return `${m.name}: ${m.kind} ${m.task}, ${m.features} features${m.classes ? `, ${m.classes} classes` : ''}, ${m.trainRows} train rows in ${m.train.shards.length} shards, ${m.testRows} test rows in ${m.test.shards.length} shards${m.transforms.length ? `, transforms: ${m.transforms.filter((t) => t.type !== 'input').map((t) => t.type).join(' -> ')}` : ''}`;
 }
 
 export function addDatasetCommands(program: Command): void {
@@ -45,7 +45,7 @@ export function addDatasetCommands(program: Command): void {
     .addOption(new Option('--normalize <how>', 'normalize features with statistics reduced over all shards').choices(['minmax', 'zscore']))
     .option('--range <lo,hi>', 'min-max target range (default 0,1)', parseRange)
     .option('--hash <cols:bits>', "feature-hash the named columns into 2^bits buckets, e.g. 'C1,C2:20' (':bias' adds a bias feature)", parseHash)
-    .option('--test-file <path>', 'csv: a test file of the same columns (transformed with the train file\'s statistics, never fitted on); --split is then not used')
+    .option('--test-file <path>', 'csv/criteo: a test file of the same columns (transformed with the train file\'s statistics, never fitted on); --split is then not used')
     .option('--split <fraction>', 'train fraction, the rest is test (default 0.9; stratified by class for classification)', number('--split', (n) => n > 0 && n <= 1, 'a fraction in (0, 1]'))
     .option('--shard-rows <n>', 'rows per shard', number('--shard-rows', (n) => Number.isInteger(n) && n > 0, 'a positive integer'))
     .option('--seed <n>', 'seed of the split and the shuffle (default 0)', number('--seed', Number.isInteger, 'an integer'))

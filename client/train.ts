@@ -29,6 +29,7 @@ import { sentinelKey, supervise } from './job/run-workers.js';
 import type { RelaunchRecord } from './job/supervise.js';
 import { TrainedModel } from './model-io.js';
 import { pipelineFromStore } from './predict/pipeline.js';
+import { misfitHint } from './preprocess/task-hint.js';
 import { JobRecordWriter } from './job-record.js';
 import { openStore, type StoreHandle } from './store.js';
 import { checkPlanReachable, checkReachableFromWorkers } from './job/reachable.js';
@@ -305,7 +306,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
 
 /** Derives the model spec from the params and the dataset, refusing models that do not fit. */
 export function modelSpecFor(params: TrainParams, m: DatasetManifest): ModelSpec {
-  const misfit = (why: string) => new TrainError('TRAIN_MISFIT', `params.model: ${params.model} does not fit dataset '${m.name}' (${m.kind}, ${m.task}): ${why}`);
+  const misfit = (why: string) => new TrainError('TRAIN_MISFIT', `params.model: ${params.model} does not fit dataset '${m.name}' (${m.kind}, ${m.task}): ${why}${misfitHint(params.model, m)}`);
   if (m.kind === 'ratings') throw misfit('ratings datasets need a matrix-factorization model');
   switch (params.model) {
     case 'sparse-lr':

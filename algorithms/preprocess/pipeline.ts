@@ -166,7 +166,7 @@ function checkOptions(o: PreprocessLocalOptions): void {
   if (!PREPROCESS_FORMATS.includes(o.format)) throw new PreprocessOptionsError(`format: expected one of ${PREPROCESS_FORMATS.join(', ')}, found ${JSON.stringify(o.format)}`);
   if (!DATASET_NAME.test(o.name)) throw new PreprocessOptionsError(`name: expected ${DATASET_NAME} (letters, digits, '.', '_', '-'), found ${JSON.stringify(o.name)}`);
   if (o.name !== o.writer.name) throw new PreprocessOptionsError(`name: ${JSON.stringify(o.name)} differs from the writer's dataset ${JSON.stringify(o.writer.name)}`);
-  if (o.testFile !== undefined && o.format !== 'csv') throw new PreprocessOptionsError(`testFile: a separate test file is read for csv inputs, not ${o.format}`);
+  if (o.testFile !== undefined && o.format !== 'csv' && o.format !== 'criteo') throw new PreprocessOptionsError(`testFile: a separate test file is read for csv and criteo inputs, not ${o.format}`);
   if (o.hash && o.format !== 'csv' && o.format !== 'criteo') throw new PreprocessOptionsError(`hash: feature hashing applies to csv and criteo inputs, not ${o.format}`);
   const fixed: Partial<Record<PreprocessFormat, DatasetTask>> = { ratings: 'regression', criteo: 'binary', 'fashion-mnist': 'multiclass' };
   const need = fixed[o.format];
@@ -299,6 +299,7 @@ async function planFor(o: PreprocessLocalOptions): Promise<Plan<DatasetKind>> {
     }
     case 'criteo': {
       const parser = new CriteoParser(o.input);
+      const testParser = o.testFile !== undefined ? new CriteoParser(o.testFile) : undefined;
       const columns = o.hash?.columns ?? [...CRITEO_CAT_NAMES];
       const picks = columns.map((c) => {
         const k = CRITEO_CAT_NAMES.indexOf(c);
@@ -318,7 +319,12 @@ async function planFor(o: PreprocessLocalOptions): Promise<Plan<DatasetKind>> {
       const plan: Plan<'sparse'> = {
         kind: 'sparse',
         sharder: () => ({ ...sharderBase(o, o.input), task: 'binary', features: hasher.features, labelAt: { column: 1, columnName: 'label' } }),
-        feeds: [{ source: parser, batches: parser.hashedBatches(hasher, hashedCols) }],
+        feeds: o.testFile === undefined
+          ? [{ source: parser, batches: parser.hashedBatches(hasher, hashedCols) }]
+          : [
+              { source: parser, batches: parser.hashedBatches(hasher, hashedCols), split: 'train' },
+              { source: testParser!, batches: testParser!.hashedBatches(hasher, hashedCols), split: 'test' },
+            ],
         extras: none,
         transforms: () => [hasher.describe()],
       };
