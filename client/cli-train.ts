@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { formatTable } from '../bench/table.js';
 import { saveModel } from './model-io.js';
 import { exportTfjs } from './tfjs-export.js';
+import { jsonErrorAt } from './json-position.js';
 import { train } from './train.js';
 import { applyOverrides, TrainError, type TrainParamsInput } from './train-params.js';
 
@@ -15,13 +16,19 @@ function readConfig(file: string): Record<string, unknown> {
   } catch (e) {
     throw new TrainError('TRAIN_PARAMS', `${file}: cannot read the config: ${(e as Error).message}`);
   }
+  let v: unknown;
   try {
-    const v = JSON.parse(text) as unknown;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object');
-    return v as Record<string, unknown>;
+    v = JSON.parse(text);
   } catch (e) {
-    throw new TrainError('TRAIN_PARAMS', `${file}: not a JSON object of training params: ${(e as Error).message}`);
+    throw new TrainError('TRAIN_PARAMS', `${file}: ${jsonErrorAt(text, e)}`);
   }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TrainError('TRAIN_PARAMS', `${file}: expected a JSON object of training params, found ${Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v}`);
+  return v as Record<string, unknown>;
+}
+
+/** An accuracy as a percentage; a dataset without test rows has none to show. */
+function percent(accuracy: number): string {
+  return Number.isNaN(accuracy) ? 'none (no test rows)' : `${(100 * accuracy).toFixed(2)}%`;
 }
 
 /** Exit codes of a run stopped by a signal (128 + its number, as shells report it). */
@@ -61,8 +68,8 @@ export function addTrainCommand(program: Command): void {
       const bar = o.json || !process.stderr.isTTY ? undefined : new cliProgress.SingleBar({ format: 'train {bar} epoch {value}/{total} | loss {loss} | acc {acc} | {secs}s', hideCursor: true }, cliProgress.Presets.shades_classic);
       bar?.start(epochs, 0, { loss: '-', acc: '-', secs: 0 });
       const progress = (epoch: number, l: { testLoss: number; testAccuracy: number; wallSeconds: number }) => {
-        bar?.update(epoch, { loss: l.testLoss.toFixed(4), acc: (100 * l.testAccuracy).toFixed(2) + '%', secs: l.wallSeconds.toFixed(1) });
-        if (!bar && !o.json) process.stderr.write(`epoch ${epoch}: test loss ${l.testLoss.toFixed(4)}, test accuracy ${(100 * l.testAccuracy).toFixed(2)}% (${l.wallSeconds.toFixed(1)} s)\n`);
+        bar?.update(epoch, { loss: l.testLoss.toFixed(4), acc: percent(l.testAccuracy), secs: l.wallSeconds.toFixed(1) });
+        if (!bar && !o.json) process.stderr.write(`epoch ${epoch}: test loss ${l.testLoss.toFixed(4)}, test accuracy ${percent(l.testAccuracy)} (${l.wallSeconds.toFixed(1)} s)\n`);
       };
       let result;
       const stop = stopOnSignals();
@@ -95,7 +102,7 @@ export function addTrainCommand(program: Command): void {
         '\n' +
           formatTable(
             ['job', 'time s', 'test accuracy', 'test loss', 'train loss', 'epochs', 'updates/s', 'cost $'],
-            [[result.jobId, m.wallSeconds, `${(100 * m.testAccuracy).toFixed(2)}%`, m.testLoss, m.trainLoss, m.epochs, m.updatesPerSec, result.cost.usd]],
+            [[result.jobId, m.wallSeconds, percent(m.testAccuracy), m.testLoss, m.trainLoss, m.epochs, m.updatesPerSec, result.cost.usd]],
           ) +
           `\n${o.save ? `model saved to ${o.save}\n` : ''}`,
       );

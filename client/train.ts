@@ -30,6 +30,7 @@ import type { RelaunchRecord } from './job/supervise.js';
 import { TrainedModel } from './model-io.js';
 import { pipelineFromStore } from './predict/pipeline.js';
 import { misfitHint } from './preprocess/task-hint.js';
+import { checkTestSplit } from './job/dataset-checks.js';
 import { JobRecordWriter } from './job-record.js';
 import { openStore, type StoreHandle } from './store.js';
 import { checkPlanReachable, checkReachableFromWorkers } from './job/reachable.js';
@@ -142,6 +143,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     const spec = modelSpecFor(params, manifest);
     const model = createModel(spec);
     checkWorkers(params, manifest);
+    checkTestSplit(params, manifest);
     const testSet = await loadTestSet(store, manifest);
 
     const channelSpec = await startChannel(params, store, cleanups, (kind, pid, address) => {

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
+import { jsonErrorAt } from '../client/index.js';
 import { SearchError } from './errors.js';
 import { createLiveView } from './live-view.js';
 import { addReportCommand } from './report-cli.js';
@@ -40,7 +41,7 @@ function readSearchConfig(file: string): Record<string, unknown> {
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw new SearchError('SEARCH_CONFIG', `${file}: not valid JSON: ${(e as Error).message}`);
+    throw new SearchError('SEARCH_CONFIG', `${file}: ${jsonErrorAt(text, e)}`);
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SearchError('SEARCH_CONFIG', `${file}: expected a JSON object {base, grid} or {base, space, trials, seed}`);
   return v as Record<string, unknown>;
