@@ -13,6 +13,10 @@ import { loadModel } from '../client/model-io.js';
 import { openStore } from '../client/store.js';
 import { seededRandom } from '../algorithms/preprocess/sharder.js';
 import { runCli, type CliRun } from './support/cli.js';
+import * as tf from '@tensorflow/tfjs';
+import { RowPreparer } from '../client/predict/prepare.js';
+import { PREPROCESSING_FILE, preprocessForTfjs, type TfjsPreprocessing } from '../client/predict/tfjs-preprocessing.js';
+import type { TfjsModelJson } from '../client/tfjs-export.js';
 
 let home: string;
 
@@ -57,7 +61,7 @@ test('string-label CSV + test CSV -> preprocess -> train (2 workers) -> save -> 
   assert.match(pre.stdout, /^flowers: dense multiclass, 4 features, 3 classes, 1500 train rows in 8 shards, 400 test rows in 3 shards, transforms: split -> shuffle -> zscore$/m);
 
   writeFileSync(join(home, 'flowers.json'), JSON.stringify({ dataset: 'flowers', model: 'softmax', workers: 2, epochs: 3, batchSize: 32, optimizer: 'adam', learningRate: 0.05, seed: 1 }));
-  const tr = await cirrus('train', 'flowers.json', '--save', 'model', '--json');
+  const tr = await cirrus('train', 'flowers.json', '--save', 'model', '--tfjs', 'tfjs', '--json');
   assert.equal(tr.code, 0, tr.stderr);
   const run = JSON.parse(tr.stdout) as TrainJson;
   assert.ok(run.metrics.testAccuracy > 0.6, `a learnable problem: test accuracy ${run.metrics.testAccuracy}`);
@@ -94,6 +98,34 @@ test('string-label CSV + test CSV -> preprocess -> train (2 workers) -> save -> 
   const correct = byLine.labels.filter((l, i) => l === lines[i]!.split(',')[4]).length;
   assert.equal(correct / lines.length, run.metrics.testAccuracy);
   for (const p of byLine.probabilities) assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+});
+
+test('the tfjs export with its preprocessing.json gives the same predictions from the same raw rows', async () => {
+  await tf.setBackend('cpu');
+  const pre = JSON.parse(readFileSync(join(home, 'tfjs', PREPROCESSING_FILE), 'utf8')) as TfjsPreprocessing;
+  assert.equal(pre.format, 'cirrus-preprocessing');
+  assert.deepEqual(pre.pipeline.labelNames, SPECIES);
+  const json = JSON.parse(readFileSync(join(home, 'tfjs', 'model.json'), 'utf8')) as TfjsModelJson;
+  const bytes = readFileSync(join(home, 'tfjs', 'weights.bin'));
+  const tfModel = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0]!.weights, weightData: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) }));
+  const lines = readFileSync(join(home, 'flowers-test.csv'), 'utf8').trim().split('\n').slice(1);
+  const input = preprocessForTfjs(pre, lines);
+  // The helper's input is bit for bit what the model's own pipeline feeds it.
+  const model = await loadModel(join(home, 'model'));
+  const prepared = new RowPreparer(model.pipeline!).prepare(lines).batch;
+  assert.deepEqual(input.x, (prepared as { x: Float32Array }).x);
+  const t = tf.tensor2d(input.x, [input.rows, input.cols]);
+  const out = tfModel.predict(t) as tf.Tensor;
+  const probs = (await out.data()) as Float32Array;
+  t.dispose();
+  out.dispose();
+  const ours = model.predict(lines);
+  for (let i = 0; i < lines.length; i++) {
+    const row = Array.from(probs.subarray(i * 3, i * 3 + 3));
+    const best = row.indexOf(Math.max(...row));
+    assert.equal(SPECIES[best], ours.labels[i], `row ${i}`);
+    row.forEach((p, c) => assert.ok(Math.abs(p - ours.probabilities[i]![c]!) < 1e-5, `row ${i} class ${c}: tfjs ${p} vs ${ours.probabilities[i]![c]}`));
+  }
 });
 
 test('predict refuses a file with the wrong columns, naming the file, the line and what was expected', async () => {
@@ -206,7 +238,7 @@ test('a hashed Criteo-like model predicts raw TSV lines: the CLI on the raw test
   const pre = await cirrus('preprocess', 'clicks.tsv', '--format', 'criteo', '--name', 'clicks', '--hash', `${cats}:14`, '--test-file', 'clicks-test.tsv', '--shard-rows', '1500');
   assert.equal(pre.code, 0, pre.stderr);
   writeFileSync(join(home, 'clicks.json'), JSON.stringify({ dataset: 'clicks', model: 'sparse-lr', workers: 2, epochs: 2, batchSize: 100, optimizer: 'adagrad', learningRate: 0.05 }));
-  const tr = await cirrus('train', 'clicks.json', '--save', 'clicks-model', '--json');
+  const tr = await cirrus('train', 'clicks.json', '--save', 'clicks-model', '--tfjs', 'clicks-tfjs', '--json');
   assert.equal(tr.code, 0, tr.stderr);
   const run = JSON.parse(tr.stdout) as TrainJson;
   const pr = await cirrus('predict', 'clicks-model', 'clicks-test.tsv', '--json');
@@ -222,4 +254,21 @@ test('a hashed Criteo-like model predicts raw TSV lines: the CLI on the raw test
   assert.deepEqual(withoutLabel.probabilities, withLabel.probabilities);
   const correct = withLabel.classes.filter((c, i) => String(c) === lines[i]!.split('\t')[0]).length;
   assert.equal(correct / lines.length, run.metrics.testAccuracy);
+  // The tfjs export hashes raw lines through preprocessing.json the same way.
+  await tf.setBackend('cpu');
+  const preJson = JSON.parse(readFileSync(join(home, 'clicks-tfjs', PREPROCESSING_FILE), 'utf8')) as TfjsPreprocessing;
+  const json = JSON.parse(readFileSync(join(home, 'clicks-tfjs', 'model.json'), 'utf8')) as TfjsModelJson;
+  const bytes = readFileSync(join(home, 'clicks-tfjs', 'weights.bin'));
+  const tfModel = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0]!.weights, weightData: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) }));
+  const some = lines.slice(0, 100);
+  const input = preprocessForTfjs(preJson, some);
+  const t = tf.tensor2d(input.x, [input.rows, input.cols]);
+  const out = tfModel.predict(t) as tf.Tensor;
+  const p1 = (await out.data()) as Float32Array;
+  t.dispose();
+  out.dispose();
+  some.forEach((_, i) => {
+    assert.ok(Math.abs(p1[i]! - withLabel.probabilities[i]![1]!) < 1e-5, `row ${i}: tfjs ${p1[i]} vs ${withLabel.probabilities[i]![1]}`);
+    assert.equal(p1[i]! > 0.5 ? 1 : 0, withLabel.classes[i]);
+  });
 });
