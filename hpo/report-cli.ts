@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { openStore } from '../client/store.js';
+import { cirrusHome, openStore } from '../client/store.js';
 import { renderReport } from './report.js';
 import { loadReportData, type ReportData } from './report-data.js';
 
@@ -28,7 +28,8 @@ export async function writeReport(id: string, o: WriteReportOptions = {}): Promi
   const handle = await openStore(o.store, o.home);
   let data: ReportData;
   try {
-    data = await loadReportData(handle.datasets.store, id);
+    // The embedded store's S3 address lives only while this command runs: name its directory instead.
+    data = await loadReportData(handle.datasets.store, id, o.store ?? `the embedded store in ${o.home ?? cirrusHome()}`);
   } finally {
     await handle.close();
   }
