@@ -3,10 +3,10 @@ import { statSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { DatasetManifest } from '../channels/datasets/manifest.js';
-import { generateCriteoLike, generateHiggsLike } from './datasets/generate.js';
 import { PREPROCESS_FORMATS, type HashOptions, type PreprocessFormat } from '../algorithms/preprocess/pipeline.js';
-import { preprocess } from './preprocess/preprocess.js';
-import { openStore } from './store.js';
+
+// What the commands run loads when they run: `cirrus train` and others do not pay for it at start-up.
+const loadStore = () => import('./store.js');
 
 function number(name: string, check: (n: number) => boolean, expected: string) {
   return (v: string): number => {
@@ -77,6 +77,7 @@ export function addDatasetCommands(program: Command): void {
       process.on('SIGTERM', onSignal);
       try {
         const labelColumn = o.labelColumn === undefined ? undefined : /^-?\d+$/.test(String(o.labelColumn)) ? Number(o.labelColumn) : String(o.labelColumn);
+        const { preprocess } = await import('./preprocess/preprocess.js');
         const manifest = await preprocess({
           input,
           format: o.format as PreprocessFormat,
@@ -124,6 +125,7 @@ export function addDatasetCommands(program: Command): void {
     .addOption(storeOption())
     .option('--json', 'print the manifests as a JSON array')
     .action(async (o: { store?: string; json?: boolean }) => {
+      const { openStore } = await loadStore();
       const handle = await openStore(o.store);
       try {
         const all = await handle.datasets.list();
@@ -141,6 +143,7 @@ export function addDatasetCommands(program: Command): void {
     .addOption(storeOption())
     .option('--json', 'print the manifest as JSON')
     .action(async (name: string, o: { store?: string; json?: boolean }) => {
+      const { openStore } = await loadStore();
       const handle = await openStore(o.store);
       try {
         const m = await handle.datasets.manifest(name);
@@ -159,6 +162,7 @@ export function addDatasetCommands(program: Command): void {
     .description('delete a dataset (its manifest first, then its shards)')
     .addOption(storeOption())
     .action(async (name: string, o: { store?: string }) => {
+      const { openStore } = await loadStore();
       const handle = await openStore(o.store);
       try {
         await handle.datasets.remove(name);
@@ -175,6 +179,7 @@ export function addDatasetCommands(program: Command): void {
     .option('--seed <n>', 'seed (default 1)', number('--seed', Number.isInteger, 'an integer'), 1)
     .action(async (kind: string, file: string, o: { rows: number; seed: number }) => {
       if (kind !== 'criteo' && kind !== 'higgs') throw new InvalidArgumentError(`generate: unknown kind '${kind}'; expected criteo or higgs`);
+      const { generateCriteoLike, generateHiggsLike } = await import('./datasets/generate.js');
       const truth = kind === 'criteo' ? await generateCriteoLike({ rows: o.rows, seed: o.seed, file }) : await generateHiggsLike({ rows: o.rows, seed: o.seed, file });
       process.stdout.write(`${file}: ${JSON.stringify(truth)}\n`);
     });

@@ -3,10 +3,7 @@ import { readFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { formatTable } from '../bench/table.js';
-import { saveModel } from './model-io.js';
-import { exportTfjs } from './tfjs-export.js';
 import { jsonErrorAt } from './json-position.js';
-import { train } from './train.js';
 import { applyOverrides, TrainError, type TrainParamsInput } from './train-params.js';
 
 function readConfig(file: string): Record<string, unknown> {
@@ -71,6 +68,8 @@ export function addTrainCommand(program: Command): void {
         bar?.update(epoch, { loss: l.testLoss.toFixed(4), acc: percent(l.testAccuracy), secs: l.wallSeconds.toFixed(1) });
         if (!bar && !o.json) process.stderr.write(`epoch ${epoch}: test loss ${l.testLoss.toFixed(4)}, test accuracy ${percent(l.testAccuracy)} (${l.wallSeconds.toFixed(1)} s)\n`);
       };
+      // Loaded when the command runs, so other commands do not pay for the training modules.
+      const { train } = await import('./train.js');
       let result;
       const stop = stopOnSignals();
       try {
@@ -91,8 +90,8 @@ export function addTrainCommand(program: Command): void {
         stop.dispose();
       }
       if (stop.exitCode !== undefined) process.exitCode = stop.exitCode;
-      if (o.save) await saveModel(result.model, o.save);
-      if (o.tfjs) await exportTfjs(result.model, o.tfjs);
+      if (o.save) await (await import('./model-io.js')).saveModel(result.model, o.save);
+      if (o.tfjs) await (await import('./tfjs-export.js')).exportTfjs(result.model, o.tfjs);
       const m = result.metrics;
       if (o.json) {
         process.stdout.write(JSON.stringify({ jobId: result.jobId, metrics: m, history: result.history, cost: result.cost, endReason: result.endReason, relaunches: result.relaunches, ...(o.save ? { saved: o.save } : {}) }) + '\n');
