@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { formatTable } from '../bench/table.js';
 import { jsonErrorAt } from './json-position.js';
+import { defaultLocalEntry } from './launchers/local-bundle.js';
 import { applyOverrides, TrainError, type TrainParamsInput } from './train-params.js';
 
 function readConfig(file: string): Record<string, unknown> {
@@ -21,6 +22,19 @@ function readConfig(file: string): Record<string, unknown> {
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TrainError('TRAIN_PARAMS', `${file}: expected a JSON object of training params, found ${Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v}`);
   return v as Record<string, unknown>;
+}
+
+/**
+ * Workers to prewarm for a run on the default local launcher, read from the raw params (before the
+ * schema and the training modules load); undefined for other launchers or odd values.
+ */
+function prewarmPlan(params: Record<string, unknown>): { workers: number; spec: import('./launchers/prewarm.js').PrewarmSpec } | undefined {
+  const launcher = (params.launcher ?? {}) as Record<string, unknown>;
+  if (process.env.CIRRUS_PREWARM === '0' || (launcher.type !== undefined && launcher.type !== 'local')) return undefined;
+  const workers = params.workers ?? 2;
+  const memoryMb = launcher.memoryMb ?? 2048;
+  if (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 1 || workers > 16 || typeof memoryMb !== 'number') return undefined;
+  return { workers, spec: { entry: defaultLocalEntry(), memoryMb } };
 }
 
 /** An accuracy as a percentage; a dataset without test rows has none to show. */
@@ -68,6 +82,9 @@ export function addTrainCommand(program: Command): void {
         bar?.update(epoch, { loss: l.testLoss.toFixed(4), acc: percent(l.testAccuracy), secs: l.wallSeconds.toFixed(1) });
         if (!bar && !o.json) process.stderr.write(`epoch ${epoch}: test loss ${l.testLoss.toFixed(4)}, test accuracy ${percent(l.testAccuracy)} (${l.wallSeconds.toFixed(1)} s)\n`);
       };
+      // Local workers start while the training modules load (prewarm.ts); a config error kills them.
+      const warm = prewarmPlan(params);
+      if (warm) (await import('./launchers/prewarm.js')).prewarmWorkers(warm.workers, warm.spec);
       // Loaded when the command runs, so other commands do not pay for the training modules.
       const { train } = await import('./train.js');
       let result;
@@ -88,6 +105,7 @@ export function addTrainCommand(program: Command): void {
       } finally {
         bar?.stop();
         stop.dispose();
+        if (warm) (await import('./launchers/prewarm.js')).release();
       }
       if (stop.exitCode !== undefined) process.exitCode = stop.exitCode;
       if (o.save) await (await import('./model-io.js')).saveModel(result.model, o.save);

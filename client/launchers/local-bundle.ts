@@ -83,3 +83,8 @@ export async function buildLocalBundle(): Promise<{ dir: string; bytes: number }
   await writeFile(`${dir}load.cjs`, LOADER);
   return { dir, bytes: code.byteLength };
 }
+
+/** The local launcher's default worker entry: the bundle's loader, else dist/worker/main.js. */
+export function defaultLocalEntry(): string {
+  return localBundleEntry() ?? fileURLToPath(new URL('../../worker/main.js', import.meta.url));
+}
