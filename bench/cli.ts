@@ -53,6 +53,22 @@ export function addBenchCommands(program: Command): void {
     });
 
   bench
+    .command('overhead')
+    .description("where a small run's time goes before its first step (store, worker start, module loading, shard fetch, first evaluation), and `cirrus train` against a plain in-process training, side by side")
+    .option('--rows <n>', 'CSV rows (default 2000)', (v) => positiveInts('--rows')(v)[0]!)
+    .option('--runs <n>', 'interleaved runs of each side (default 5)', (v) => positiveInts('--runs')(v)[0]!)
+    .option('--json', 'print the result as JSON')
+    .action(async (o: { rows?: number; runs?: number; json?: boolean }) => {
+      const { benchOverhead } = await import('./overhead.js');
+      const r = await benchOverhead({ ...(o.rows ? { rows: o.rows } : {}), ...(o.runs ? { runs: o.runs } : {}), log: (l) => process.stderr.write(l + '\n') });
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ cliMs: r.cliMs, plainMs: r.plainMs, targetMs: r.targetMs, met: r.met, file: r.file }) + '\n');
+        return;
+      }
+      process.stdout.write(`${r.table}\n\ntarget: cirrus <= 2 x plain + 1 s = ${r.targetMs.toFixed(0)} ms: ${r.met ? 'met' : 'NOT met'}\n\n${r.breakdown}\n\nresults written to ${r.file}\n`);
+    });
+
+  bench
     .command('lambda')
     .description("the Lambda package's size and the cold start of a packaged worker (emulated Lambda runtime, own network namespace) against the local launcher")
     .option('--runs <n>', 'invocations per launcher and model (interleaved)', (v) => positiveInts('--runs')(v)[0]!)

@@ -1,13 +1,12 @@
 /** `cirrus preprocess` and `cirrus datasets list|show|rm|generate`. */
 import { statSync } from 'node:fs';
 import cliProgress from 'cli-progress';
-import { generateRatings } from './datasets/ratings.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { DatasetManifest } from '../channels/datasets/manifest.js';
-import { generateCriteoLike, generateHiggsLike } from './datasets/generate.js';
 import { PREPROCESS_FORMATS, type HashOptions, type PreprocessFormat } from '../algorithms/preprocess/pipeline.js';
-import { preprocess } from './preprocess/preprocess.js';
-import { openStore } from './store.js';
+
+// What the commands run loads when they run: `cirrus train` and others do not pay for it at start-up.
+const loadStore = () => import('./store.js');
 
 function number(name: string, check: (n: number) => boolean, expected: string) {
   return (v: string): number => {
@@ -33,7 +32,7 @@ function parseRange(v: string): [number, number] {
 }
 
 function summary(m: DatasetManifest): string {
-  return `${m.name}: ${m.kind} ${m.task}, ${m.features} features${m.classes ? `, ${m.classes} classes` : ''}, ${m.trainRows} train rows in ${m.train.shards.length} shards, ${m.testRows} test rows in ${m.test.shards.length} shards${m.transforms.length ? `, transforms: ${m.transforms.map((t) => t.type).join(' -> ')}` : ''}`;
+  return `${m.name}: ${m.kind} ${m.task}, ${m.features} features${m.classes ? `, ${m.classes} classes` : ''}, ${m.trainRows} train rows in ${m.train.shards.length} shards, ${m.testRows} test rows in ${m.test.shards.length} shards${m.transforms.length ? `, transforms: ${m.transforms.filter((t) => t.type !== 'input').map((t) => t.type).join(' -> ')}` : ''}`;
 }
 
 export function addDatasetCommands(program: Command): void {
@@ -46,7 +45,8 @@ export function addDatasetCommands(program: Command): void {
     .addOption(new Option('--normalize <how>', 'normalize features with statistics reduced over all shards').choices(['minmax', 'zscore']))
     .option('--range <lo,hi>', 'min-max target range (default 0,1)', parseRange)
     .option('--hash <cols:bits>', "feature-hash the named columns into 2^bits buckets, e.g. 'C1,C2:20' (':bias' adds a bias feature)", parseHash)
-    .option('--split <fraction>', 'train fraction, the rest is test (default 0.9)', number('--split', (n) => n > 0 && n <= 1, 'a fraction in (0, 1]'))
+    .option('--test-file <path>', 'csv/criteo: a test file of the same columns (transformed with the train file\'s statistics, never fitted on); --split is then not used')
+    .option('--split <fraction>', 'train fraction, the rest is test (default 0.9; stratified by class for classification)', number('--split', (n) => n > 0 && n <= 1, 'a fraction in (0, 1]'))
     .option('--shard-rows <n>', 'rows per shard', number('--shard-rows', (n) => Number.isInteger(n) && n > 0, 'a positive integer'))
     .option('--seed <n>', 'seed of the split and the shuffle (default 0)', number('--seed', Number.isInteger, 'an integer'))
     .addOption(new Option('--task <task>', 'learning task (default: from the format and labels)').choices(['binary', 'multiclass', 'regression']))
@@ -77,6 +77,7 @@ export function addDatasetCommands(program: Command): void {
       process.on('SIGTERM', onSignal);
       try {
         const labelColumn = o.labelColumn === undefined ? undefined : /^-?\d+$/.test(String(o.labelColumn)) ? Number(o.labelColumn) : String(o.labelColumn);
+        const { preprocess } = await import('./preprocess/preprocess.js');
         const manifest = await preprocess({
           input,
           format: o.format as PreprocessFormat,
@@ -92,6 +93,10 @@ export function addDatasetCommands(program: Command): void {
           ...(o.classes ? { classes: o.classes as number } : {}),
           ...(labelColumn !== undefined ? { labelColumn } : {}),
           ...(o.workers ? { workers: o.workers as number } : {}),
+          ...(o.testFile ? { testFile: o.testFile as string } : {}),
+          onNote: (note) => {
+            process.stderr.write(`${note}\n`);
+          },
           overwrite: Boolean(o.overwrite),
           onProgress: (read, all) => {
             bar?.setTotal(Math.max(1, Math.round(all / 1e6)));
@@ -120,6 +125,7 @@ export function addDatasetCommands(program: Command): void {
     .addOption(storeOption())
     .option('--json', 'print the manifests as a JSON array')
     .action(async (o: { store?: string; json?: boolean }) => {
+      const { openStore } = await loadStore();
       const handle = await openStore(o.store);
       try {
         const all = await handle.datasets.list();
@@ -137,6 +143,7 @@ export function addDatasetCommands(program: Command): void {
     .addOption(storeOption())
     .option('--json', 'print the manifest as JSON')
     .action(async (name: string, o: { store?: string; json?: boolean }) => {
+      const { openStore } = await loadStore();
       const handle = await openStore(o.store);
       try {
         const m = await handle.datasets.manifest(name);
@@ -155,6 +162,7 @@ export function addDatasetCommands(program: Command): void {
     .description('delete a dataset (its manifest first, then its shards)')
     .addOption(storeOption())
     .action(async (name: string, o: { store?: string }) => {
+      const { openStore } = await loadStore();
       const handle = await openStore(o.store);
       try {
         await handle.datasets.remove(name);
@@ -175,6 +183,8 @@ export function addDatasetCommands(program: Command): void {
     .option('--noise <sd>', 'ratings: noise standard deviation, the floor RMSE (default 0.5)', number('--noise', (n) => n >= 0, 'a number >= 0'))
     .action(async (kind: string, file: string, o: { rows: number; seed: number; users?: number; items?: number; rank?: number; noise?: number }) => {
       if (kind !== 'criteo' && kind !== 'higgs' && kind !== 'ratings') throw new InvalidArgumentError(`generate: unknown kind '${kind}'; expected criteo, higgs or ratings`);
+      const { generateCriteoLike, generateHiggsLike } = await import('./datasets/generate.js');
+      const { generateRatings } = await import('./datasets/ratings.js');
       const truth =
         kind === 'criteo'
           ? await generateCriteoLike({ rows: o.rows, seed: o.seed, file })

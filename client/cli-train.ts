@@ -3,9 +3,8 @@ import { readFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { formatTable } from '../bench/table.js';
-import { saveModel } from './model-io.js';
-import { exportTfjs } from './tfjs-export.js';
-import { train } from './train.js';
+import { jsonErrorAt } from './json-position.js';
+import { defaultLocalEntry } from './launchers/local-bundle.js';
 import { applyOverrides, TrainError, type TrainParamsInput } from './train-params.js';
 
 function readConfig(file: string): Record<string, unknown> {
@@ -15,13 +14,32 @@ function readConfig(file: string): Record<string, unknown> {
   } catch (e) {
     throw new TrainError('TRAIN_PARAMS', `${file}: cannot read the config: ${(e as Error).message}`);
   }
+  let v: unknown;
   try {
-    const v = JSON.parse(text) as unknown;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object');
-    return v as Record<string, unknown>;
+    v = JSON.parse(text);
   } catch (e) {
-    throw new TrainError('TRAIN_PARAMS', `${file}: not a JSON object of training params: ${(e as Error).message}`);
+    throw new TrainError('TRAIN_PARAMS', `${file}: ${jsonErrorAt(text, e)}`);
   }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TrainError('TRAIN_PARAMS', `${file}: expected a JSON object of training params, found ${Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v}`);
+  return v as Record<string, unknown>;
+}
+
+/**
+ * Workers to prewarm for a run on the default local launcher, read from the raw params (before the
+ * schema and the training modules load); undefined for other launchers or odd values.
+ */
+function prewarmPlan(params: Record<string, unknown>): { workers: number; spec: import('./launchers/prewarm.js').PrewarmSpec } | undefined {
+  const launcher = (params.launcher ?? {}) as Record<string, unknown>;
+  if (process.env.CIRRUS_PREWARM === '0' || (launcher.type !== undefined && launcher.type !== 'local')) return undefined;
+  const workers = params.workers ?? 2;
+  const memoryMb = launcher.memoryMb ?? 2048;
+  if (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 1 || workers > 16 || typeof memoryMb !== 'number') return undefined;
+  return { workers, spec: { entry: defaultLocalEntry(), memoryMb } };
+}
+
+/** An accuracy as a percentage; a dataset without test rows has none to show. */
+function percent(accuracy: number): string {
+  return Number.isNaN(accuracy) ? 'none (no test rows)' : `${(100 * accuracy).toFixed(2)}%`;
 }
 
 /** Exit codes of a run stopped by a signal (128 + its number, as shells report it). */
@@ -61,9 +79,14 @@ export function addTrainCommand(program: Command): void {
       const bar = o.json || !process.stderr.isTTY ? undefined : new cliProgress.SingleBar({ format: 'train {bar} epoch {value}/{total} | loss {loss} | acc {acc} | {secs}s', hideCursor: true }, cliProgress.Presets.shades_classic);
       bar?.start(epochs, 0, { loss: '-', acc: '-', secs: 0 });
       const progress = (epoch: number, l: { testLoss: number; testAccuracy: number; wallSeconds: number }) => {
-        bar?.update(epoch, { loss: l.testLoss.toFixed(4), acc: (100 * l.testAccuracy).toFixed(2) + '%', secs: l.wallSeconds.toFixed(1) });
-        if (!bar && !o.json) process.stderr.write(`epoch ${epoch}: test loss ${l.testLoss.toFixed(4)}, test accuracy ${(100 * l.testAccuracy).toFixed(2)}% (${l.wallSeconds.toFixed(1)} s)\n`);
+        bar?.update(epoch, { loss: l.testLoss.toFixed(4), acc: percent(l.testAccuracy), secs: l.wallSeconds.toFixed(1) });
+        if (!bar && !o.json) process.stderr.write(`epoch ${epoch}: test loss ${l.testLoss.toFixed(4)}, test accuracy ${percent(l.testAccuracy)} (${l.wallSeconds.toFixed(1)} s)\n`);
       };
+      // Local workers start while the training modules load (prewarm.ts); a config error kills them.
+      const warm = prewarmPlan(params);
+      if (warm) (await import('./launchers/prewarm.js')).prewarmWorkers(warm.workers, warm.spec);
+      // Loaded when the command runs, so other commands do not pay for the training modules.
+      const { train } = await import('./train.js');
       let result;
       const stop = stopOnSignals();
       try {
@@ -82,10 +105,11 @@ export function addTrainCommand(program: Command): void {
       } finally {
         bar?.stop();
         stop.dispose();
+        if (warm) (await import('./launchers/prewarm.js')).release();
       }
       if (stop.exitCode !== undefined) process.exitCode = stop.exitCode;
-      if (o.save) await saveModel(result.model, o.save);
-      if (o.tfjs) await exportTfjs(result.model, o.tfjs);
+      if (o.save) await (await import('./model-io.js')).saveModel(result.model, o.save);
+      if (o.tfjs) await (await import('./tfjs-export.js')).exportTfjs(result.model, o.tfjs);
       const m = result.metrics;
       if (o.json) {
         process.stdout.write(JSON.stringify({ jobId: result.jobId, metrics: m, history: result.history, cost: result.cost, endReason: result.endReason, relaunches: result.relaunches, ...(o.save ? { saved: o.save } : {}) }) + '\n');
@@ -95,7 +119,7 @@ export function addTrainCommand(program: Command): void {
         '\n' +
           formatTable(
             ['job', 'time s', 'test accuracy', 'test loss', 'train loss', 'epochs', 'updates/s', 'cost $'],
-            [[result.jobId, m.wallSeconds, `${(100 * m.testAccuracy).toFixed(2)}%`, m.testLoss, m.trainLoss, m.epochs, m.updatesPerSec, result.cost.usd]],
+            [[result.jobId, m.wallSeconds, percent(m.testAccuracy), m.testLoss, m.trainLoss, m.epochs, m.updatesPerSec, result.cost.usd]],
           ) +
           `\n${o.save ? `model saved to ${o.save}\n` : ''}`,
       );

@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { addDatasetCommands } from './cli-datasets.js';
 import { addDeployCommand } from './cli-deploy.js';
+import { addPredictCommand } from './cli-predict.js';
 import { addTrainCommand } from './cli-train.js';
 
 export function buildProgram(): Command {
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
 
   addTrainCommand(program);
   addDatasetCommands(program);
+  addPredictCommand(program);
   addDeployCommand(program);
 
   program
@@ -126,7 +128,12 @@ export async function main(argv: string[], extensions: readonly CommandExtension
     await program.parseAsync(argv);
   } catch (e) {
     const err = e as Error & { code?: string };
-    process.stderr.write(`cirrus: ${err.code ? `${err.code}: ` : ''}${err.message}\n`);
+    process.stderr.write(`cirrus: ${err.code ? `${err.code}: ` : ''}${cliSpelling(err.message)}\n`);
     process.exitCode = 1;
   }
+}
+
+/** Library messages name options as the API spells them; on the command line they are flags. */
+export function cliSpelling(message: string): string {
+  return message.replace(/pass overwrite: true/g, 'pass --overwrite');
 }

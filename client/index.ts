@@ -58,6 +58,12 @@ export { train, type TrainResult, type TrainCallbacks, type EpochLogs, type Hist
 export { parseTrainParams, trainParamsSchema, applyOverrides, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
 export { readJobRecord, jobRecordKey, type JobRecord, type JobStatus } from './job-record.js';
 export { TrainedModel, saveModel, loadModel, ModelIoError } from './model-io.js';
+export { jsonErrorAt } from './json-position.js';
+export { inputPipelineSchema, type InputPipeline } from './predict/pipeline.js';
+export { predictFile, type PredictFileOptions, type PredictFileResult } from './predict/predict-file.js';
+export type { Prediction } from './predict/predict-rows.js';
+export type { RawRow, RawCell } from './predict/prepare.js';
+export { preprocessForTfjs, PREPROCESSING_FILE, type TfjsPreprocessing, type TfjsRawRow } from './predict/tfjs-preprocessing.js';
 export { LambdaLauncher } from './launchers/lambda.js';
 export { deploy, deployDryRun, removeDeployment, parseDeployOptions, type DeployOptionsInput, type DeployResult, type DeployHooks } from './deploy/deploy.js';
 export { buildWorkerPackage, checkPackageLimits, LAMBDA_ZIPPED_LIMIT, LAMBDA_UNZIPPED_LIMIT, type WorkerPackage } from './deploy/package.js';

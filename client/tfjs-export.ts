@@ -22,6 +22,7 @@
 import type { ModelSpec } from '../algorithms/model.js';
 import { openObjectStore } from '../channels/object-store.js';
 import type { TrainedModel } from './model-io.js';
+import { PREPROCESSING_FILE, preprocessingFor } from './predict/tfjs-preprocessing.js';
 
 /** Widest dense input we export (see the header comment). */
 export const MAX_TFJS_FEATURES = 2 ** 22;
@@ -193,12 +194,18 @@ export function exportTfjsModelJSON(model: TrainedModel): TfjsExport {
   };
 }
 
-/** Writes model.json + weights.bin to a directory or object store target (as saveModel does). */
+/**
+ * Writes model.json + weights.bin to a directory or object store target (as saveModel does), and
+ * preprocessing.json when the model carries its input pipeline: preprocessForTfjs
+ * (client/predict/tfjs-preprocessing.ts) applies it to raw rows, giving the tfjs model the input
+ * the cirrus model would see.
+ */
 export async function exportTfjs(model: TrainedModel, target: string): Promise<void> {
   const { modelJson, weightData } = exportTfjsModelJSON(model);
   const store = await openObjectStore(target);
   try {
     await store.put(TFJS_WEIGHTS_FILE, new Uint8Array(weightData));
+    if (model.pipeline) await store.put(PREPROCESSING_FILE, new TextEncoder().encode(JSON.stringify(preprocessingFor(model.pipeline), null, 1) + '\n'));
     // model.json last: a reader never finds a manifest without its weights.
     await store.put('model.json', new TextEncoder().encode(JSON.stringify(modelJson) + '\n'));
   } finally {

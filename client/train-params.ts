@@ -212,6 +212,25 @@ export function parseTrainParams(input: unknown): TrainParams {
  * Applies `--set key=value` overrides (dotted keys into nested objects; values parsed as JSON
  * when they parse, else kept as strings).
  */
+type ZodShape = Record<string, z.ZodType>;
+
+/** The schema's default for a missing object (a copy), if it has one. */
+function defaultOf(schema: z.ZodType | undefined): Record<string, unknown> | undefined {
+  const r = schema?.safeParse(undefined);
+  return r?.success && typeof r.data === 'object' && r.data !== null ? structuredClone(r.data as Record<string, unknown>) : undefined;
+}
+
+/** The object shape under defaults and optionals, to follow deeper keys. */
+function shapeOf(schema: z.ZodType | undefined): ZodShape | undefined {
+  let s: unknown = schema;
+  for (let i = 0; i < 5 && s; i++) {
+    if (s instanceof z.ZodObject) return s.shape as ZodShape;
+    if (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = (s as z.ZodDefault<z.ZodType>).unwrap();
+    else return undefined;
+  }
+  return undefined;
+}
+
 export function applyOverrides(params: Record<string, unknown>, sets: string[]): Record<string, unknown> {
   const out = structuredClone(params);
   for (const s of sets) {
@@ -225,9 +244,13 @@ export function applyOverrides(params: Record<string, unknown>, sets: string[]):
       // a bare string such as --set model=softmax
     }
     let node = out as Record<string, unknown>;
+    let shape: ZodShape | undefined = trainParamsSchema.shape as ZodShape;
     for (const p of path.slice(0, -1)) {
-      if (typeof node[p] !== 'object' || node[p] === null) node[p] = {};
+      // A nested key of an object the config leaves out starts from that object's defaults
+      // (--set launcher.timeoutS=60 keeps launcher.type 'local' and its memory).
+      if (typeof node[p] !== 'object' || node[p] === null) node[p] = defaultOf(shape?.[p]) ?? {};
       node = node[p] as Record<string, unknown>;
+      shape = shapeOf(shape?.[p]);
     }
     node[path[path.length - 1]!] = value;
   }

@@ -28,6 +28,9 @@ import { dropJobFromServer, sweepStale } from './job/clean.js';
 import { sentinelKey, supervise } from './job/run-workers.js';
 import type { RelaunchRecord } from './job/supervise.js';
 import { TrainedModel } from './model-io.js';
+import { pipelineFromStore } from './predict/pipeline.js';
+import { misfitHint } from './preprocess/task-hint.js';
+import { checkTestSplit } from './job/dataset-checks.js';
 import { JobRecordWriter } from './job-record.js';
 import { openStore, type StoreHandle } from './store.js';
 import { checkPlanReachable, checkReachableFromWorkers } from './job/reachable.js';
@@ -149,6 +152,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
     const spec = modelSpecFor(params, manifest);
     const model = createModel(spec);
     checkWorkers(params, manifest);
+    checkTestSplit(params, manifest);
     const testSet = await loadTestSet(store, manifest);
 
     const channelSpec = await startChannel(params, store, cleanups, (kind, pid, address) => {
@@ -298,7 +302,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
       updateBytes: results.reduce((s, r) => s + ((r.value as { updateBytes?: number } | undefined)?.updateBytes ?? 0), 0),
     };
     const cost: TrainCost = { ...estimateCost(params, manifest, results, wallSeconds, channelSpec.kind), ...cpuAccount(results, cpuAtStart, serverPids) };
-    const trained = new TrainedModel(spec, finalWeights.slice(), { dataset: params.dataset, jobId, epochs: finalEpoch, steps: finalStep, ...(stopReason ? { stopped: stopReason } : {}) });
+    const trained = new TrainedModel(spec, finalWeights.slice(), { dataset: params.dataset, jobId, epochs: finalEpoch, steps: finalStep, ...(stopReason ? { stopped: stopReason } : {}) }, await pipelineFromStore(store.objects, manifest));
     const endReason = stopReason ?? `all ${params.epochs} epochs done`;
     jobRecord.save({ status: aborted ? 'stopped' : 'done', history, metrics, cost, endReason });
     return { jobId, model: trained, history, metrics, cost, relaunches, endReason };
@@ -316,7 +320,7 @@ export async function train(input: TrainParamsInput, callbacks: TrainCallbacks =
 
 /** Derives the model spec from the params and the dataset, refusing models that do not fit. */
 export function modelSpecFor(params: TrainParams, m: DatasetManifest): ModelSpec {
-  const misfit = (why: string) => new TrainError('TRAIN_MISFIT', `params.model: ${params.model} does not fit dataset '${m.name}' (${m.kind}, ${m.task}): ${why}`);
+  const misfit = (why: string) => new TrainError('TRAIN_MISFIT', `params.model: ${params.model} does not fit dataset '${m.name}' (${m.kind}, ${m.task}): ${why}${misfitHint(params.model, m)}`);
   if (m.kind === 'ratings' && params.model !== 'mf') throw misfit("ratings datasets need the matrix-factorization model 'mf'");
   switch (params.model) {
     case 'mf':

@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   );
   const m = result.metrics;
   console.log(`done: test accuracy ${(100 * m.testAccuracy).toFixed(2)}%, ${m.steps} updates in ${m.wallSeconds.toFixed(1)} s, estimated cost on AWS $${result.cost.usd.toExponential(2)}`);
-  const sample = result.model.predictRows([Array.from({ length: 28 }, () => 0)]);
+  const sample = result.model.predictPreparedRows([Array.from({ length: 28 }, () => 0)]);
   console.log(`P(signal) for an all-average event: ${sample[0]!.toFixed(3)}`);
 }
 

@@ -1,25 +1,11 @@
 /**
  * `cirrus grid-search <config.json> [--concurrency N] [--json] [--resume <searchId>]`, and (from
  * the report helper) `cirrus report`. bin/cirrus.js calls addSearchCommands when this room is built.
- * Config: `{base, grid, objective?, earlyStopping?, workerBudget?, maxConcurrentTrials?}`, or
- * `{base, space, trials, seed, ...}` for a random search.
+ * Only the options are declared here: what the commands run loads when they run, so other commands
+ * (cirrus train, predict, ...) do not pay for the search's modules at start-up.
  */
-import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
-import { SearchError } from './errors.js';
-import { createLiveView } from './live-view.js';
-import { addReportCommand } from './report-cli.js';
-import { writeResultFiles } from './results-files.js';
-import { describeOverrides } from './config.js';
-import { gridSearch, randomSearch, resumeSearch, type SearchRun } from './search.js';
-import { searchStateKey } from './state.js';
-
-interface GridSearchFlags {
-  concurrency?: number;
-  json?: boolean;
-  resume?: string;
-  store?: string;
-}
+import type { GridSearchFlags } from './cli-run.js';
 
 function positiveInt(name: string) {
   return (v: string): number => {
@@ -27,83 +13,6 @@ function positiveInt(name: string) {
     if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name}: '${v}' is not a positive integer`);
     return n;
   };
-}
-
-function readSearchConfig(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new SearchError('SEARCH_CONFIG', `${file}: cannot read the search config: ${(e as Error).message}`);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new SearchError('SEARCH_CONFIG', `${file}: not valid JSON: ${(e as Error).message}`);
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SearchError('SEARCH_CONFIG', `${file}: expected a JSON object {base, grid} or {base, space, trials, seed}`);
-  return v as Record<string, unknown>;
-}
-
-/** Validates and starts the search the config describes; errors name the file. */
-function startFromConfig(file: string, flags: GridSearchFlags): SearchRun {
-  const config = readSearchConfig(file);
-  const options = { ...config, ...(flags.concurrency ? { maxConcurrentTrials: flags.concurrency } : {}), ...(flags.store ? { store: flags.store } : {}) };
-  try {
-    return 'space' in config ? randomSearch(options as never) : gridSearch(options as never);
-  } catch (e) {
-    if (e instanceof SearchError) throw new SearchError(e.code, `${file}: ${e.message}`);
-    throw e;
-  }
-}
-
-async function runGridSearch(file: string | undefined, flags: GridSearchFlags): Promise<void> {
-  let search: SearchRun;
-  if (flags.resume) {
-    const base = file ? (readSearchConfig(file).base as Record<string, unknown> | undefined) : undefined;
-    const store = flags.store ?? (typeof base?.store === 'string' ? base.store : undefined);
-    search = await resumeSearch(flags.resume, { ...(store ? { store } : {}), ...(flags.concurrency ? { maxConcurrentTrials: flags.concurrency } : {}) });
-  } else {
-    if (!file) throw new SearchError('SEARCH_CONFIG', 'grid-search: expected a config file (or --resume <searchId>)');
-    search = startFromConfig(file, flags);
-  }
-  // Progress goes to stdout, except with --json, whose stdout is the one JSON object.
-  const log = (l: string) => (flags.json ? process.stderr : process.stdout).write(`${l}\n`);
-  const tty = !flags.json && process.stdout.isTTY === true;
-  const trials = search.trials();
-  const pending = trials.filter((t) => t.status === 'pending').length;
-  log(`search ${search.searchId}: ${trials.length} trials (${pending} to run), up to ${search.config.maxConcurrentTrials} at once on ${search.config.workerBudget} workers; state in ${searchStateKey(search.searchId)}`);
-  const view = createLiveView({ trials, paramsOf: (id) => search.trainParams(id), tty, write: log });
-  search.on('update', (e) => view.update(e));
-
-  let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    log('\nstopping: workers are stopped, keys cleaned and the state saved (Ctrl-C again to quit at once)');
-    search.stop();
-  };
-  process.on('SIGINT', onSigint);
-  let result;
-  try {
-    result = await search.done;
-  } finally {
-    view.stop();
-    process.off('SIGINT', onSigint);
-  }
-  const files = writeResultFiles(result, process.cwd());
-  if (flags.json) {
-    const brief = (t: (typeof result.trials)[number]) => ({ id: t.id, params: t.params, status: t.status, metrics: t.metrics ?? null });
-    process.stdout.write(JSON.stringify({ searchId: result.searchId, trials: result.trials.map(brief), best: result.best ? brief(result.best) : null }) + '\n');
-  } else {
-    const b = result.best;
-    log('');
-    log(b ? `best: ${b.id} (${describeOverrides(b.params)}): test accuracy ${(100 * b.metrics!.testAccuracy).toFixed(2)}%, test loss ${b.metrics!.testLoss.toFixed(4)}, job ${b.jobId}` : 'best: no trial finished');
-    log(`search ${result.searchId} ${result.status}; results written to ${files.json} and ${files.csv}`);
-    if (result.status === 'stopped') log(`resume with: cirrus grid-search --resume ${result.searchId}${flags.store ? ` --store ${flags.store}` : ''}`);
-  }
-  if (interrupted) process.exitCode = 130;
 }
 
 export function addSearchCommands(program: Command): void {
@@ -114,6 +23,15 @@ export function addSearchCommands(program: Command): void {
     .option('--json', 'print one JSON object at the end: {searchId, trials, best}')
     .option('--resume <searchId>', 'continue a stopped search: finished trials are kept, the others run again')
     .option('--store <url>', 'object store for the search state and trials (default: base.store, else the embedded store)')
-    .action((config: string | undefined, o: GridSearchFlags) => runGridSearch(config, o));
-  addReportCommand(program);
+    .action(async (config: string | undefined, o: GridSearchFlags) => (await import('./cli-run.js')).runGridSearch(config, o));
+  program
+    .command('report <id>')
+    .description('write a self-contained HTML report (curves, cost vs accuracy, trial table) of a search or a job')
+    .option('--out <file>', 'output file (default: cirrus-report-<id>.html in the current directory)')
+    .option('--store <url>', 'object store: s3://bucket/prefix?endpoint=..., file:///dir (default: embedded S3 server under .cirrus/)')
+    .action(async (id: string, o: { out?: string; store?: string }) => {
+      const { writeReport } = await import('./report-cli.js');
+      const { path } = await writeReport(id, { ...(o.out ? { out: o.out } : {}), ...(o.store ? { store: o.store } : {}) });
+      process.stdout.write(`${path}\n`);
+    });
 }

@@ -35,6 +35,19 @@ export function costSoFar(trial: TrialState, params: TrainParams, prices: Prices
   return trainCost({ workerDurationsMs, memoryMb: params.launcher.memoryMb ?? 0, channelKind: channelKindOf(params.channel), wallSeconds: last.wallSeconds, storeGets: 0 }, prices).usd;
 }
 
+/**
+ * Updates per second over the trial's last epoch: the rate it runs at now. An average since the
+ * trial's start would climb every epoch as its fixed start-up time is spread thinner.
+ */
+export function currentRate(history: ReadonlyArray<{ step: number; wallSeconds: number }>): string | undefined {
+  const last = history[history.length - 1];
+  if (!last) return undefined;
+  const prev = history[history.length - 2] ?? { step: 0, wallSeconds: NaN };
+  // The first epoch has no earlier point but the start, which includes the start-up.
+  const dt = last.wallSeconds - (Number.isNaN(prev.wallSeconds) ? 0 : prev.wallSeconds);
+  return dt > 0 ? ((last.step - prev.step) / dt).toFixed(1) : undefined;
+}
+
 interface Row {
   id: string;
   params: string;
@@ -57,7 +70,7 @@ function rowOf(t: TrialState, params: TrainParams, prices: Prices): Row {
     epoch: t.epoch !== undefined ? `${t.epoch}/${params.epochs}` : '-',
     loss: m ? m.testLoss.toFixed(4) : last ? last.testLoss.toFixed(4) : '-',
     acc: m ? `${(100 * m.testAccuracy).toFixed(2)}%` : last ? `${(100 * last.testAccuracy).toFixed(2)}%` : '-',
-    ups: m ? m.updatesPerSec.toFixed(1) : last && last.wallSeconds > 0 ? (last.step / last.wallSeconds).toFixed(1) : '-',
+    ups: currentRate(t.history) ?? (m ? m.updatesPerSec.toFixed(1) : '-'),
     cost: cost !== undefined ? `$${cost.toExponential(2)}` : '-',
   };
 }

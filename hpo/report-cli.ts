@@ -2,8 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { Command } from 'commander';
-import { openStore } from '../client/store.js';
+import { cirrusHome, openStore } from '../client/store.js';
 import { renderReport } from './report.js';
 import { loadReportData, type ReportData } from './report-data.js';
 
@@ -28,7 +27,8 @@ export async function writeReport(id: string, o: WriteReportOptions = {}): Promi
   const handle = await openStore(o.store, o.home);
   let data: ReportData;
   try {
-    data = await loadReportData(handle.datasets.store, id);
+    // The embedded store's S3 address lives only while this command runs: name its directory instead.
+    data = await loadReportData(handle.datasets.store, id, o.store ?? `the embedded store in ${o.home ?? cirrusHome()}`);
   } finally {
     await handle.close();
   }
@@ -43,17 +43,4 @@ export async function writeReport(id: string, o: WriteReportOptions = {}): Promi
     throw e;
   }
   return { path, data };
-}
-
-/** Called by the hpo room's addSearchCommands; `print` is for tests. */
-export function addReportCommand(program: Command, print: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): void {
-  program
-    .command('report <id>')
-    .description('write a self-contained HTML report (curves, cost vs accuracy, trial table) of a search or a job')
-    .option('--out <file>', 'output file (default: cirrus-report-<id>.html in the current directory)')
-    .option('--store <url>', 'object store: s3://bucket/prefix?endpoint=..., file:///dir (default: embedded S3 server under .cirrus/)')
-    .action(async (id: string, o: { out?: string; store?: string }) => {
-      const { path } = await writeReport(id, { ...(o.out ? { out: o.out } : {}), ...(o.store ? { store: o.store } : {}) });
-      print(path);
-    });
 }

@@ -134,17 +134,17 @@ export const searchStateKey = (id: string): string => `searches/${id}/state.json
 export const jobRecordKey = (id: string): string => `jobs/${id}/record.json`;
 
 /** Loads a search (preferred) or a job by id from `objects`. */
-export async function loadReportData(objects: ObjectStore, id: string): Promise<ReportData> {
+export async function loadReportData(objects: ObjectStore, id: string, storeName: string = objects.url): Promise<ReportData> {
   // A '/' or '..' would read some other key; say so instead of a confusing not-found.
   if (!/^[A-Za-z0-9._-]+$/.test(id) || id === '.' || id === '..') {
     throw new ReportError('REPORT_BAD_ID', `report id '${id}' is not a search or job id (expected letters, digits, '.', '_' or '-')`);
   }
   const sKey = searchStateKey(id);
   const state = await objects.get(sKey);
-  if (state) return fromSearch(parse(searchState, state, sKey), `${sKey} in ${objects.url}`);
+  if (state) return fromSearch(parse(searchState, state, sKey), `${sKey} in ${storeName}`);
   const jKey = jobRecordKey(id);
   const record = await objects.get(jKey);
-  if (record) return fromJob(parse(jobRecord, record, jKey), `${jKey} in ${objects.url}`);
+  if (record) return fromJob(parse(jobRecord, record, jKey), `${jKey} in ${storeName}`);
   throw new ReportError('REPORT_NOT_FOUND', `no search or job '${id}' in ${objects.url}: tried ${sKey} and ${jKey}`);
 }
 

@@ -72,6 +72,13 @@ function finalLoss(run: ReportRun): number | undefined {
   return losses.length ? losses[losses.length - 1]!.v : undefined;
 }
 
+/** The accuracy the run ended with: its metrics, else its last evaluation (a run stopped early). */
+function lastAccuracy(run: ReportRun): number | undefined {
+  if (isNum(run.metrics?.testAccuracy)) return run.metrics.testAccuracy;
+  const points = run.history.map((p) => p.testAccuracy).filter(isNum);
+  return points.length ? points[points.length - 1] : undefined;
+}
+
 /** Final accuracy used by the scatter: the run's metrics only, i.e. trials that finished. */
 function finalAccuracy(run: ReportRun): number | undefined {
   return isNum(run.metrics?.testAccuracy) ? run.metrics.testAccuracy : undefined;
@@ -134,7 +141,7 @@ function legend(styled: Styled[]): string {
 }
 
 function table(data: ReportData, ranked: ReportRun[], styled: Map<string, Styled>, bestId: string | undefined): string {
-  const head = ['#', 'Trial', 'Params', 'Status', 'Epochs', 'Best accuracy', 'Final test loss', 'Cost', 'Worker-seconds', 'Note'];
+  const head = ['#', 'Trial', 'Params', 'Status', 'Epochs', 'Final accuracy', 'Best accuracy', 'Final test loss', 'Cost', 'Worker-seconds', 'Note'];
   const rows = ranked.map((run, i) => {
     const s = styled.get(run.id)!;
     const epochs = run.metrics?.epochs ?? (run.history.length ? Math.max(...run.history.map((p) => p.epoch)) : undefined);
@@ -144,6 +151,7 @@ function table(data: ReportData, ranked: ReportRun[], styled: Map<string, Styled
       `<code>${esc(run.label)}</code>`,
       `<span class="status status-${esc(run.status)}">${esc(run.status)}</span>`,
       epochs === undefined ? '&ndash;' : String(epochs),
+      opt(lastAccuracy(run), pct),
       opt(bestAccuracy(run), pct),
       opt(finalLoss(run), (v) => v.toFixed(4)),
       opt(run.costUsd, usd),

@@ -18,6 +18,7 @@ import { renderReport } from '../hpo/report.js';
 import { writeReport } from '../hpo/report-cli.js';
 import { ReportError, loadReportData, type ReportData, type ReportErrorCode } from '../hpo/report-data.js';
 import { niceTicks } from '../hpo/report-svg.js';
+import { currentRate } from '../hpo/live-view.js';
 import { runCli } from './support/cli.js';
 import { skipOrFail } from './support/skip-or-fail.js';
 
@@ -123,6 +124,21 @@ function reportError(code: ReportErrorCode, ...includes: string[]) {
 
 // ---------------------------------------------------------------------------------------------
 
+describe('live view: updates/s', () => {
+  it('is the rate over the last epoch, not an average since the start that climbs every epoch', () => {
+    // 2 s of start-up, then 100 steps per second: the average since start would read 33, 50, 60.
+    const history = [
+      { step: 100, wallSeconds: 3 },
+      { step: 200, wallSeconds: 4 },
+      { step: 300, wallSeconds: 5 },
+    ];
+    assert.equal(currentRate(history.slice(0, 1)), '33.3', 'the first epoch has only the start to measure from');
+    assert.equal(currentRate(history.slice(0, 2)), '100.0');
+    assert.equal(currentRate(history), '100.0');
+    assert.equal(currentRate([]), undefined);
+  });
+});
+
 describe('report: renderer', () => {
   it('niceTicks picks 1-2-5 steps and widens to whole steps', () => {
     assert.deepEqual(niceTicks({ min: 0, max: 9.3 }), { domain: { min: 0, max: 10 }, values: [0, 2, 4, 6, 8, 10], decimals: 0 });
@@ -152,6 +168,24 @@ describe('report: renderer', () => {
     assert.ok(html.includes('<td>$0.00120</td>'), 'cost of t001');
     assert.ok(html.includes('<td>40.0</td>'), 'worker-seconds of t001');
     assert.ok(html.includes('<td>80.00%</td>'), 'best accuracy of t001');
+  });
+
+  it('shows each trial\'s final and best accuracy side by side', async () => {
+    const data = await memoryData();
+    const html = renderReport(data);
+    assert.match(html, /<th>Epochs<\/th><th>Final accuracy<\/th><th>Best accuracy<\/th>/);
+    for (const run of data.runs) {
+      const row = new RegExp(`<tr data-trial="${run.id}"[^>]*>(.*?)</tr>`).exec(html)![1]!;
+      const cells = [...row.matchAll(/<td>(.*?)<\/td>/g)].map((m) => m[1]);
+      const accs = run.history.map((h) => h.testAccuracy).filter((a): a is number => typeof a === 'number');
+      const metric = typeof run.metrics?.testAccuracy === 'number' ? run.metrics.testAccuracy : undefined;
+      const final = metric ?? accs[accs.length - 1];
+      const all = [...accs, ...(metric !== undefined ? [metric] : [])];
+      const best = all.length ? Math.max(...all) : undefined;
+      const pct = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '&ndash;' : `${(100 * v).toFixed(2)}%`);
+      assert.equal(cells[5], pct(final), `final accuracy of ${run.id}`);
+      assert.equal(cells[6], pct(best), `best accuracy of ${run.id}`);
+    }
   });
 
   it('escapes every string from the data, in the markup and in the embedded JSON', async () => {
@@ -361,6 +395,9 @@ describe('report: written and rendered in headless Chromium', () => {
     const { path, data } = await writeReport(JOB_ID, { home, cwd: tmp });
     assert.equal(path, join(tmp, `cirrus-report-${JOB_ID}.html`));
     assert.equal(data.runs.length, 1);
+    // The embedded server's address is gone once the command ends: the page names the directory.
+    assert.equal(data.source, `jobs/${JOB_ID}/record.json in the embedded store in ${home}`);
+    assert.doesNotMatch(await readFile(path, 'utf8'), /127\.0\.0\.1|endpoint=/);
     const profile = await mkdtemp(join(tmp, 'profile-'));
     const p = await probe(profile, path, tmp);
     assert.deepEqual(byTrial(p, 'testLoss'), { [JOB_ID]: 4 });

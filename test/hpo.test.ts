@@ -38,7 +38,7 @@ function workerProcesses(): number[] {
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('worker/main.js')) pids.push(Number(entry));
+      if (ppid === process.pid && /worker\/main\.js|worker-bundle\/load\.cjs/.test(readFileSync(`/proc/${entry}/cmdline`, 'utf8'))) pids.push(Number(entry));
     } catch {
       // the process ended while we looked
     }

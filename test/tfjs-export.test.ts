@@ -75,7 +75,7 @@ test('dense-lr: Dense(1, sigmoid) predicts P(y=1) like ours', async () => {
   const spec: ModelSpec = { type: 'dense-lr', features: 20, classes: 2 };
   const model = randomModel(spec, 1);
   const x = randomRows(ROWS, 20, 2);
-  const ours = model.predict({ kind: 'dense', rows: ROWS, cols: 20, labels: new Float32Array(ROWS), x });
+  const ours = model.predictPrepared({ kind: 'dense', rows: ROWS, cols: 20, labels: new Float32Array(ROWS), x });
   const m = await loadFromMemory(model);
   assert.deepEqual(m.outputs[0].shape, [null, 1]);
   assertClose(await tfPredict(m, x, ROWS, 20), ours, 1e-5, 'dense-lr');
@@ -86,7 +86,7 @@ test('softmax: transposed kernel and per-class bias', async () => {
   const spec: ModelSpec = { type: 'softmax', features: 30, classes: 5 };
   const model = randomModel(spec, 3);
   const x = randomRows(ROWS, 30, 4);
-  const ours = model.predict({ kind: 'dense', rows: ROWS, cols: 30, labels: new Float32Array(ROWS), x });
+  const ours = model.predictPrepared({ kind: 'dense', rows: ROWS, cols: 30, labels: new Float32Array(ROWS), x });
   const m = await loadFromMemory(model);
   assertClose(await tfPredict(m, x, ROWS, 30), ours, 1e-5, 'softmax');
   m.dispose();
@@ -112,7 +112,7 @@ test('mlp 784-16-10: manifest order and shapes, in-memory and on-disk prediction
   assert.equal(weightData.byteLength, 4 * model.weights.length);
 
   const x = randomRows(ROWS, 784, 6);
-  const ours = model.predict({ kind: 'dense', rows: ROWS, cols: 784, labels: new Float32Array(ROWS), x });
+  const ours = model.predictPrepared({ kind: 'dense', rows: ROWS, cols: 784, labels: new Float32Array(ROWS), x });
   const mem = await loadFromMemory(model);
   assertClose(await tfPredict(mem, x, ROWS, 784), ours, 1e-5, 'mlp in memory');
   mem.dispose();
@@ -133,7 +133,7 @@ test('mlp with two hidden layers loads from files', async () => {
   const target = join(dir, 'mlp2');
   await exportTfjs(model, target);
   const x = randomRows(ROWS, 12, 8);
-  const ours = model.predict({ kind: 'dense', rows: ROWS, cols: 12, labels: new Float32Array(ROWS), x });
+  const ours = model.predictPrepared({ kind: 'dense', rows: ROWS, cols: 12, labels: new Float32Array(ROWS), x });
   const m = await tf.loadLayersModel(fileHandler(target));
   assertClose(await tfPredict(m, x, ROWS, 12), ours, 1e-5, 'mlp2');
   m.dispose();
@@ -145,7 +145,7 @@ test('svm exports the margin: sigmoid(tfjs output) equals our pseudo-probability
   const { modelJson } = exportTfjsModelJSON(model);
   assert.equal(modelJson.modelTopology.config.layers[0].config.activation, 'linear');
   const x = randomRows(ROWS, 10, 10);
-  const ours = model.predict({ kind: 'dense', rows: ROWS, cols: 10, labels: new Float32Array(ROWS), x });
+  const ours = model.predictPrepared({ kind: 'dense', rows: ROWS, cols: 10, labels: new Float32Array(ROWS), x });
   const m = await loadFromMemory(model);
   const margin = await tfPredict(m, x, ROWS, 10);
   assertClose(margin.map((z) => 1 / (1 + Math.exp(-z))), ours, 1e-5, 'svm');
@@ -165,7 +165,7 @@ test('sparse-lr exports a dense-input model equal to ours on the same rows', asy
   }
   const batch: SparseBatch = { kind: 'sparse', rows: ROWS, cols: F, labels: new Float32Array(ROWS), indptr, indices, values: x };
   const m = await loadFromMemory(model);
-  assertClose(await tfPredict(m, x, ROWS, F), model.predict(batch), 1e-5, 'sparse-lr');
+  assertClose(await tfPredict(m, x, ROWS, F), model.predictPrepared(batch), 1e-5, 'sparse-lr');
   m.dispose();
 });
 

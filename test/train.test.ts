@@ -85,7 +85,7 @@ test('2 workers over the parameter server: history per epoch, metrics, cost, a u
   await saveModel(r.model, dir);
   const loaded = await loadModel(dir);
   assert.deepEqual(Array.from(loaded.weights), Array.from(r.model.weights));
-  const p = loaded.predictRows([Array.from({ length: 28 }, () => 0.5)]);
+  const p = loaded.predictPreparedRows([Array.from({ length: 28 }, () => 0.5)]);
   assert.equal(p.length, 1);
   assert.ok(p[0]! > 0 && p[0]! < 1);
 });

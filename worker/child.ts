@@ -89,6 +89,13 @@ export async function runWorkerChild(handler: WorkerHandler): Promise<void> {
     finish({ ok: false, error: { code: 'EVENT_INVALID', message: `event: stdin is not valid JSON (${(err as Error).message})`, name: 'EventError' } });
     return;
   }
+  // A prewarmed child (client/launchers/prewarm.ts) learns its deadline with its event.
+  const warm = (event as { cirrusPrewarmed?: { deadlineMs?: unknown; timeoutMs?: unknown } } | null)?.cirrusPrewarmed;
+  if (warm && typeof warm === 'object') {
+    if (typeof warm.deadlineMs === 'number') process.env.CIRRUS_WORKER_DEADLINE_MS = String(warm.deadlineMs);
+    if (typeof warm.timeoutMs === 'number') process.env.CIRRUS_WORKER_TIMEOUT_MS = String(warm.timeoutMs);
+    event = (event as { event?: unknown }).event;
+  }
   process.stdout.write(JSON.stringify({ [KEY]: 'start', t: Date.now(), pid: process.pid }) + '\n');
   try {
     finish({ ok: true, value: await handler(event, childContext()) });

@@ -32,6 +32,13 @@ export interface CsvOptions {
   labelColumn?: string | number;
   /** Columns (header names) whose cells are strings to be hashed, not numbers. */
   categorical?: string[];
+  /**
+   * Maps a label cell to the stored label (e.g. class names to class indices); undefined means
+   * the cell is not a label this dataset knows, reported with `labelExpected`. Default: the number.
+   */
+  labelOf?: (text: string) => number | undefined;
+  /** What `labelOf` accepts, for the error message (e.g. "one of the training labels 'cat', 'dog'"). */
+  labelExpected?: string;
 }
 
 export class CsvParser implements RowSource<DenseRow> {
@@ -141,9 +148,11 @@ export class CsvParser implements RowSource<DenseRow> {
 
   private toRow(cells: string[], line: number): DenseRow {
     const labelText = cells[this.labelIndex]!;
-    const label = parseNumber(labelText);
-    if (Number.isNaN(label)) {
-      throw new InputError('INPUT_LABEL', this.file, `expected a numeric label, found ${quote(labelText)}`, this.at(line, this.labelIndex));
+    const labelOf = this.options.labelOf;
+    const label = labelOf ? labelOf(labelText.trim()) : parseNumber(labelText);
+    if (label === undefined || Number.isNaN(label)) {
+      const expected = labelOf ? (this.options.labelExpected ?? 'a known label') : 'a numeric label';
+      throw new InputError('INPUT_LABEL', this.file, `expected ${expected}, found ${quote(labelText)}`, this.at(line, this.labelIndex));
     }
     const cols = this.featureCols;
     const x = new Array<number>(cols.length);

@@ -67,6 +67,18 @@ export interface PreprocessLocalOptions {
   labels?: string;
   /** Called after every chunk of input with bytes of the input file(s) read so far. */
   onProgress?(bytesRead: number, totalBytes: number): void;
+  /**
+   * csv: a test file of the same columns; its rows all go to the test split (and `split` is not
+   * used), so statistics fitted on the train split never see them.
+   */
+  testFile?: string;
+  /** csv: maps label cells to stored labels (class names to indices); see CsvOptions.labelOf. */
+  labelOf?: (text: string) => number | undefined;
+  labelExpected?: string;
+  /** Class names by index, written to the manifest. */
+  labelNames?: string[];
+  /** Chooses each row's split from its label (a stratified split); see SharderOptions.splitOf. */
+  splitOf?: SharderOptions['splitOf'];
 }
 
 export interface PreprocessResult {
@@ -125,8 +137,9 @@ export async function preprocessLocal(options: PreprocessLocalOptions): Promise<
     const shuffle = options.shuffle ?? {};
     const transforms = plan.transforms();
     if (result.mappedMinusOne) transforms.push({ type: 'label-map', from: [-1, 1], to: [0, 1] });
-    if (options.format === 'fashion-mnist') transforms.push({ type: 'split', source: 'train-* files -> train, t10k-* files -> test' });
-    else transforms.push({ type: 'split', train: options.split ?? DEFAULT_SPLIT, seed: options.seed ?? 0 });
+    if (options.testFile !== undefined) transforms.push({ type: 'split', source: `${options.input} -> train, ${options.testFile} -> test` });
+    else if (options.format === 'fashion-mnist') transforms.push({ type: 'split', source: 'train-* files -> train, t10k-* files -> test' });
+    else transforms.push({ type: 'split', train: options.split ?? DEFAULT_SPLIT, seed: options.seed ?? 0, ...(options.splitOf ? { stratified: 'by class' } : {}) });
     if (shuffle !== false) transforms.push({ type: 'shuffle', scope: 'window', window: shuffle.window ?? DEFAULT_SHUFFLE_WINDOW, seed: shuffle.seed ?? options.seed ?? 0 });
     const fields: ManifestFields = {
       kind: result.kind,
@@ -153,6 +166,7 @@ function checkOptions(o: PreprocessLocalOptions): void {
   if (!PREPROCESS_FORMATS.includes(o.format)) throw new PreprocessOptionsError(`format: expected one of ${PREPROCESS_FORMATS.join(', ')}, found ${JSON.stringify(o.format)}`);
   if (!DATASET_NAME.test(o.name)) throw new PreprocessOptionsError(`name: expected ${DATASET_NAME} (letters, digits, '.', '_', '-'), found ${JSON.stringify(o.name)}`);
   if (o.name !== o.writer.name) throw new PreprocessOptionsError(`name: ${JSON.stringify(o.name)} differs from the writer's dataset ${JSON.stringify(o.writer.name)}`);
+  if (o.testFile !== undefined && o.format !== 'csv' && o.format !== 'criteo') throw new PreprocessOptionsError(`testFile: a separate test file is read for csv and criteo inputs, not ${o.format}`);
   if (o.hash && o.format !== 'csv' && o.format !== 'criteo') throw new PreprocessOptionsError(`hash: feature hashing applies to csv and criteo inputs, not ${o.format}`);
   const fixed: Partial<Record<PreprocessFormat, DatasetTask>> = { ratings: 'regression', criteo: 'binary', 'fashion-mnist': 'multiclass' };
   const need = fixed[o.format];
@@ -167,7 +181,27 @@ function sharderBase(o: PreprocessLocalOptions, file: string): Omit<SharderOptio
   if (o.seed !== undefined) base.seed = o.seed;
   if (o.shuffle !== undefined) base.shuffle = o.shuffle;
   if (o.classes !== undefined) base.classes = o.classes;
+  if (o.splitOf !== undefined && o.testFile === undefined) base.splitOf = o.splitOf;
   return base;
+}
+
+/**
+ * The test file's rows, once its first row shows the same columns as the train file's (a header of
+ * other names, or another column count, is refused naming both files).
+ */
+async function* sameColumns(train: CsvParser, test: CsvParser): AsyncGenerator<DenseRow[]> {
+  let checked = false;
+  for await (const batch of test.rowBatches()) {
+    if (!checked) {
+      checked = true;
+      const want = train.header ? train.header.join(',') : `${train.columns} columns`;
+      const found = test.header ? test.header.join(',') : `${test.columns} columns`;
+      if (test.columns !== train.columns || (train.header && test.header && want !== found)) {
+        throw new InputError('INPUT_COLUMNS', test.file, `expected the columns of the train file ${train.file} (${want}), found ${found}`, { line: 1 });
+      }
+    }
+    yield batch;
+  }
 }
 
 /** Maps each parser row to a sharder row, batch by batch. */
@@ -191,10 +225,33 @@ async function planFor(o: PreprocessLocalOptions): Promise<Plan<DatasetKind>> {
       return plan as unknown as Plan<DatasetKind>;
     }
     case 'csv': {
-      const parser = new CsvParser(o.input, {
+      const csvOptions = {
         ...(o.delimiter !== undefined ? { delimiter: o.delimiter } : {}),
         ...(o.labelColumn !== undefined ? { labelColumn: o.labelColumn } : {}),
         ...(o.hash ? { categorical: o.hash.columns } : {}),
+        ...(o.labelOf ? { labelOf: o.labelOf } : {}),
+        ...(o.labelExpected !== undefined ? { labelExpected: o.labelExpected } : {}),
+      };
+      const parser = new CsvParser(o.input, csvOptions);
+      const testParser = o.testFile !== undefined ? new CsvParser(o.testFile, csvOptions) : undefined;
+      // Both files are read the same way; the test file's columns must be the train file's.
+      const feedsOf = <R>(map: (b: AsyncGenerator<DenseRow[]>) => AsyncGenerator<R[]>): Array<Feed<DatasetKind>> => {
+        const trainFeed = { source: parser, batches: map(parser.rowBatches()) as AsyncGenerator<Array<RowFor<DatasetKind>>> };
+        if (!testParser) return [trainFeed];
+        return [
+          { ...trainFeed, split: 'train' },
+          { source: testParser, batches: map(sameColumns(parser, testParser)) as AsyncGenerator<Array<RowFor<DatasetKind>>>, split: 'test' },
+        ];
+      };
+      const input = (): Record<string, unknown> => ({
+        type: 'input',
+        format: 'csv',
+        delimiter: o.delimiter ?? ',',
+        header: parser.header ?? null,
+        columns: parser.columns,
+        labelColumn: parser.labelIndex,
+        ...(o.labelNames ? { labelNames: o.labelNames } : {}),
+        ...(o.testFile !== undefined ? { testFile: o.testFile } : {}),
       });
       const base = (): Omit<SharderOptions, 'kind'> => ({
         ...sharderBase(o, o.input),
@@ -214,18 +271,18 @@ async function planFor(o: PreprocessLocalOptions): Promise<Plan<DatasetKind>> {
         const plan: Plan<'sparse'> = {
           kind: 'sparse',
           sharder: () => ({ ...base(), features: getHasher().features }),
-          feeds: [{ source: parser, batches: mapBatches(parser.rowBatches(), toRow) }],
-          extras: none,
-          transforms: () => [getHasher().describe()],
+          feeds: feedsOf((b) => mapBatches(b, toRow)) as Array<Feed<'sparse'>>,
+          extras: () => (o.labelNames ? { labelNames: o.labelNames } : {}),
+          transforms: () => [input(), getHasher().describe()],
         };
         return plan as unknown as Plan<DatasetKind>;
       }
       const plan: Plan<'dense'> = {
         kind: 'dense',
         sharder: base,
-        feeds: [{ source: parser, batches: parser.rowBatches() }],
-        extras: () => (parser.featureNames ? { featureNames: parser.featureNames } : {}),
-        transforms: () => [],
+        feeds: feedsOf((b) => b) as Array<Feed<'dense'>>,
+        extras: () => ({ ...(parser.featureNames ? { featureNames: parser.featureNames } : {}), ...(o.labelNames ? { labelNames: o.labelNames } : {}) }),
+        transforms: () => [input()],
       };
       return plan as unknown as Plan<DatasetKind>;
     }
@@ -242,6 +299,7 @@ async function planFor(o: PreprocessLocalOptions): Promise<Plan<DatasetKind>> {
     }
     case 'criteo': {
       const parser = new CriteoParser(o.input);
+      const testParser = o.testFile !== undefined ? new CriteoParser(o.testFile) : undefined;
       const columns = o.hash?.columns ?? [...CRITEO_CAT_NAMES];
       const picks = columns.map((c) => {
         const k = CRITEO_CAT_NAMES.indexOf(c);
@@ -261,7 +319,12 @@ async function planFor(o: PreprocessLocalOptions): Promise<Plan<DatasetKind>> {
       const plan: Plan<'sparse'> = {
         kind: 'sparse',
         sharder: () => ({ ...sharderBase(o, o.input), task: 'binary', features: hasher.features, labelAt: { column: 1, columnName: 'label' } }),
-        feeds: [{ source: parser, batches: parser.hashedBatches(hasher, hashedCols) }],
+        feeds: o.testFile === undefined
+          ? [{ source: parser, batches: parser.hashedBatches(hasher, hashedCols) }]
+          : [
+              { source: parser, batches: parser.hashedBatches(hasher, hashedCols), split: 'train' },
+              { source: testParser!, batches: testParser!.hashedBatches(hasher, hashedCols), split: 'test' },
+            ],
         extras: none,
         transforms: () => [hasher.describe()],
       };

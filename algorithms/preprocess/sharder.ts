@@ -280,6 +280,11 @@ export const DEFAULT_SPLIT = 0.9;
 
 export interface SharderOptions {
   kind: DatasetKind;
+  /**
+   * Chooses the split of a row from its (stored) label, e.g. a stratified split; default: a draw
+   * of the seeded PRNG against the train fraction. A split forced by the caller still wins.
+   */
+  splitOf?: (label: number) => Split;
   /** Checks labels against it; undefined infers binary (labels all 0/1) or regression at finish(). */
   task?: DatasetTask;
   /** Multiclass: labels must lie in [0, classes); undefined takes max label + 1 at finish(). */
@@ -407,7 +412,7 @@ export class DatasetSharder<K extends DatasetKind> {
     if (this.finished) throw new Error('DatasetSharder.add after finish()');
     const label = this.checkRow(row);
     if (!this.lanes) this.lanes = this.setupLanes();
-    const target = split ?? (this.trainFraction >= 1 || this.splitRandom() < this.trainFraction ? 'train' : 'test');
+    const target = split ?? this.options.splitOf?.(label) ?? (this.trainFraction >= 1 || this.splitRandom() < this.trainFraction ? 'train' : 'test');
     const lane = this.lanes[target];
     if (lane.window) {
       lane.window.add(row, label);

@@ -17,9 +17,10 @@ import { processCpuSeconds } from '../cpu.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { LauncherError, type Launcher, type WorkerError, type WorkerEvent, type WorkerHandle, type WorkerResult } from './types.js';
 import { StartQueue } from './start-queue.js';
+import { defaultLocalEntry } from './local-bundle.js';
+import { takePrewarmed } from './prewarm.js';
 
 export interface LocalLauncherOptions {
   /** Time limit per worker in seconds. Default 900 (Lambda's maximum). */
@@ -68,8 +69,8 @@ function installExitHook(): void {
 }
 
 function defaultEntry(): string {
-  // This file is dist/client/launchers/local.js; the worker entry is dist/worker/main.js.
-  return fileURLToPath(new URL('../../worker/main.js', import.meta.url));
+  // The bundle with its code cache starts faster (local-bundle.ts); without it, the ES modules.
+  return defaultLocalEntry();
 }
 
 interface ResolvedOptions {
@@ -215,8 +216,11 @@ class LocalWorker implements LocalWorkerHandle {
     if (typeof event.deadlineMs === 'number') event.deadlineMs = Math.min(event.deadlineMs, deadline);
 
     let child: ChildProcess;
+    // A prewarmed child (prewarm.ts) has started node and loaded its modules already; it gets its
+    // deadline with the event. Its time limit counts from here, as a spawned child's does.
+    const warm = takePrewarmed({ entry: this.opts.entry, memoryMb: this.opts.memoryMb, nodeArgs: this.opts.nodeArgs, env: this.opts.env });
     try {
-      child = spawn(process.execPath, [...this.opts.nodeArgs, `--max-old-space-size=${this.opts.memoryMb}`, this.opts.entry], {
+      child = warm ?? spawn(process.execPath, [...this.opts.nodeArgs, `--max-old-space-size=${this.opts.memoryMb}`, this.opts.entry], {
         stdio: ['pipe', 'pipe', 'pipe'],
         // Its own process group, like a Lambda function: a Ctrl-C to the client reaches the client
         // alone, which stops the workers itself; a dead client is noticed by the worker (ppid).
@@ -243,7 +247,7 @@ class LocalWorker implements LocalWorkerHandle {
         }
       });
       child.stdin!.on('error', () => undefined); // EPIPE when the child dies before reading its event
-      child.stdin!.end(JSON.stringify(event));
+      child.stdin!.end(JSON.stringify(warm ? { cirrusPrewarmed: { deadlineMs: deadline, timeoutMs: this.opts.timeoutMs }, event } : event));
 
       let pending = '';
       child.stdout!.setEncoding('utf8');

@@ -11,6 +11,10 @@ import { preprocessLocal, type HashOptions, type PreprocessFormat } from '../../
 import { distributedTransform, PreprocessError, type ScalingOp } from './transform.js';
 import { DISTRIBUTED_FORMATS, preprocessDistributed, type DistributedFormat } from './distributed.js';
 import type { DatasetTask } from '../../channels/datasets/manifest.js';
+import type { PreprocessLocalOptions } from '../../algorithms/preprocess/pipeline.js';
+import { DEFAULT_SPLIT } from '../../algorithms/preprocess/sharder.js';
+import { planLabels, scanLabels } from './labels.js';
+import { chooseRowsPerShard, stratifiedSplit } from './stratify.js';
 
 export interface PreprocessOptions {
   input: string;
@@ -36,6 +40,10 @@ export interface PreprocessOptions {
   /** Launcher for the fan-outs (default: local child processes). */
   launcher?: Launcher;
   onProgress?(bytesRead: number, totalBytes: number): void;
+  /** csv: a test file of the same columns, transformed with the train file's statistics (never fitted on). */
+  testFile?: string;
+  /** What was inferred or chosen (task and labels, rows per shard) and warnings, one line each. */
+  onNote?(note: string): void;
   /** Reports each stage ('load', 'stats', 'transform') as it starts. */
   onStage?(stage: string): void;
   /** Aborting stops the run at the next chunk of input or stage boundary; nothing is published. */
@@ -72,6 +80,10 @@ export async function preprocess(opts: PreprocessOptions): Promise<DatasetManife
       ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
       onProgress,
     };
+    // CSV read locally: one pass over the labels first decides the task, the class names, the
+    // stratified split and the rows per shard.
+    const csv = opts.format === 'csv' && !distributed ? await planCsv(opts) : {};
+    if (distributed && opts.testFile !== undefined) throw new PreprocessError('PREPROCESS_CONFIG', '--test-file is read locally; leave out --workers to use it');
     const loaded = distributed ? await preprocessDistributed({
       input: opts.input,
       format: opts.format as DistributedFormat,
@@ -88,7 +100,12 @@ export async function preprocess(opts: PreprocessOptions): Promise<DatasetManife
       format: opts.format,
       name: loadName,
       ...shared,
+      ...csv,
+      ...(opts.testFile !== undefined ? { testFile: opts.testFile } : {}),
     });
+    if (loaded.manifest.testRows === 0) {
+      opts.onNote?.(`warning: '${opts.name}' has no test rows, so runs report no test accuracy and cannot stop at a target accuracy or loss (use --split below 1 or --test-file)`);
+    }
     if (!opts.normalize) return loaded.manifest;
     try {
       checkAbort();
@@ -112,6 +129,30 @@ export async function preprocess(opts: PreprocessOptions): Promise<DatasetManife
     await ownLauncher?.close();
     await handle.close();
   }
+}
+
+/** Label scan of a CSV: task, class names, stratified split, rows per shard (each said via onNote). */
+async function planCsv(opts: PreprocessOptions): Promise<Partial<PreprocessLocalOptions>> {
+  const scan = await scanLabels(opts.input, {
+    ...(opts.labelColumn !== undefined ? { labelColumn: opts.labelColumn } : {}),
+    ...(opts.hash ? { categorical: opts.hash.columns } : {}),
+  });
+  const plan = planLabels(scan, { ...(opts.task ? { task: opts.task } : {}), ...(opts.classes !== undefined ? { classes: opts.classes } : {}) });
+  opts.onNote?.(plan.reason);
+  const out: Partial<PreprocessLocalOptions> = { task: plan.task, ...(plan.task !== 'regression' ? { classes: plan.classes } : {}) };
+  if (plan.labelNames) Object.assign(out, { labelNames: plan.labelNames, labelOf: plan.labelOf, labelExpected: plan.labelExpected });
+  const train = opts.split ?? DEFAULT_SPLIT;
+  if (plan.task !== 'regression' && opts.testFile === undefined && train < 1) {
+    out.splitOf = stratifiedSplit(plan.classCounts, train, opts.seed ?? 0);
+    opts.onNote?.(`split: stratified by class, ${Math.round(train * 100)}% train`);
+  }
+  if (!opts.rowsPerShard) {
+    const trainRows = opts.testFile !== undefined ? scan.rows : Math.round(scan.rows * train);
+    const chosen = chooseRowsPerShard(trainRows);
+    out.rowsPerShard = chosen.rowsPerShard;
+    opts.onNote?.(chosen.reason);
+  }
+  return out;
 }
 
 /**

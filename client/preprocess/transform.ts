@@ -225,6 +225,8 @@ export async function distributedTransform(options: DistributedTransformOptions)
     const newStats = finalizeStats(outPartials.length > 0 ? mergeAll(outPartials) : emptyStats(kind, source.features));
     const split = (name: 'train' | 'test') => ({ rows: source[name].rows, shards: plan(name).map((p) => refs.get(p.target)!) });
     const record: Record<string, unknown> = { ...op, fittedOn: source.name, fittedKey };
+    // Dense statistics are small: the manifest carries them, so a model trained on it can apply them to raw rows.
+    if (kind === 'dense') record.fitted = fitted;
     if (kind === 'sparse') record.sparse = op.type === 'minmax' ? 'max-abs scaling (zeros stay zero)' : 'divided by std without centering';
     const manifest = manifestSchema.parse({
       ...source,

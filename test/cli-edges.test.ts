@@ -1,0 +1,73 @@
+/**
+ * Rough edges a new user hits on the command line, through real `cirrus` processes: --set of a
+ * nested key, malformed config JSON, a dataset name clash, a dataset without test rows.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { applyOverrides, parseTrainParams } from '../client/train-params.js';
+import { runCli, type CliRun } from './support/cli.js';
+
+let home: string;
+
+function cirrus(...args: string[]): Promise<CliRun> {
+  return runCli(args, { cwd: home, env: { CIRRUS_HOME: join(home, '.cirrus') }, timeoutMs: 180_000 });
+}
+
+before(() => {
+  home = mkdtempSync(join(tmpdir(), 'cirrus-edges-'));
+  const rows = ['a,b,y', ...Array.from({ length: 400 }, (_, i) => `${(i % 17) / 17},${(i % 5) / 5},${(i % 17) / 17 + (i % 5) / 5 > 1 ? 1 : 0}`)];
+  writeFileSync(join(home, 'small.csv'), rows.join('\n') + '\n');
+});
+after(() => {
+  rmSync(home, { recursive: true, force: true });
+});
+
+test('--set launcher.timeoutS=60 keeps the launcher\'s other defaults (its type and memory)', async () => {
+  const params = parseTrainParams(applyOverrides({ dataset: 'd', model: 'dense-lr' }, ['launcher.timeoutS=60']));
+  assert.deepEqual(params.launcher, { type: 'local', memoryMb: 2048, timeoutS: 60 });
+  // A launcher the config gives is changed in place, not replaced.
+  const given = parseTrainParams(applyOverrides({ dataset: 'd', model: 'dense-lr', launcher: { type: 'local', memoryMb: 1024 } }, ['launcher.timeoutS=30']));
+  assert.deepEqual(given.launcher, { type: 'local', memoryMb: 1024, timeoutS: 30 });
+
+  const pre = await cirrus('preprocess', 'small.csv', '--format', 'csv', '--name', 'small');
+  assert.equal(pre.code, 0, pre.stderr);
+  writeFileSync(join(home, 'small.json'), JSON.stringify({ dataset: 'small', model: 'dense-lr', workers: 2, epochs: 1 }));
+  const tr = await cirrus('train', 'small.json', '--set', 'launcher.timeoutS=60', '--set', 'workers=2', '--json');
+  assert.equal(tr.code, 0, tr.stderr);
+  assert.equal((JSON.parse(tr.stdout) as { metrics: { epochs: number } }).metrics.epochs, 1);
+});
+
+test('a malformed config names its line and column', async () => {
+  writeFileSync(join(home, 'bad.json'), '{\n  "dataset": "small",\n  "model" "dense-lr"\n}\n');
+  const r = await cirrus('train', 'bad.json');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^cirrus: TRAIN_PARAMS: bad\.json: line 3, column 11: not JSON: /);
+  writeFileSync(join(home, 'list.json'), '[1, 2]\n');
+  const l = await cirrus('train', 'list.json');
+  assert.equal(l.stderr, 'cirrus: TRAIN_PARAMS: list.json: expected a JSON object of training params, found an array\n');
+});
+
+test('a name clash says --overwrite, as the command line spells it', async () => {
+  const again = await cirrus('preprocess', 'small.csv', '--format', 'csv', '--name', 'small');
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /already exists in .*; pass --overwrite to replace it/);
+  assert.doesNotMatch(again.stderr, /overwrite: true/);
+});
+
+test('no test rows: a warning at preprocess, an error for a run with a target accuracy', async () => {
+  const pre = await cirrus('preprocess', 'small.csv', '--format', 'csv', '--name', 'all-train', '--split', '1');
+  assert.equal(pre.code, 0, pre.stderr);
+  assert.match(pre.stderr, /^warning: 'all-train' has no test rows, so runs report no test accuracy and cannot stop at a target accuracy or loss \(use --split below 1 or --test-file\)$/m);
+  writeFileSync(join(home, 'target.json'), JSON.stringify({ dataset: 'all-train', model: 'dense-lr', workers: 1, epochs: 1, stop: { targetAccuracy: 0.9 } }));
+  const tr = await cirrus('train', 'target.json');
+  assert.equal(tr.code, 1);
+  assert.match(tr.stderr, /^cirrus: TRAIN_PARAMS: params\.stop\.targetAccuracy: dataset 'all-train' has no test rows, so the target is never measured; /);
+  // Without a target it trains and says there is no accuracy rather than NaN%.
+  const plain = await cirrus('train', 'target.json', '--set', 'stop={}');
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stdout, /none \(no test rows\)/);
+  assert.doesNotMatch(plain.stdout + plain.stderr, /NaN%/);
+});
