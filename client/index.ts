@@ -57,7 +57,7 @@ export { train, type TrainResult, type TrainCallbacks, type EpochLogs, type Hist
 export { parseTrainParams, trainParamsSchema, applyOverrides, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
 export { readJobRecord, jobRecordKey, type JobRecord, type JobStatus } from './job-record.js';
 export { TrainedModel, saveModel, loadModel, ModelIoError } from './model-io.js';
-export { LambdaLauncher } from './launchers/lambda.js';
+export { LambdaLauncher } from './launchers/lambda/index.js';
 export { deploy, deployDryRun, removeDeployment, parseDeployOptions, type DeployOptionsInput, type DeployResult, type DeployHooks } from './deploy/deploy.js';
 export { buildWorkerPackage, checkPackageLimits, LAMBDA_ZIPPED_LIMIT, LAMBDA_UNZIPPED_LIMIT, type WorkerPackage } from './deploy/package.js';
 export { DeployError, type DeployErrorCode } from './deploy/errors.js';
