@@ -5,9 +5,9 @@
  * waiting, no reduction).
  */
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { openBulkConnection } from '../channels/memcached-bulk.js';
-import { SMALL_ITEM_BYTES } from '../channels/memcached.js';
-import { createLinearClient } from '../channels/memjs-linear.js';
+import { openBulkConnection } from '../channels/adapters/memcached/index.js';
+import { SMALL_ITEM_BYTES } from '../channels/adapters/memcached/index.js';
+import { createLinearClient } from '../channels/adapters/memcached/index.js';
 import type { ChannelSpec } from '../channels/spec.js';
 import { ParamClient } from '../paramserver/index.js';
 

@@ -1,6 +1,6 @@
 /** Opens a channel from a spec object or URL, probing the server so a bad endpoint fails at once. */
 import type { Channel } from './channel.js';
-import { MemcachedChannel } from './memcached.js';
+import { MemcachedChannel } from './adapters/memcached/index.js';
 import { MemoryChannel } from './memory.js';
 import { PsChannel } from './ps.js';
 import { S3Channel } from './s3.js';

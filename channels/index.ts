@@ -8,7 +8,7 @@ export { assertJobId, assertKey, jobKey, jobPrefix } from './keys.js';
 export { CHANNEL_KINDS, parseChannelSpec, parseChannelUrl, type ChannelSpec, type ChannelSpecInput, type MemcachedSpec, type PsSpec, type S3Spec } from './spec.js';
 export { openChannel } from './factory.js';
 export { MemoryChannel } from './memory.js';
-export { MemcachedChannel } from './memcached.js';
+export { MemcachedChannel } from './adapters/memcached/index.js';
 export { startMemcached, findMemcachedBinary, type MemcachedServer } from './memcached-server.js';
 export { S3Channel } from './s3.js';
 export { startS3Server, s3SpecFor, type S3Server } from './s3-server.js';

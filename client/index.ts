@@ -64,7 +64,7 @@ export { predictFile, type PredictFileOptions, type PredictFileResult } from './
 export type { Prediction } from './predict/predict-rows.js';
 export type { RawRow, RawCell } from './predict/prepare.js';
 export { preprocessForTfjs, PREPROCESSING_FILE, type TfjsPreprocessing, type TfjsRawRow } from './predict/tfjs-preprocessing.js';
-export { LambdaLauncher } from './launchers/lambda.js';
+export { LambdaLauncher } from './launchers/lambda/index.js';
 export { deploy, deployDryRun, removeDeployment, parseDeployOptions, type DeployOptionsInput, type DeployResult, type DeployHooks } from './deploy/deploy.js';
 export { buildWorkerPackage, checkPackageLimits, LAMBDA_ZIPPED_LIMIT, LAMBDA_UNZIPPED_LIMIT, type WorkerPackage } from './deploy/package.js';
 export { DeployError, type DeployErrorCode } from './deploy/errors.js';

@@ -21,7 +21,7 @@ import { unpackMessage } from '../channels/messages.js';
 import { parseChannelUrl, type ChannelSpec } from '../channels/spec.js';
 import { ShardedParamClient, startParamServer, type ParamServer } from '../paramserver/index.js';
 import { loadPrices, trainCost, type TrainCost } from './cost.js';
-import { LambdaLauncher } from './launchers/lambda.js';
+import { LambdaLauncher } from './launchers/lambda/index.js';
 import { LocalLauncher } from './launchers/local.js';
 import type { Launcher, WorkerResult } from './launchers/types.js';
 import { dropJobFromServer, sweepStale } from './job/clean.js';

@@ -1,6 +1,6 @@
 /** The shared conformance suite against every adapter, each on its real server. */
 import { after, before } from 'node:test';
-import { MemcachedChannel } from '../channels/memcached.js';
+import { MemcachedChannel } from '../channels/adapters/memcached/index.js';
 import { MemoryChannel, MemoryStore } from '../channels/memory.js';
 import { PsChannel } from '../channels/ps.js';
 import { S3Channel } from '../channels/s3.js';

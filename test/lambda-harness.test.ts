@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { createHash } from 'node:crypto';
 import { deploy } from '../client/deploy/deploy.js';
 import { deterministicZip, readZip } from '../client/deploy/zip.js';
-import { LambdaLauncher } from '../client/launchers/lambda.js';
+import { LambdaLauncher } from '../client/launchers/lambda/index.js';
 import { generateHiggsLike } from '../client/datasets/generate.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
 import { train } from '../client/train.js';

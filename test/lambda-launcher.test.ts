@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { LambdaInvokeError, LambdaLauncher, LambdaPayloadError, type LambdaLauncherOptions, type LambdaWorkerError, type LambdaWorkerHandle } from '../client/launchers/lambda.js';
+import { LambdaInvokeError, LambdaLauncher, LambdaPayloadError, type LambdaLauncherOptions, type LambdaWorkerError, type LambdaWorkerHandle } from '../client/launchers/lambda/index.js';
 import type { WorkerEvent, WorkerResult } from '../client/launchers/types.js';
 import { EventError } from '../worker/event.js';
 import { parseNoopEvent } from './support/test-handler.js';

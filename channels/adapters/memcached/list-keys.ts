@@ -5,7 +5,7 @@
  * the crawl may be missed, so callers list after the writers stopped.
  */
 import net from 'node:net';
-import { ChannelError } from './errors.js';
+import { ChannelError } from '../../errors.js';
 
 const BUSY_RETRIES = 20;
 

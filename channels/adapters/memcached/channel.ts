@@ -20,14 +20,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Client as MemjsClient } from 'memjs';
-import { type Channel, type ChannelStats, type OpKind, emptyStats } from './channel.js';
-import { ChannelError } from './errors.js';
-import { type BulkConnection, openBulkConnection } from './memcached-bulk.js';
+import { type Channel, type ChannelStats, type OpKind, emptyStats } from '../../channel.js';
+import { ChannelError } from '../../errors.js';
+import { type BulkConnection, openBulkConnection } from './bulk.js';
 import { createLinearClient } from './memjs-linear.js';
-import { listMemcachedKeys } from './memcached-keys.js';
-import { MAX_KEY_BYTES, assertKey } from './keys.js';
-import { FAST_POLL, type PollPolicy, pollMany } from './poll.js';
-import { type MemcachedSpecInput, memcachedSpec } from './spec.js';
+import { listMemcachedKeys } from './list-keys.js';
+import { MAX_KEY_BYTES, assertKey } from '../../keys.js';
+import { FAST_POLL, type PollPolicy, pollMany } from '../../poll.js';
+import { type MemcachedSpecInput, memcachedSpec } from '../../spec.js';
 
 type Client = MemjsClient;
 

@@ -14,7 +14,7 @@
  * matched to a FIFO queue (the opaque field double-checks it).
  */
 import net from 'node:net';
-import { ChannelError } from './errors.js';
+import { ChannelError } from '../../errors.js';
 
 const HEADER = 24;
 const MAGIC_REQUEST = 0x80;
