@@ -3,19 +3,19 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
-import { efficiencyWorkloads, measureEfficiency, renderEfficiency, type EfficiencyRow } from './efficiency.js';
+import { efficiencyWorkloads, measureEfficiency, renderEfficiency, type EfficiencyRow, type EfficiencySize, type EfficiencyBatch } from './efficiency.js';
 import { machineInfo } from './machine.js';
 
-export async function benchEfficiency(opts: { workers: number[]; workloads: Array<'mlp' | 'higgs-lr'>; log: (l: string) => void }): Promise<{ rows: EfficiencyRow[]; table: string; file: string }> {
+export async function benchEfficiency(opts: { workers: number[]; workloads: Array<'mlp' | 'higgs-lr'>; size?: EfficiencySize; batches?: EfficiencyBatch[]; averageEvery?: number; log: (l: string) => void }): Promise<{ rows: EfficiencyRow[]; table: string; file: string }> {
   const work = mkdtempSync(join(tmpdir(), 'cirrus-bench-eff-'));
   const oldHome = process.env.CIRRUS_HOME;
   process.env.CIRRUS_HOME = join(work, '.cirrus');
   try {
-    const workloads = await efficiencyWorkloads(work, opts.workloads, opts.log);
-    const rows = await measureEfficiency(workloads, opts.workers, opts.log);
+    const workloads = await efficiencyWorkloads(work, opts.workloads, opts.log, opts.size ?? 'short');
+    const rows = await measureEfficiency(workloads, opts.workers, opts.log, opts.batches ?? ['split'], opts.averageEvery ?? 0);
     mkdirSync(DEFAULT_RESULTS_DIR, { recursive: true });
     const file = join(DEFAULT_RESULTS_DIR, `efficiency-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(file, JSON.stringify({ benchmark: 'train-efficiency', machine: machineInfo(), workloads, rows }, null, 2) + '\n');
+    writeFileSync(file, JSON.stringify({ benchmark: 'train-efficiency', size: opts.size ?? 'short', averageEvery: opts.averageEvery ?? 0, machine: machineInfo(), workloads, rows }, null, 2) + '\n');
     return { rows, table: renderEfficiency(rows), file };
   } finally {
     if (oldHome === undefined) delete process.env.CIRRUS_HOME;

@@ -39,24 +39,39 @@ export interface EfficiencyRow {
   workerCpuSeconds?: number;
   clientCpuSeconds?: number;
   serverCpuSeconds?: number;
-  /** Plain CPU-s / this row's CPU-s (1 for the plain row). */
+  /** Plain CPU-s / this row's CPU-s, every process counted (1 for the plain row). */
   efficiency: number;
+  /** Plain CPU-s / the workers' CPU-s: what Lambda bills (the client runs on the user's machine, the servers on their own nodes). */
+  workerEfficiency?: number;
 }
 
+/** The short workloads reach their targets within 1-2 plain epochs; the long ones run long enough for a worker's start-up to matter little. */
+export type EfficiencySize = 'short' | 'long';
+
+/**
+ * How a run's batch relates to the plain process's: 'split' gives each of W workers 1/W of it (the
+ * same global batch, so W times the optimizer steps over the model per epoch); 'per-worker' gives
+ * every worker the whole batch (LambdaML's MA-SGD: each worker runs local SGD with the batch size,
+ * the models are averaged at each exchange), so the steps per epoch stay the plain process's.
+ */
+export type EfficiencyBatch = 'split' | 'per-worker';
+
 /** Prepares the datasets in the current CIRRUS_HOME store and returns the workloads. */
-export async function efficiencyWorkloads(work: string, which: ReadonlyArray<'mlp' | 'higgs-lr'>, log: (l: string) => void): Promise<EfficiencyWorkload[]> {
+export async function efficiencyWorkloads(work: string, which: ReadonlyArray<'mlp' | 'higgs-lr'>, log: (l: string) => void, size: EfficiencySize = 'short'): Promise<EfficiencyWorkload[]> {
   const out: EfficiencyWorkload[] = [];
+  const long = size === 'long';
   if (which.includes('mlp')) {
     if (!existsSync(FASHION_MNIST_DIR)) throw new Error(`bench efficiency: ${FASHION_MNIST_DIR} is missing`);
     log('bench efficiency: preprocessing Fashion-MNIST (z-score, 5,000-row shards)');
     await preprocess({ input: FASHION_MNIST_DIR, format: 'fashion-mnist', name: 'fmnist', normalize: 'zscore', rowsPerShard: 5_000, overwrite: true });
-    out.push({ name: 'MLP-FMNIST (MA-SGD)', dataset: 'fmnist', model: 'mlp', spec: { type: 'mlp', features: 784, classes: 10, hidden: [128] }, target: 0.85, epochs: 20, batchSize: 128, lr: 0.001 });
+    out.push({ name: 'MLP-FMNIST (MA-SGD)', dataset: 'fmnist', model: 'mlp', spec: { type: 'mlp', features: 784, classes: 10, hidden: [128] }, target: long ? 0.87 : 0.85, epochs: 30, batchSize: 128, lr: 0.001 });
   }
   if (which.includes('higgs-lr')) {
     const file = join(work, 'higgs-eff.csv');
-    log('bench efficiency: 100,000 Higgs-like rows, z-scored, 10,000-row shards');
-    await generateHiggsLike({ rows: 100_000, seed: 1, file });
-    const m = await preprocess({ input: file, format: 'csv', labelColumn: 0, name: 'higgs-eff', normalize: 'zscore', rowsPerShard: 10_000, split: 0.9, seed: 1, overwrite: true });
+    const rows = long ? 1_000_000 : 100_000;
+    log(`bench efficiency: ${rows.toLocaleString('en-US')} Higgs-like rows, z-scored, ${(rows / 10).toLocaleString('en-US')}-row shards`);
+    await generateHiggsLike({ rows, seed: 1, file });
+    const m = await preprocess({ input: file, format: 'csv', labelColumn: 0, name: 'higgs-eff', normalize: 'zscore', rowsPerShard: rows / 10, split: 0.9, seed: 1, overwrite: true });
     out.push({ name: 'LR-Higgs (MA-SGD)', dataset: 'higgs-eff', model: 'dense-lr', spec: { type: 'dense-lr', features: m.features, classes: 2 }, target: 0.77, epochs: 30, batchSize: 128, lr: 0.001 });
   }
   return out;
@@ -84,15 +99,16 @@ export async function plainCpu(w: EfficiencyWorkload): Promise<EfficiencyRow> {
 }
 
 /** cirrus.train with MA-SGD (the same global batch split over W workers), stopping at the target. */
-export async function runCpu(w: EfficiencyWorkload, workers: number, plainCpuSeconds: number): Promise<EfficiencyRow> {
+export async function runCpu(w: EfficiencyWorkload, workers: number, plainCpuSeconds: number, batch: EfficiencyBatch = 'split', averageEvery = 0): Promise<EfficiencyRow> {
   const r = await train({
     dataset: w.dataset,
     model: w.model,
     ...(w.spec.hidden ? { hidden: w.spec.hidden } : {}),
     algorithm: 'ma-sgd',
+    averageEvery,
     workers,
     epochs: w.epochs,
-    batchSize: Math.max(1, Math.round(w.batchSize / workers)),
+    batchSize: batch === 'split' ? Math.max(1, Math.round(w.batchSize / workers)) : w.batchSize,
     optimizer: 'adam',
     learningRate: w.lr,
     seed: 0,
@@ -102,7 +118,7 @@ export async function runCpu(w: EfficiencyWorkload, workers: number, plainCpuSec
   const cpu = r.cost.cpuSeconds ?? NaN;
   return {
     workload: w.name,
-    runner: 'cirrus.train',
+    runner: `${batch === 'split' ? 'split' : 'per-worker'}${averageEvery > 0 ? `, avg/${averageEvery}` : ''}`,
     workers,
     reached: r.metrics.testAccuracy >= w.target,
     wallSeconds: r.metrics.wallSeconds,
@@ -112,28 +128,31 @@ export async function runCpu(w: EfficiencyWorkload, workers: number, plainCpuSec
     ...(r.cost.clientCpuSeconds !== undefined ? { clientCpuSeconds: r.cost.clientCpuSeconds } : {}),
     ...(r.cost.serverCpuSeconds !== undefined ? { serverCpuSeconds: r.cost.serverCpuSeconds } : {}),
     efficiency: plainCpuSeconds / cpu,
+    ...(r.cost.workerCpuSeconds !== undefined ? { workerEfficiency: plainCpuSeconds / r.cost.workerCpuSeconds } : {}),
   };
 }
 
-export async function measureEfficiency(workloads: EfficiencyWorkload[], workers: number[], log: (l: string) => void): Promise<EfficiencyRow[]> {
+export async function measureEfficiency(workloads: EfficiencyWorkload[], workers: number[], log: (l: string) => void, batches: readonly EfficiencyBatch[] = ['split'], averageEvery = 0): Promise<EfficiencyRow[]> {
   const rows: EfficiencyRow[] = [];
   for (const w of workloads) {
     log(`bench efficiency: ${w.name}, plain process`);
     const plain = await plainCpu(w);
     rows.push(plain);
-    for (const n of workers) {
-      log(`bench efficiency: ${w.name}, W = ${n}`);
-      rows.push(await runCpu(w, n, plain.cpuSeconds));
+    for (const batch of batches) {
+      for (const n of workers) {
+        log(`bench efficiency: ${w.name}, W = ${n}, batch ${batch}`);
+        rows.push(await runCpu(w, n, plain.cpuSeconds, batch, averageEvery));
+      }
     }
   }
   return rows;
 }
 
 export function renderEfficiency(rows: EfficiencyRow[]): string {
-  const head = 'workload              runner          W  reached  epochs  wall s   CPU-s  (workers/client/servers)  efficiency';
+  const head = 'workload              runner              W  reached  epochs  wall s   CPU-s  (workers/client/servers)  efficiency  workers only';
   const lines = rows.map((r) => {
     const parts = r.workerCpuSeconds !== undefined ? `${r.workerCpuSeconds.toFixed(1)}/${(r.clientCpuSeconds ?? 0).toFixed(1)}/${(r.serverCpuSeconds ?? 0).toFixed(1)}` : '';
-    return `${r.workload.padEnd(21)} ${r.runner.padEnd(14)} ${String(r.workers).padStart(2)}  ${(r.reached ? 'yes' : 'no').padEnd(7)} ${String(r.epochs).padStart(6)} ${r.wallSeconds.toFixed(1).padStart(7)} ${r.cpuSeconds.toFixed(1).padStart(7)}  ${parts.padEnd(24)} ${r.efficiency.toFixed(2).padStart(10)}`;
+    return `${r.workload.padEnd(21)} ${r.runner.padEnd(18)} ${String(r.workers).padStart(2)}  ${(r.reached ? 'yes' : 'no').padEnd(7)} ${String(r.epochs).padStart(6)} ${r.wallSeconds.toFixed(1).padStart(7)} ${r.cpuSeconds.toFixed(1).padStart(7)}  ${parts.padEnd(24)} ${r.efficiency.toFixed(2).padStart(10)}  ${(r.workerEfficiency ?? r.efficiency).toFixed(2).padStart(12)}`;
   });
   return [head, ...lines].join('\n');
 }
