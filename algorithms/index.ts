@@ -42,3 +42,6 @@ export { Evaluator, LOG_EPS, MetricsError, accuracy, auc, logLoss, top1Accuracy,
 export { TrainingError, trainReference, type ReferenceOptions, type ReferenceResult, type TrainingErrorCode } from './reference.js';
 export type { Batch, DenseBatch, EvalResult, Model, ModelBatch, ModelSpec, RatingsBatch, ModelType, Optimizer, OptimizerSpec, SparseBatch } from './model.js';
 export { SPARSE_GRADIENT_MODELS, SupportError, SupportFinder } from './support.js';
+
+// The room's error classes not exported above, so other rooms can catch them through this door.
+export { InputError, PreprocessOptionsError, type InputErrorCode } from './preprocess/errors.js';

@@ -2,18 +2,12 @@
  * Evaluation metrics. Binary labels are positive when > 0 (as in the models), scores are P(y=1)
  * or any score monotone in it. Multiclass probabilities are rows x classes, row-major.
  */
+import { CirrusError } from '../paramserver/index.js';
 import type { Batch, EvalResult, Model } from './model.js';
 
 export type MetricsErrorCode = 'METRICS_LENGTH' | 'METRICS_VALUE' | 'METRICS_LABELS';
 
-export class MetricsError extends Error {
-  readonly code: MetricsErrorCode;
-  constructor(code: MetricsErrorCode, message: string) {
-    super(message);
-    this.name = 'MetricsError';
-    this.code = code;
-  }
-}
+export class MetricsError extends CirrusError<MetricsErrorCode> {}
 
 type Numbers = ArrayLike<number>;
 

@@ -9,18 +9,12 @@
  *   adam:     t += 1; m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
  *             w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
  */
+import { CirrusError } from '../paramserver/index.js';
 import type { Optimizer, OptimizerSpec } from './model.js';
 
 export type OptimizerErrorCode = 'OPTIMIZER_SPEC' | 'OPTIMIZER_UNKNOWN_TYPE' | 'OPTIMIZER_SIZE' | 'OPTIMIZER_STATE';
 
-export class OptimizerError extends Error {
-  readonly code: OptimizerErrorCode;
-  constructor(code: OptimizerErrorCode, message: string) {
-    super(message);
-    this.name = 'OptimizerError';
-    this.code = code;
-  }
-}
+export class OptimizerError extends CirrusError<OptimizerErrorCode> {}
 
 export const OPTIMIZER_TYPES: readonly OptimizerSpec['type'][] = ['sgd', 'momentum', 'adagrad', 'adam'];
 

@@ -10,19 +10,13 @@
  * over the epoch's rows as seen during training (each batch at the weights before its step),
  * without the L2 term.
  */
+import { CirrusError } from '../paramserver/index.js';
 import type { Batch, Model, Optimizer, OptimizerSpec } from './model.js';
 import { createOptimizer } from './optimizers.js';
 
 export type TrainingErrorCode = 'TRAIN_ARGUMENT';
 
-export class TrainingError extends Error {
-  readonly code: TrainingErrorCode;
-  constructor(code: TrainingErrorCode, message: string) {
-    super(message);
-    this.name = 'TrainingError';
-    this.code = code;
-  }
-}
+export class TrainingError extends CirrusError<TrainingErrorCode> {}
 
 export interface ReferenceOptions {
   model: Model;

@@ -17,19 +17,13 @@
  *   have no infinities).
  * - Ratings shards have no feature columns: shardStats refuses them.
  */
+import { CirrusError } from '../paramserver/index.js';
 import type { ColumnStats } from '../channels/datasets/manifest.js';
 import type { DenseShard, Shard, SparseShard } from '../channels/datasets/shard.js';
 
 export type StatsErrorCode = 'STATS_UNSUPPORTED' | 'STATS_MISMATCH' | 'STATS_FORMAT';
 
-export class StatsError extends Error {
-  readonly code: StatsErrorCode;
-  constructor(code: StatsErrorCode, message: string) {
-    super(message);
-    this.name = 'StatsError';
-    this.code = code;
-  }
-}
+export class StatsError extends CirrusError<StatsErrorCode> {}
 
 /** A partial (mergeable) result. Float64 throughout: float32 accumulators would lose the noise under a 1e6 offset. */
 export interface PartialStats {

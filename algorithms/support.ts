@@ -8,17 +8,16 @@
  * softmax: classes rows of (F + 1). The MLP's first layer is dense in its inputs, so it has no
  * useful sparse support and is not handled here.
  */
+import { CirrusError } from '../paramserver/index.js';
 import type { ModelBatch, ModelSpec, ModelType } from './model.js';
 import { mfLayout, mfSupport, type MfLayout } from './models/mf.js';
 
 /** Models whose gradient on a sparse batch touches only the weights of the batch's features. */
 export const SPARSE_GRADIENT_MODELS: readonly ModelType[] = ['sparse-lr', 'svm', 'softmax', 'mf'];
 
-export class SupportError extends Error {
-  readonly code = 'SUPPORT_MODEL';
+export class SupportError extends CirrusError<'SUPPORT_MODEL'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'SupportError';
+    super('SUPPORT_MODEL', message);
   }
 }
 

@@ -9,6 +9,7 @@ import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { z } from 'zod';
+import { CirrusError } from '../paramserver/index.js';
 import type { ObjectStore } from './datasets/types.js';
 import { ChannelError } from './errors.js';
 import { createS3Client } from './s3.js';
@@ -28,14 +29,7 @@ export type ObjectStoreErrorCode =
   | 'OBJECT_STORE_UNREACHABLE'
   | 'OBJECT_STORE_CLOSED';
 
-export class ObjectStoreError extends Error {
-  readonly code: ObjectStoreErrorCode;
-  constructor(code: ObjectStoreErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ObjectStoreError';
-    this.code = code;
-  }
-}
+export class ObjectStoreError extends CirrusError<ObjectStoreErrorCode> {}
 
 /** S3's own key limit; the other stores keep it so keys stay portable. */
 const MAX_KEY_BYTES = 1024;

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { CirrusError } from '../paramserver/index.js';
 import { emptyStats, totalBytes, totalRequests, type ChannelStats } from '../channels/index.js';
 
 const pricesSchema = z.object({
@@ -17,8 +18,10 @@ const pricesSchema = z.object({
 
 export type Prices = z.infer<typeof pricesSchema>;
 
-export class PricesError extends Error {
-  readonly code = 'PRICES_INVALID' as const;
+export class PricesError extends CirrusError<'PRICES_INVALID'> {
+  constructor(message: string) {
+    super('PRICES_INVALID', message);
+  }
 }
 
 /** Default price file: client/aws-prices.json in the package (next to this module's source). */

@@ -75,3 +75,15 @@ export { probePackage, lambdaEnvironment } from './deploy/emulator/probe.js';
 
 const cirrus = { train, preprocess, datasets, save: saveModel, load: loadModel };
 export default cirrus;
+
+// The room's error classes not exported above, so other rooms can catch them through this door,
+// and their base, so that the package's users can catch any Cirrus error.
+export { CirrusError, type CirrusErrorOptions } from '../paramserver/index.js';
+export type { TrainErrorCode } from './train-params.js';
+export type { ModelIoErrorCode } from './model-io.js';
+export { LauncherError, type LauncherErrorCode } from './launchers/types.js';
+export { LambdaInvokeError, LambdaPayloadError } from './launchers/lambda/index.js';
+export { PreprocessError, WorkerFailedError } from './preprocess/index.js';
+export { GenerateError } from './datasets/generate.js';
+export { ModelQueryError } from './model-queries.js';
+export { TfjsExportError, type TfjsExportErrorCode } from './tfjs-export.js';

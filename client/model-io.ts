@@ -3,6 +3,7 @@
  * (format, spec, metadata) and `weights.bin` (a tensor frame), to a directory or an object store
  * prefix: cirrus.save(model, 'file:///dir' | 'dir' | 's3://bucket/prefix?endpoint=...').
  */
+import { CirrusError } from '../paramserver/index.js';
 import { createModel } from '../algorithms/models.js';
 import type { Batch, Model, ModelSpec } from '../algorithms/model.js';
 import { decodeFloat32, encodeTensor } from '../channels/codec.js';
@@ -16,14 +17,9 @@ import { jsonErrorAt } from './json-position.js';
 export const MODEL_FORMAT = 'cirrus-model';
 export const MODEL_FORMAT_VERSION = 1;
 
-export class ModelIoError extends Error {
-  readonly code: 'MODEL_NOT_FOUND' | 'MODEL_FORMAT';
-  constructor(code: ModelIoError['code'], message: string) {
-    super(message);
-    this.name = 'ModelIoError';
-    this.code = code;
-  }
-}
+export type ModelIoErrorCode = 'MODEL_NOT_FOUND' | 'MODEL_FORMAT';
+
+export class ModelIoError extends CirrusError<ModelIoErrorCode> {}
 
 export class TrainedModel {
   private readonly impl: Model;

@@ -2,14 +2,13 @@
  * Queries of trained models beyond predict(batch): a matrix factorization's rating of (user, item)
  * pairs and its top-k items for a user; a k-means model's centroids.
  */
+import { CirrusError } from '../paramserver/index.js';
 import { MatrixFactorization } from '../algorithms/models/mf.js';
 import type { ModelSpec } from '../algorithms/model.js';
 
-export class ModelQueryError extends Error {
-  readonly code = 'MODEL_QUERY' as const;
+export class ModelQueryError extends CirrusError<'MODEL_QUERY'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'ModelQueryError';
+    super('MODEL_QUERY', message);
   }
 }
 

@@ -19,6 +19,7 @@
  *
  * This module does not import tfjs: it only builds JSON and bytes, so the CLI can use it cheaply.
  */
+import { CirrusError } from '../paramserver/index.js';
 import type { ModelSpec } from '../algorithms/model.js';
 import { openObjectStore } from '../channels/object-store.js';
 import type { TrainedModel } from './model-io.js';
@@ -29,14 +30,7 @@ export const MAX_TFJS_FEATURES = 2 ** 22;
 
 export type TfjsExportErrorCode = 'TFJS_EXPORT_TOO_LARGE' | 'TFJS_EXPORT_UNSUPPORTED';
 
-export class TfjsExportError extends Error {
-  readonly code: TfjsExportErrorCode;
-  constructor(code: TfjsExportErrorCode, message: string) {
-    super(message);
-    this.name = 'TfjsExportError';
-    this.code = code;
-  }
-}
+export class TfjsExportError extends CirrusError<TfjsExportErrorCode> {}
 
 export type TfjsActivation = 'linear' | 'sigmoid' | 'softmax' | 'relu';
 

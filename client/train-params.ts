@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { SPARSE_GRADIENT_MODELS } from '../algorithms/support.js';
-import { parseAddress } from '../paramserver/index.js';
+import { CirrusError, parseAddress } from '../paramserver/index.js';
 
 export const MODEL_TYPES = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp', 'kmeans', 'mf'] as const;
 
@@ -126,14 +126,10 @@ export const trainParamsSchema = z
 export type TrainParams = z.infer<typeof trainParamsSchema>;
 export type TrainParamsInput = z.input<typeof trainParamsSchema>;
 
-export class TrainError extends Error {
-  readonly code: 'TRAIN_PARAMS' | 'TRAIN_MISFIT' | 'TRAIN_WORKER_FAILED' | 'TRAIN_CHANNEL' | 'TRAIN_STOPPED' | 'TRAIN_ENDPOINT' | 'TRAIN_LAUNCHER' | 'TRAIN_DIVERGED';
-  constructor(code: TrainError['code'], message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'TrainError';
-    this.code = code;
-  }
-}
+export type TrainErrorCode = 'TRAIN_PARAMS' | 'TRAIN_MISFIT' | 'TRAIN_WORKER_FAILED' | 'TRAIN_CHANNEL' | 'TRAIN_STOPPED' | 'TRAIN_ENDPOINT' | 'TRAIN_LAUNCHER' | 'TRAIN_DIVERGED';
+
+/** The error a run reports (the worker's own is WorkerTrainError, which a failed rank's code names). */
+export class TrainError extends CirrusError<TrainErrorCode> {}
 
 /** The launcher's time and memory limits; a Lambda launcher's are filled from its function before a run starts. */
 export function launcherLimits(p: TrainParams): { timeoutS: number; memoryMb: number } {

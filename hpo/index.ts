@@ -17,3 +17,6 @@ export type { SearchConfig } from './config.js';
 
 const cirrus = { ...clientCirrus, gridSearch, randomSearch, resumeSearch };
 export default cirrus;
+
+// The room's error classes not exported above, so other rooms can catch them through this door.
+export { ReportError, type ReportErrorCode } from './report-data.js';

@@ -4,6 +4,7 @@
  * the renderer never sees the difference.
  */
 import { z } from 'zod';
+import { CirrusError } from '../paramserver/index.js';
 import type { ObjectStore } from '../channels/object-store.js';
 
 export type ReportErrorCode =
@@ -14,14 +15,7 @@ export type ReportErrorCode =
   /** The id cannot be a key segment (empty, contains '/', ...). */
   | 'REPORT_BAD_ID';
 
-export class ReportError extends Error {
-  readonly code: ReportErrorCode;
-  constructor(code: ReportErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ReportError';
-    this.code = code;
-  }
-}
+export class ReportError extends CirrusError<ReportErrorCode> {}
 
 export type ObjectiveMetric = 'testAccuracy' | 'testLoss';
 

@@ -2,6 +2,7 @@
  * Errors of the parameter-server room. Self-contained on purpose: the server and client must not
  * depend on the channels room (the `ps` channel adapter maps these to ChannelError instead).
  */
+import { CirrusError } from './cirrus-error.js';
 
 export type PsErrorCode =
   /** No connection could be opened (refused, DNS failure, connect deadline). */
@@ -35,26 +36,23 @@ export type PsErrorCode =
   /** Server status NOT_FOUND for a model op: no model by that name. */
   | 'PS_NOT_FOUND';
 
-export class PsError extends Error {
-  readonly code: PsErrorCode;
+export class PsError extends CirrusError<PsErrorCode> {
   /** Short cause without the surrounding context (e.g. 'connect ECONNREFUSED 127.0.0.1:7070'). */
   readonly detail: string;
   constructor(code: PsErrorCode, message: string, options?: { cause?: unknown; detail?: string }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'PsError';
-    this.code = code;
+    super(code, message, options);
     this.detail = options?.detail ?? message;
   }
 }
 
 /** A frame whose declared length exceeds the receiver's limit; carries the request id when known. */
 export class FrameTooLargeError extends PsError {
+  declare readonly code: 'PS_TOO_LARGE';
   readonly requestId: number;
   readonly frameBytes: number;
   readonly maxFrameBytes: number;
   constructor(requestId: number, frameBytes: number, maxFrameBytes: number) {
     super('PS_TOO_LARGE', `frame of ${frameBytes} bytes exceeds the limit of ${maxFrameBytes} bytes`);
-    this.name = 'FrameTooLargeError';
     this.requestId = requestId;
     this.frameBytes = frameBytes;
     this.maxFrameBytes = maxFrameBytes;

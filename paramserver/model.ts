@@ -10,6 +10,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { z } from 'zod';
+import { CirrusError } from './cirrus-error.js';
 import { createCoordinateOptimizer, type CoordinateOptimizer } from './optimizers.js';
 
 export type OptimizerConfig = {
@@ -36,14 +37,7 @@ export type PsModelErrorCode =
   /** Serialized bytes or a stored snapshot that cannot be decoded. */
   | 'PS_SNAPSHOT';
 
-export class PsModelError extends Error {
-  readonly code: PsModelErrorCode;
-  constructor(code: PsModelErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'PsModelError';
-    this.code = code;
-  }
-}
+export class PsModelError extends CirrusError<PsModelErrorCode> {}
 
 /** Largest model: 2^30 weights (4 GiB of float32), well past what one server process holds. */
 export const MAX_MODEL_SIZE = 2 ** 30;

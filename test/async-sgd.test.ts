@@ -16,7 +16,7 @@ import { unpackMessage } from '../channels/messages.js';
 import { openChannel } from '../channels/factory.js';
 import { createModel, type ModelSpec } from '../algorithms/index.js';
 import { ParamClient, startParamServer, type ParamServer } from '../paramserver/index.js';
-import { parseWorkerEvent, runTrain, TrainError, type TrainEvent, type TrainResult } from '../worker/index.js';
+import { parseWorkerEvent, runTrain, WorkerTrainError, type TrainEvent, type TrainResult } from '../worker/index.js';
 import { train } from '../client/train.js';
 import { parseTrainParams } from '../client/train-params.js';
 import { criteoHome, type CriteoHome } from './support/criteo-home.js';
@@ -163,7 +163,7 @@ describe('async-sgd worker loop', () => {
       await c.close();
     }
     await assert.rejects(runTrain(event('dup-async', 0, 1, {})), (err: unknown) => {
-      assert.ok(err instanceof TrainError);
+      assert.ok(err instanceof WorkerTrainError);
       assert.equal(err.code, 'TRAIN_DUPLICATE');
       assert.equal(err.message, 'rank 0: launch 0 of rank 0 of job dup-async is already running (a duplicate invocation); this one exits');
       return true;
@@ -172,15 +172,15 @@ describe('async-sgd worker loop', () => {
 
   it('refuses models without a sparse gradient, channels other than ps, and sync async without async-sgd', async () => {
     await assert.rejects(runTrain(event('mlp-async', 0, 1, { model: { type: 'mlp', features: 20, classes: 2, hidden: [4] } })), {
-      name: 'TrainError',
+      name: 'WorkerTrainError',
       message: 'rank 0: async-sgd needs a model with a sparse gradient (sparse-lr, svm or softmax), not mlp',
     });
     await assert.rejects(runTrain(event('mem-async', 0, 1, {}, { channel: { kind: 'memory' } })), {
-      name: 'TrainError',
+      name: 'WorkerTrainError',
       message: "rank 0: async-sgd keeps the model on a parameter server: the channel must be 'ps', not 'memory'",
     });
     await assert.rejects(runTrain(event('ga-async', 0, 1, { algorithm: 'ga-sgd', sync: 'async' })), {
-      name: 'TrainError',
+      name: 'WorkerTrainError',
       message: "rank 0: sync 'async' needs algorithm 'async-sgd' (the parameter server applies the updates); ga-sgd runs under 'bsp' or 'asp'",
     });
   });

@@ -23,7 +23,7 @@ import { referenceReduce } from '../channels/reduce.js';
 import { startParamServer, type ParamServer } from '../paramserver/index.js';
 import type { TrainTask } from '../worker/event.js';
 import { handler } from '../worker/handler.js';
-import { ShardIterator, TrainError, parseWorkerEvent, runTrain, type TrainDeps, type TrainEvent, type TrainResult } from '../worker/index.js';
+import { ShardIterator, WorkerTrainError, parseWorkerEvent, runTrain, type TrainDeps, type TrainEvent, type TrainResult } from '../worker/index.js';
 import { createTestModel, createTestOptimizer } from './support/linear-model.js';
 import { writeDataset, type DatasetPlan } from './support/train-data.js';
 
@@ -245,7 +245,7 @@ async function referenceUnion(task: Task, manifest: DatasetManifest, world: numb
 
 function trainError(code: string, ...includes: string[]) {
   return (err: unknown): boolean => {
-    assert.ok(err instanceof TrainError, `expected a TrainError, got ${String(err)}`);
+    assert.ok(err instanceof WorkerTrainError, `expected a WorkerTrainError, got ${String(err)}`);
     assert.equal(err.code, code, err.message);
     for (const s of includes) assert.ok(err.message.includes(s), `message '${err.message}' should include '${s}'`);
     return true;
@@ -459,7 +459,7 @@ describe('worker train loop', () => {
   });
 
   describe('errors', () => {
-    it('a model that does not fit the dataset gives one TrainError naming each mismatch', async () => {
+    it('a model that does not fit the dataset gives one WorkerTrainError naming each mismatch', async () => {
       await assert.rejects(
         runTrain(trainEvent('fit-1', 0, 1, { model: { type: 'softmax', features: 4, classes: 3 } }, { channel: false })),
         trainError('TRAIN_MODEL_MISMATCH', 'rank 0:', "dataset 'dense-uneven'", 'softmax needs a multiclass dataset', 'model.classes is 3, but the dataset has 2 classes'),
@@ -486,7 +486,7 @@ describe('worker train loop', () => {
 
     it('a missing dataset is a typed error naming it', async () => {
       await assert.rejects(runTrain(trainEvent('no-data', 0, 1, { dataset: 'nope' }, { channel: false })), (err: unknown) => {
-        assert.ok(err instanceof TrainError);
+        assert.ok(err instanceof WorkerTrainError);
         assert.equal(err.code, 'TRAIN_DATASET');
         assert.equal(err.causeCode, 'DATASET_NOT_FOUND');
         assert.match(err.message, /^rank 0: dataset 'nope' does not exist/);
@@ -500,7 +500,7 @@ describe('worker train loop', () => {
       const settled = await Promise.allSettled([0, 2].map((r) => runTrain(trainEvent('missing-bsp', r, 3, task))));
       for (const [i, s] of settled.entries()) {
         await assert.rejects(s.status === 'rejected' ? Promise.reject(s.reason) : Promise.resolve(s.value), (err: unknown) => {
-          assert.ok(err instanceof TrainError, String(err));
+          assert.ok(err instanceof WorkerTrainError, String(err));
           assert.equal(err.code, 'COLLECTIVE_TIMEOUT');
           assert.deepEqual(err.missingRanks, [1]);
           assert.ok(err.message.startsWith(`rank ${[0, 2][i]}: `), err.message);
@@ -513,7 +513,7 @@ describe('worker train loop', () => {
     it('ASP: a missing rank makes the others fail with the timeout naming it', async () => {
       const task = { sync: 'asp', staleness: 1, roundTimeoutMs: 400 };
       await assert.rejects(runTrain(trainEvent('missing-asp', 0, 2, task)), (err: unknown) => {
-        assert.ok(err instanceof TrainError, String(err));
+        assert.ok(err instanceof WorkerTrainError, String(err));
         assert.equal(err.code, 'COLLECTIVE_TIMEOUT');
         assert.deepEqual(err.missingRanks, [1]);
         assert.ok(err.message.includes('rank 1 never arrived'), err.message);

@@ -9,7 +9,7 @@
 import { checkpointKey } from '../channels/job-keys.js';
 import { packMessage, unpackMessage } from '../channels/messages.js';
 import type { Lease } from './lease.js';
-import { TrainError, type CheckpointWriter, type TrainContext, type TrainState } from './train-common.js';
+import { WorkerTrainError, type CheckpointWriter, type TrainContext, type TrainState } from './train-common.js';
 
 const FORMAT = 'cirrus-train-checkpoint';
 const VERSION = 1;
@@ -125,7 +125,7 @@ export async function loadCheckpoint(ctx: Pick<TrainContext, 'rank' | 'task' | '
   const { rank, task } = ctx;
   const key = checkpointKey(ctx.jobId, id, rank);
   const fail = (why: string): never => {
-    throw new TrainError('TRAIN_CHECKPOINT', rank, `generation ${task.generation} cannot resume from checkpoint '${key}': ${why}`);
+    throw new WorkerTrainError('TRAIN_CHECKPOINT', rank, `generation ${task.generation} cannot resume from checkpoint '${key}': ${why}`);
   };
   const t0 = performance.now();
   const bytes = await ctx.objects.get(key);

@@ -7,24 +7,25 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { CirrusError } from '../paramserver/index.js';
 import type { DatasetManifest, ShardRef } from '../channels/datasets/manifest.js';
 import { encodeShard, type Shard } from '../channels/datasets/shard.js';
 import type { DatasetWriter, ManifestFields, ObjectStore, Split } from '../channels/datasets/types.js';
 import { chunkSeed, chunkShardKey, type ChunkParseResult, type DatasetParseResult } from '../algorithms/preprocess/chunks.js';
-import { InputError } from '../algorithms/preprocess/errors.js';
+import { InputError, type InputErrorCode } from '../algorithms/preprocess/errors.js';
 import { parseNumber } from '../algorithms/preprocess/lines.js';
 import { preprocessLocal } from '../algorithms/preprocess/pipeline.js';
 import type { DatasetParseTask } from './event.js';
 
-export class ChunkParseError extends Error {
-  readonly code: string;
+/** The input's own parse errors (for the input file's line), or a raw chunk that is not in the store. */
+export type ChunkParseErrorCode = InputErrorCode | 'CHUNK_MISSING';
+
+export class ChunkParseError extends CirrusError<ChunkParseErrorCode> {
   readonly chunk: number;
   /** 1-based line of the input file, when the error has one. */
   readonly line: number | undefined;
-  constructor(code: string, chunk: number, line: number | undefined, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ChunkParseError';
-    this.code = code;
+  constructor(code: ChunkParseErrorCode, chunk: number, line: number | undefined, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.chunk = chunk;
     this.line = line;
   }

@@ -4,15 +4,14 @@
  * naming the offending field.
  */
 import { z } from 'zod';
+import { CirrusError } from '../paramserver/index.js';
 import { channelSpec, s3Spec } from '../channels/spec.js';
 
-export class EventError extends Error {
-  readonly code = 'EVENT_INVALID' as const;
+export class EventError extends CirrusError<'EVENT_INVALID'> {
   /** Dotted path of the offending field, e.g. 'event.task.shards[0]'. */
   readonly field: string;
   constructor(field: string, message: string) {
-    super(`${field}: ${message}`);
-    this.name = 'EventError';
+    super('EVENT_INVALID', `${field}: ${message}`);
     this.field = field;
   }
 }

@@ -3,6 +3,7 @@
  * return a plain JSON value (or throw a typed error with a `code`). The same function runs inside
  * AWS Lambda and inside the local launcher's child processes (worker/main.ts).
  */
+import { CirrusError } from '../paramserver/index.js';
 import { columnStats, type ShardRef } from '../channels/datasets/manifest.js';
 import { decodeShard, encodeShard, type Shard } from '../channels/datasets/shard.js';
 import type { ObjectStore } from '../channels/datasets/types.js';
@@ -16,14 +17,7 @@ const stats = () => import('../algorithms/stats.js');
 
 export type WorkerTaskErrorCode = 'SHARD_MISSING' | 'STATS_INVALID';
 
-export class WorkerTaskError extends Error {
-  readonly code: WorkerTaskErrorCode;
-  constructor(code: WorkerTaskErrorCode, message: string) {
-    super(message);
-    this.name = 'WorkerTaskError';
-    this.code = code;
-  }
-}
+export class WorkerTaskError extends CirrusError<WorkerTaskErrorCode> {}
 
 export interface DatasetStatsResult {
   rows: number;

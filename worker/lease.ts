@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { claimKey, heartbeatKey, ownerKey, packRecord, readRecord, resultKey, type HeartbeatRecord, type OwnerRecord, type ResultRecord } from '../channels/control.js';
 import type { ObjectStore } from '../channels/datasets/types.js';
-import { TrainError } from './train-common.js';
+import { WorkerTrainError } from './train-common.js';
 
 export interface LeaseSpec {
   /** The supervisor replaces a worker whose heartbeat has not changed for this long. */
@@ -52,8 +52,8 @@ export class Lease {
   readonly nonce = randomBytes(8).toString('hex');
   /** Rejects once the rank is lost (superseded); never resolves. */
   readonly lost: Promise<never>;
-  private reject!: (e: TrainError) => void;
-  private error: TrainError | undefined;
+  private reject!: (e: WorkerTrainError) => void;
+  private error: WorkerTrainError | undefined;
   private seq = 0;
   private validUntil = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -116,7 +116,7 @@ export class Lease {
       if (r) throw r;
       if (owner?.grant === lease.nonce) break;
       if (Date.now() - started > spec.claimTimeoutMs) {
-        throw new TrainError('TRAIN_NO_SUPERVISOR', id.rank, `${lease.who()} claimed the rank but no supervisor granted it within ${spec.claimTimeoutMs} ms (is the client gone?); this copy exits without writing`);
+        throw new WorkerTrainError('TRAIN_NO_SUPERVISOR', id.rank, `${lease.who()} claimed the rank but no supervisor granted it within ${spec.claimTimeoutMs} ms (is the client gone?); this copy exits without writing`);
       }
       await sleep(delay);
     }
@@ -142,7 +142,7 @@ export class Lease {
 
   private checkGeneration(generation: number | undefined): void {
     if (generation !== undefined && generation !== this.id.generation) {
-      throw new TrainError('TRAIN_ROLLED_BACK', this.id.rank, `${this.who()}: the loop of generation ${generation} was rolled back and may not write`);
+      throw new WorkerTrainError('TRAIN_ROLLED_BACK', this.id.rank, `${this.who()}: the loop of generation ${generation} was rolled back and may not write`);
     }
   }
 
@@ -172,9 +172,9 @@ export class Lease {
   }
 
   /** Why this copy may not run (TRAIN_DUPLICATE), or undefined. `claimed`: whether it has claimed already. */
-  private refusal(owner: OwnerRecord | undefined, claimed: boolean): TrainError | undefined {
+  private refusal(owner: OwnerRecord | undefined, claimed: boolean): WorkerTrainError | undefined {
     const { rank, generation, attempt } = this.id;
-    const dup = (why: string) => new TrainError('TRAIN_DUPLICATE', rank, `${this.who()} ${why}; this copy exits without writing`);
+    const dup = (why: string) => new WorkerTrainError('TRAIN_DUPLICATE', rank, `${this.who()} ${why}; this copy exits without writing`);
     if (!owner) return dup('has no owner record (the job ended)');
     if (owner.generation !== generation || owner.attempt !== attempt) return dup(`was superseded by generation ${owner.generation} attempt ${owner.attempt}`);
     if (owner.grant !== undefined && owner.grant !== this.nonce) return dup(claimed ? 'was granted to another copy of the same launch (a duplicate delivery)' : 'is already running (a duplicate delivery)');
@@ -214,7 +214,7 @@ export class Lease {
     if (this.error) return;
     const owner = await this.readOwner();
     if (owner?.inPlace && owner.grant === this.nonce && owner.generation > this.id.generation) this.adopt(owner);
-    const r = this.refusal(owner, true) ?? (owner?.grant === this.nonce ? undefined : new TrainError('TRAIN_DUPLICATE', this.id.rank, `${this.who()} lost its grant; this copy exits without writing`));
+    const r = this.refusal(owner, true) ?? (owner?.grant === this.nonce ? undefined : new WorkerTrainError('TRAIN_DUPLICATE', this.id.rank, `${this.who()} lost its grant; this copy exits without writing`));
     if (r) {
       this.error = r;
       this.stop();

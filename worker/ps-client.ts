@@ -5,7 +5,7 @@
 import { parseChannelSpec, parseChannelUrl, type ChannelSpec } from '../channels/spec.js';
 import { ParamClient, PsError, ShardedParamClient } from '../paramserver/index.js';
 import type { PsModelClient } from './sync-ps.js';
-import { TrainError, type TrainEvent } from './train-common.js';
+import { WorkerTrainError, type TrainEvent } from './train-common.js';
 
 export interface WorkerPsClient extends PsModelClient {
   /** `launch`: generation * 1000 + attempt, registered once ever (a second delivery of one launch is refused). */
@@ -15,9 +15,9 @@ export interface WorkerPsClient extends PsModelClient {
 
 function psSpecOf(event: TrainEvent, rank: number): Extract<ChannelSpec, { kind: 'ps' }> {
   const raw = event.endpoints.channel;
-  if (raw === undefined) throw new TrainError('TRAIN_NO_CHANNEL', rank, `async-sgd needs a parameter server, but event.endpoints.channel is not set`);
+  if (raw === undefined) throw new WorkerTrainError('TRAIN_NO_CHANNEL', rank, `async-sgd needs a parameter server, but event.endpoints.channel is not set`);
   const spec = typeof raw === 'string' ? parseChannelUrl(raw) : parseChannelSpec(raw, 'event.endpoints.channel');
-  if (spec.kind !== 'ps') throw new TrainError('TRAIN_MODEL_SPEC', rank, `async-sgd keeps the model on a parameter server: the channel must be 'ps', not '${spec.kind}'`);
+  if (spec.kind !== 'ps') throw new WorkerTrainError('TRAIN_MODEL_SPEC', rank, `async-sgd keeps the model on a parameter server: the channel must be 'ps', not '${spec.kind}'`);
   return spec;
 }
 
@@ -49,7 +49,7 @@ export async function openPsModelClient(event: TrainEvent, rank: number): Promis
         await control.register(task, r, launch);
       } catch (err) {
         if (err instanceof PsError && err.code === 'PS_CONFLICT') {
-          throw new TrainError('TRAIN_DUPLICATE', rank, `launch ${launch} of rank ${r} of job ${task} is already running (a duplicate invocation); this one exits`, { cause: err, causeCode: err.code });
+          throw new WorkerTrainError('TRAIN_DUPLICATE', rank, `launch ${launch} of rank ${r} of job ${task} is already running (a duplicate invocation); this one exits`, { cause: err, causeCode: err.code });
         }
         throw err;
       }

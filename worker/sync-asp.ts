@@ -31,7 +31,7 @@ import { packMessage, unpackMessage } from '../channels/messages.js';
 import { CollectiveTimeoutError } from '../channels/errors.js';
 import { Backoff, type PollPolicy } from '../channels/poll.js';
 import type { Channel } from '../channels/channel.js';
-import { DeadlineWatch, TrainError, checkFinite, maybePublishMidEpoch, meanGradient, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
+import { DeadlineWatch, WorkerTrainError, checkFinite, maybePublishMidEpoch, meanGradient, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 
 interface AspMessage {
   generation: number;
@@ -195,10 +195,10 @@ class AspExchanger {
       try {
         m = unpackMessage<AspMessage>(bytes);
       } catch (err) {
-        throw new TrainError('TRAIN_CHANNEL', ctx.rank, `ASP message of rank ${r} at '${this.keys[i]}' is not msgpack: ${(err as Error).message}`, { cause: err });
+        throw new WorkerTrainError('TRAIN_CHANNEL', ctx.rank, `ASP message of rank ${r} at '${this.keys[i]}' is not msgpack: ${(err as Error).message}`, { cause: err });
       }
       if (!(m?.delta instanceof Float32Array) || m.delta.length !== ctx.model.size || typeof m.clock !== 'number') {
-        throw new TrainError('TRAIN_CHANNEL', ctx.rank, `ASP message of rank ${r} at '${this.keys[i]}' is not {clock, delta: Float32Array of ${ctx.model.size}}`);
+        throw new WorkerTrainError('TRAIN_CHANNEL', ctx.rank, `ASP message of rank ${r} at '${this.keys[i]}' is not {clock, delta: Float32Array of ${ctx.model.size}}`);
       }
       this.latest[r] = m.delta;
       // A stop of an earlier generation is history, and a rank at the final clock has nothing left to stop.

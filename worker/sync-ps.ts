@@ -26,7 +26,7 @@ import { psDoneKey, psModelName, psStopKey } from '../channels/job-keys.js';
 import { CollectiveTimeoutError } from '../channels/errors.js';
 import { SPARSE_GRADIENT_MODELS, SupportFinder } from '../algorithms/index.js';
 import type { ModelConfig, OptimizerConfig, SyncConfig } from '../paramserver/index.js';
-import { DeadlineWatch, TrainError, checkFinite, publishModel, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
+import { DeadlineWatch, WorkerTrainError, checkFinite, publishModel, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 import type { TrainTask } from './event.js';
 import { SignificanceFilter } from './significance-filter.js';
 
@@ -243,6 +243,6 @@ async function waitForOthers(ctx: TrainContext, ps: PsModelClient, stopKey: stri
 
 export function checkPsTask(task: TrainTask, rank: number): void {
   if (!SPARSE_GRADIENT_MODELS.includes(task.model.type)) {
-    throw new TrainError('TRAIN_MODEL_SPEC', rank, `async-sgd needs a model with a sparse gradient (sparse-lr, svm or softmax), not ${task.model.type}`);
+    throw new WorkerTrainError('TRAIN_MODEL_SPEC', rank, `async-sgd needs a model with a sparse gradient (sparse-lr, svm or softmax), not ${task.model.type}`);
   }
 }

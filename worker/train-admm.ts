@@ -11,14 +11,14 @@
  */
 import { admmConsensus, admmDualUpdate, admmLocalGradient } from '../algorithms/admm.js';
 import type { Reduce } from './sync-bsp.js';
-import { DeadlineWatch, EpochReader, TrainError, checkFinite, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
+import { DeadlineWatch, EpochReader, WorkerTrainError, checkFinite, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 
 /** Models ADMM is offered for: convex linear models whose local solve is plain SGD. */
 export const ADMM_MODELS: readonly string[] = ['sparse-lr', 'dense-lr', 'svm', 'softmax'];
 
 export async function runAdmm(ctx: TrainContext, state: TrainState, reduce: Reduce, watch: DeadlineWatch): Promise<LoopOutcome> {
   const { model, optimizer, task, rank, world } = ctx;
-  if (!ADMM_MODELS.includes(task.model.type)) throw new TrainError('TRAIN_MODEL_SPEC', rank, `admm trains ${ADMM_MODELS.join(', ')}, not ${task.model.type}`);
+  if (!ADMM_MODELS.includes(task.model.type)) throw new WorkerTrainError('TRAIN_MODEL_SPEC', rank, `admm trains ${ADMM_MODELS.join(', ')}, not ${task.model.type}`);
   const n = model.size;
   const rho = task.rho;
   const passes = task.admmPasses;

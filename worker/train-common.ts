@@ -2,6 +2,7 @@
  * What the training loops share: the per-worker context, the resumable position, the typed error,
  * the epoch reader over a ShardIterator, the deadline watch and progress publishing.
  */
+import { CirrusError } from '../paramserver/index.js';
 import type { Channel } from '../channels/channel.js';
 import type { DatasetManifest, ShardRef } from '../channels/datasets/manifest.js';
 import type { Shard } from '../channels/datasets/shard.js';
@@ -15,7 +16,7 @@ import { ShardIterator, type Batch as IteratorBatch } from './shard-iterator.js'
 
 export type TrainEvent = WorkerEvent & { task: TrainTask };
 
-export type TrainErrorCode =
+export type WorkerTrainErrorCode =
   /** The model spec does not fit the dataset (features, classes, kind, task). */
   | 'TRAIN_MODEL_MISMATCH'
   /** world > 1 without event.endpoints.channel. */
@@ -40,17 +41,15 @@ export type TrainErrorCode =
   | 'COLLECTIVE_TIMEOUT'
   | 'TRAIN_FAILED';
 
-export class TrainError extends Error {
-  readonly code: TrainErrorCode;
+/** Not named TrainError: that is the client's (client/train-params.ts), with other codes and arguments. */
+export class WorkerTrainError extends CirrusError<WorkerTrainErrorCode> {
   readonly rank: number;
   /** The `code` of the underlying error, when it had one (e.g. 'DATASET_NOT_FOUND'). */
   readonly causeCode: string | undefined;
   /** COLLECTIVE_TIMEOUT: the ranks that never arrived. */
   readonly missingRanks: number[] | undefined;
-  constructor(code: TrainErrorCode, rank: number, message: string, options?: { cause?: unknown; causeCode?: string; missingRanks?: number[] }) {
-    super(`rank ${rank}: ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'TrainError';
-    this.code = code;
+  constructor(code: WorkerTrainErrorCode, rank: number, message: string, options?: { cause?: unknown; causeCode?: string; missingRanks?: number[] }) {
+    super(code, `rank ${rank}: ${message}`, options);
     this.rank = rank;
     this.causeCode = options?.causeCode;
     this.missingRanks = options?.missingRanks;
@@ -149,7 +148,7 @@ export function checkFinite(ctx: TrainContext, state: TrainState, loss: number, 
   }
   if (what === undefined) return;
   const lr = ctx.task.optimizer.lr;
-  throw new TrainError('TRAIN_DIVERGED', ctx.rank, `training diverged in epoch ${state.epoch + 1} (step ${state.step}): ${what}; lower the learning rate (now ${lr}, try ${lr / 10})`);
+  throw new WorkerTrainError('TRAIN_DIVERGED', ctx.rank, `training diverged in epoch ${state.epoch + 1} (step ${state.step}): ${what}; lower the learning rate (now ${lr}, try ${lr / 10})`);
 }
 
 /** The loops end either having finished every epoch or because a stop was agreed. */
@@ -242,10 +241,10 @@ export class EpochReader {
     this.ctx.timings.dataWaitMs += performance.now() - t0;
     if (r.done) {
       // The manifest promised more batches: the shards changed under us.
-      throw new TrainError('TRAIN_DATASET', this.ctx.rank, `epoch ${this.epoch}: the shard iterator ended before the ${this.ctx.batchesPerRank[this.ctx.rank]} batches the manifest implies`);
+      throw new WorkerTrainError('TRAIN_DATASET', this.ctx.rank, `epoch ${this.epoch}: the shard iterator ended before the ${this.ctx.batchesPerRank[this.ctx.rank]} batches the manifest implies`);
     }
     const b = r.value;
-    if ((b.kind === 'ratings') !== (this.ctx.task.model.type === 'mf')) throw new TrainError('TRAIN_MODEL_MISMATCH', this.ctx.rank, `model ${this.ctx.task.model.type} cannot train on ${b.kind} rows`);
+    if ((b.kind === 'ratings') !== (this.ctx.task.model.type === 'mf')) throw new WorkerTrainError('TRAIN_MODEL_MISMATCH', this.ctx.rank, `model ${this.ctx.task.model.type} cannot train on ${b.kind} rows`);
     return b;
   }
 

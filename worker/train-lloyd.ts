@@ -17,7 +17,7 @@
 import { LloydAccumulator, centroidNorms, initialCentroids, moveCentroids, type KMeansInit } from '../algorithms/models/kmeans.js';
 import type { DenseBatch } from '../algorithms/model.js';
 import type { Reduce } from './sync-bsp.js';
-import { DeadlineWatch, TrainError, checkFinite, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
+import { DeadlineWatch, WorkerTrainError, checkFinite, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 
 const INIT_SAMPLE_MIN = 4096;
 const INIT_SAMPLE_PER_CLUSTER = 10;
@@ -30,7 +30,7 @@ async function sampleRows(ctx: TrainContext, want: number): Promise<{ x: Float32
   for (const ref of ctx.manifest.train.shards) {
     if (rows >= want) break;
     const shard = await ctx.data.readShard(ref);
-    if (shard.kind !== 'dense') throw new TrainError('TRAIN_MODEL_MISMATCH', ctx.rank, `kmeans takes dense rows, but a shard of '${ctx.manifest.name}' is ${shard.kind}`);
+    if (shard.kind !== 'dense') throw new WorkerTrainError('TRAIN_MODEL_MISMATCH', ctx.rank, `kmeans takes dense rows, but a shard of '${ctx.manifest.name}' is ${shard.kind}`);
     const take = Math.min(shard.rows, want - rows);
     parts.push(shard.x.subarray(0, take * F));
     rows += take;
@@ -49,7 +49,7 @@ export async function lloydStart(ctx: TrainContext): Promise<Float32Array> {
   const spec = ctx.model.spec;
   const k = spec.clusters!;
   const F = spec.features;
-  if (ctx.manifest.trainRows < k) throw new TrainError('TRAIN_DATASET', ctx.rank, `kmeans with k = ${k} needs at least ${k} training rows, dataset '${ctx.manifest.name}' has ${ctx.manifest.trainRows}`);
+  if (ctx.manifest.trainRows < k) throw new WorkerTrainError('TRAIN_DATASET', ctx.rank, `kmeans with k = ${k} needs at least ${k} training rows, dataset '${ctx.manifest.name}' has ${ctx.manifest.trainRows}`);
   const { x, rows } = await sampleRows(ctx, Math.max(INIT_SAMPLE_MIN, INIT_SAMPLE_PER_CLUSTER * k));
   const t0 = performance.now();
   const c = initialCentroids(x, rows, F, k, ctx.task.seed, (spec.init ?? 'kmeans++') as KMeansInit);
@@ -87,7 +87,7 @@ export async function runLloyd(ctx: TrainContext, state: TrainState, reduce: Red
     let rows = 0;
     for (let b = state.slot; b < own; b++) {
       const batch = await reader.next();
-      if (batch.kind !== 'dense') throw new TrainError('TRAIN_MODEL_MISMATCH', rank, `kmeans takes dense rows, got a ${batch.kind} batch`);
+      if (batch.kind !== 'dense') throw new WorkerTrainError('TRAIN_MODEL_MISMATCH', rank, `kmeans takes dense rows, got a ${batch.kind} batch`);
       const t0 = performance.now();
       sse += acc.add(batch as DenseBatch, state.weights, cnorm, sums, counts);
       rows += batch.rows;

@@ -32,7 +32,7 @@ import { runGaBspFiltered, type Gather } from './sync-ga-filter.js';
 import {
   DeadlineWatch,
   ShardCache,
-  TrainError,
+  WorkerTrainError,
   batchesPerRank,
   epochMean,
   publishFinal,
@@ -44,7 +44,7 @@ import {
   type TrainState,
 } from './train-common.js';
 
-export { TrainError, batchesPerRank, type TrainErrorCode, type TrainEvent, type Timings } from './train-common.js';
+export { WorkerTrainError, batchesPerRank, type WorkerTrainErrorCode, type TrainEvent, type Timings } from './train-common.js';
 
 export interface TrainDeps {
   /** Model factory; default: the algorithms room's createModel. */
@@ -94,7 +94,7 @@ export function checkModelFits(spec: ModelSpec, manifest: DatasetManifest, rank 
       if ((spec.users ?? 0) < (manifest.users ?? 0)) problems.push(`model.users is ${spec.users}, but the dataset has ${manifest.users} users`);
       if ((spec.items ?? 0) < (manifest.items ?? 0)) problems.push(`model.items is ${spec.items}, but the dataset has ${manifest.items} items`);
     }
-    if (problems.length > 0) throw new TrainError('TRAIN_MODEL_MISMATCH', rank, `model ${spec.type} does not fit dataset '${manifest.name}': ${problems.join('; ')}`);
+    if (problems.length > 0) throw new WorkerTrainError('TRAIN_MODEL_MISMATCH', rank, `model ${spec.type} does not fit dataset '${manifest.name}': ${problems.join('; ')}`);
     return;
   }
   if (spec.type === 'sparse-lr' && manifest.kind === 'dense') problems.push(`sparse-lr needs a sparse dataset, this one is dense (use dense-lr)`);
@@ -115,7 +115,7 @@ export function checkModelFits(spec: ModelSpec, manifest: DatasetManifest, rank 
     if (spec.classes !== manifest.classes) problems.push(`model.classes is ${spec.classes}, but the dataset has ${manifest.classes} classes`);
   }
   if (problems.length > 0) {
-    throw new TrainError('TRAIN_MODEL_MISMATCH', rank, `model ${spec.type} does not fit dataset '${manifest.name}': ${problems.join('; ')}`);
+    throw new WorkerTrainError('TRAIN_MODEL_MISMATCH', rank, `model ${spec.type} does not fit dataset '${manifest.name}': ${problems.join('; ')}`);
   }
 }
 
@@ -123,21 +123,21 @@ function freshState(weights: Float32Array): TrainState {
   return { weights, epoch: 0, slot: 0, step: 0, round: 0, epochLossSum: 0, epochRows: 0, lastTrainLoss: NaN, asp: undefined };
 }
 
-/** Turns any failure into a TrainError that names the rank, keeping the cause's code. */
-function asTrainError(err: unknown, rank: number): TrainError {
-  if (err instanceof TrainError) return err;
+/** Turns any failure into a WorkerTrainError that names the rank, keeping the cause's code. */
+function asWorkerTrainError(err: unknown, rank: number): WorkerTrainError {
+  if (err instanceof WorkerTrainError) return err;
   const message = err instanceof Error ? err.message : String(err);
   const causeCode = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : undefined;
-  if (err instanceof CollectiveTimeoutError) return new TrainError('COLLECTIVE_TIMEOUT', rank, message, { cause: err, causeCode, missingRanks: err.missingRanks });
-  if (err instanceof DatasetError || err instanceof ObjectStoreError || err instanceof ShardFormatError) return new TrainError('TRAIN_DATASET', rank, message, { cause: err, causeCode });
+  if (err instanceof CollectiveTimeoutError) return new WorkerTrainError('COLLECTIVE_TIMEOUT', rank, message, { cause: err, causeCode, missingRanks: err.missingRanks });
+  if (err instanceof DatasetError || err instanceof ObjectStoreError || err instanceof ShardFormatError) return new WorkerTrainError('TRAIN_DATASET', rank, message, { cause: err, causeCode });
   if (err instanceof ModelError) {
     // Bad labels or batch shapes come from the data; anything else is the spec.
     const fromData = err.code === 'MODEL_LABEL' || err.code === 'MODEL_BATCH';
-    return new TrainError(fromData ? 'TRAIN_DATASET' : 'TRAIN_MODEL_SPEC', rank, message, { cause: err, causeCode });
+    return new WorkerTrainError(fromData ? 'TRAIN_DATASET' : 'TRAIN_MODEL_SPEC', rank, message, { cause: err, causeCode });
   }
-  if (err instanceof OptimizerError) return new TrainError('TRAIN_MODEL_SPEC', rank, message, { cause: err, causeCode });
-  if (err instanceof ChannelError || err instanceof CollectiveError || err instanceof PsError) return new TrainError('TRAIN_CHANNEL', rank, message, { cause: err, causeCode });
-  return new TrainError('TRAIN_FAILED', rank, message, { cause: err, causeCode });
+  if (err instanceof OptimizerError) return new WorkerTrainError('TRAIN_MODEL_SPEC', rank, message, { cause: err, causeCode });
+  if (err instanceof ChannelError || err instanceof CollectiveError || err instanceof PsError) return new WorkerTrainError('TRAIN_CHANNEL', rank, message, { cause: err, causeCode });
+  return new WorkerTrainError('TRAIN_FAILED', rank, message, { cause: err, causeCode });
 }
 
 export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise<TrainResult> {
@@ -155,7 +155,7 @@ export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise
     await lease?.writeResult({ ok: true, value: result });
     return result;
   } catch (err) {
-    const e = asTrainError(err, rank);
+    const e = asWorkerTrainError(err, rank);
     if (lease && e.code !== 'TRAIN_DUPLICATE') await lease.writeResult({ ok: false, error: { code: e.code, message: e.message } }).catch(() => undefined);
     throw e;
   } finally {
@@ -225,7 +225,7 @@ async function trainLoop(event: TrainEvent, deps: TrainDeps, datasets: DatasetSt
   let channel: Channel | undefined;
   if (deps.channel) channel = deps.channel;
   else if (event.endpoints.channel !== undefined) owned.push((channel = await openChannel(event.endpoints.channel, 'event.endpoints.channel')));
-  else if (world > 1) throw new TrainError('TRAIN_NO_CHANNEL', rank, `${world} workers exchange over a channel, but event.endpoints.channel is not set`);
+  else if (world > 1) throw new WorkerTrainError('TRAIN_NO_CHANNEL', rank, `${world} workers exchange over a channel, but event.endpoints.channel is not set`);
   const stats = channel;
   if (channel) channel = fence(channel, CHANNEL_WRITES);
   const objects: ObjectStore = fence(datasets.store, ['put', 'delete']);
@@ -233,11 +233,11 @@ async function trainLoop(event: TrainEvent, deps: TrainDeps, datasets: DatasetSt
   const manifest = await datasets.manifest(task.dataset);
   checkModelFits(task.model, manifest, rank);
   if ((task.algorithm === 'lloyd') !== (task.model.type === 'kmeans')) {
-    throw new TrainError('TRAIN_MODEL_SPEC', rank, task.algorithm === 'lloyd' ? `algorithm 'lloyd' trains kmeans models, not ${task.model.type}` : `kmeans trains with algorithm 'lloyd', not ${task.algorithm}`);
+    throw new WorkerTrainError('TRAIN_MODEL_SPEC', rank, task.algorithm === 'lloyd' ? `algorithm 'lloyd' trains kmeans models, not ${task.model.type}` : `kmeans trains with algorithm 'lloyd', not ${task.algorithm}`);
   }
-  if (manifest.trainRows === 0) throw new TrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has no training rows`);
+  if (manifest.trainRows === 0) throw new WorkerTrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has no training rows`);
   if (manifest.train.shards.length < world) {
-    throw new TrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has ${manifest.train.shards.length} train shards; ${world} workers need at least ${world} (re-shard with smaller shards)`);
+    throw new WorkerTrainError('TRAIN_DATASET', rank, `dataset '${manifest.name}' has ${manifest.train.shards.length} train shards; ${world} workers need at least ${world} (re-shard with smaller shards)`);
   }
   const perRank = batchesPerRank(manifest, world, task.batchSize);
   const roundsPerEpoch = Math.max(...perRank);
@@ -254,11 +254,11 @@ async function trainLoop(event: TrainEvent, deps: TrainDeps, datasets: DatasetSt
   if (task.resumeFrom !== undefined) {
     state = await loadCheckpoint(base, task.resumeFrom);
     if (state.slot > roundsPerEpoch) {
-      throw new TrainError('TRAIN_CHECKPOINT', rank, `checkpoint position batch ${state.slot} is beyond the ${roundsPerEpoch} batches per epoch of dataset '${manifest.name}' (was it rewritten?)`);
+      throw new WorkerTrainError('TRAIN_CHECKPOINT', rank, `checkpoint position batch ${state.slot} is beyond the ${roundsPerEpoch} batches per epoch of dataset '${manifest.name}' (was it rewritten?)`);
     }
   } else {
     state = freshState(model.init(task.seed));
-    if (state.weights.length !== model.size) throw new TrainError('TRAIN_FAILED', rank, `model.init returned ${state.weights.length} weights, expected ${model.size}`);
+    if (state.weights.length !== model.size) throw new WorkerTrainError('TRAIN_FAILED', rank, `model.init returned ${state.weights.length} weights, expected ${model.size}`);
   }
   const ctx: TrainContext = { ...base, batchesPerRank: perRank, roundsPerEpoch, rowsTrained: 0, updateBytes: 0 };
   checkpoints.bind(ctx);
@@ -274,7 +274,7 @@ async function trainLoop(event: TrainEvent, deps: TrainDeps, datasets: DatasetSt
     await fencedPs.register(jobId, rank, task.generation * MAX_ATTEMPTS_PER_GENERATION + event.attempt);
     outcome = await runPsSgd(ctx, state, watch, fencedPs);
   } else if (task.sync === 'async') {
-    throw new TrainError('TRAIN_MODEL_SPEC', rank, `sync 'async' needs algorithm 'async-sgd' (the parameter server applies the updates); ${task.algorithm} runs under 'bsp' or 'asp'`);
+    throw new WorkerTrainError('TRAIN_MODEL_SPEC', rank, `sync 'async' needs algorithm 'async-sgd' (the parameter server applies the updates); ${task.algorithm} runs under 'bsp' or 'asp'`);
   } else if (task.sync === 'bsp') {
     // Each generation has its own stream (keys), so a rolled-back generation never reads what a
     // lost one left; rounds continue the numbering.
@@ -300,7 +300,7 @@ async function trainLoop(event: TrainEvent, deps: TrainDeps, datasets: DatasetSt
             : task.algorithm === 'ga-sgd' ? await runGaBsp(ctx, state, reduce, watch) : await runMaBsp(ctx, state, reduce, watch);
     if (c) state.round = c.round;
   } else if (task.algorithm === 'lloyd' || task.algorithm === 'admm') {
-    throw new TrainError('TRAIN_MODEL_SPEC', rank, `algorithm '${task.algorithm}' runs under sync 'bsp' (every round needs every rank's contribution), not '${task.sync}'`);
+    throw new WorkerTrainError('TRAIN_MODEL_SPEC', rank, `algorithm '${task.algorithm}' runs under sync 'bsp' (every round needs every rank's contribution), not '${task.sync}'`);
   } else {
     outcome = await runAsp(ctx, state, watch);
   }

@@ -2,17 +2,11 @@
  * What every model module shares without importing models.ts (so new model files stay free of
  * cycles): the typed model error and the deterministic PRNG.
  */
+import { CirrusError } from '../../paramserver/index.js';
 
 export type ModelErrorCode = 'MODEL_UNKNOWN_TYPE' | 'MODEL_SPEC' | 'MODEL_BATCH' | 'MODEL_WEIGHTS' | 'MODEL_LABEL' | 'MODEL_SEED' | 'MODEL_KERNELS' | 'MODEL_BACKEND';
 
-export class ModelError extends Error {
-  readonly code: ModelErrorCode;
-  constructor(code: ModelErrorCode, message: string) {
-    super(message);
-    this.name = 'ModelError';
-    this.code = code;
-  }
-}
+export class ModelError extends CirrusError<ModelErrorCode> {}
 
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
  * where they apply, and says what was expected and what was found, e.g.
  *   data.csv:17: column 3 ('age'): expected a number, found 'abc'
  */
+import { CirrusError } from '../../paramserver/index.js';
 
 export type InputErrorCode =
   | 'INPUT_PARSE' // a value or token does not parse
@@ -28,16 +29,13 @@ export interface InputLocation {
   where?: string;
 }
 
-export class InputError extends Error {
-  readonly code: InputErrorCode;
+export class InputError extends CirrusError<InputErrorCode> {
   readonly file: string;
   readonly line: number | undefined;
   readonly column: number | undefined;
 
   constructor(code: InputErrorCode, file: string, detail: string, at: InputLocation = {}, options?: { cause?: unknown }) {
-    super(formatInputMessage(file, detail, at), options);
-    this.name = 'InputError';
-    this.code = code;
+    super(code, formatInputMessage(file, detail, at), options);
     this.file = file;
     this.line = at.line;
     this.column = at.column;
@@ -45,11 +43,9 @@ export class InputError extends Error {
 }
 
 /** Options that make no sense together (e.g. hashing a libsvm file); not a problem of the input data. */
-export class PreprocessOptionsError extends Error {
-  readonly code = 'PREPROCESS_OPTIONS' as const;
+export class PreprocessOptionsError extends CirrusError<'PREPROCESS_OPTIONS'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'PreprocessOptionsError';
+    super('PREPROCESS_OPTIONS', message);
   }
 }
 

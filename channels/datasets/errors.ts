@@ -1,4 +1,5 @@
 /** Typed errors of the dataset layer; `code` is stable for callers to switch on. */
+import { CirrusError } from '../../paramserver/index.js';
 
 export type DatasetErrorCode =
   /** A dataset name that DATASET_NAME rejects. */
@@ -19,11 +20,4 @@ export type DatasetErrorCode =
   /** Invalid options (rank outside the world, batch size 0, ...). */
   | 'DATASET_ARGUMENT';
 
-export class DatasetError extends Error {
-  readonly code: DatasetErrorCode;
-  constructor(code: DatasetErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'DatasetError';
-    this.code = code;
-  }
-}
+export class DatasetError extends CirrusError<DatasetErrorCode> {}

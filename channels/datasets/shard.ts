@@ -16,6 +16,7 @@
  *     dense:   labels f32[rows], x f32[rows*cols] (row-major)
  *     ratings: users u32[rows], items u32[rows], ratings f32[rows]
  */
+import { CirrusError } from '../../paramserver/index.js';
 import type { DatasetKind } from './manifest.js';
 
 export interface SparseShard {
@@ -48,11 +49,9 @@ export interface RatingsShard {
 
 export type Shard = SparseShard | DenseShard | RatingsShard;
 
-export class ShardFormatError extends Error {
-  readonly code = 'SHARD_FORMAT' as const;
+export class ShardFormatError extends CirrusError<'SHARD_FORMAT'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'ShardFormatError';
+    super('SHARD_FORMAT', message);
   }
 }
 

@@ -9,13 +9,12 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
+import { CirrusError } from '../../paramserver/index.js';
 import { CRITEO_CAT_COLUMNS, CRITEO_INT_COLUMNS } from '../../algorithms/preprocess/criteo.js';
 
-export class GenerateError extends Error {
-  readonly code = 'GENERATE_ARGUMENT' as const;
+export class GenerateError extends CirrusError<'GENERATE_ARGUMENT'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'GenerateError';
+    super('GENERATE_ARGUMENT', message);
   }
 }
 

@@ -1,4 +1,6 @@
 /** Errors of the Lambda package and of `cirrus deploy`. */
+import { CirrusError } from '../../paramserver/index.js';
+
 export type DeployErrorCode =
   | 'DEPLOY_BUILD'
   | 'DEPLOY_PACKAGE_TOO_LARGE'
@@ -8,11 +10,4 @@ export type DeployErrorCode =
   | 'DEPLOY_ROLE_NOT_ASSUMABLE'
   | 'DEPLOY_TIMEOUT';
 
-export class DeployError extends Error {
-  readonly code: DeployErrorCode;
-  constructor(code: DeployErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'DeployError';
-    this.code = code;
-  }
-}
+export class DeployError extends CirrusError<DeployErrorCode> {}

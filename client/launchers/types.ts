@@ -3,6 +3,7 @@
  * whose `result` settles when the worker is done. Local child processes and AWS Lambda implement
  * the same contract, so every workflow is launcher-agnostic.
  */
+import { CirrusError } from '../../paramserver/index.js';
 import type { WorkerEventInput } from '../../worker/event.js';
 
 /** The event a launcher carries to the worker (validated by the worker itself, on entry). */
@@ -49,11 +50,6 @@ export interface Launcher {
   close(): Promise<void>;
 }
 
-export class LauncherError extends Error {
-  readonly code: 'LAUNCHER_CLOSED' | 'LAUNCHER_OPTIONS';
-  constructor(code: 'LAUNCHER_CLOSED' | 'LAUNCHER_OPTIONS', message: string) {
-    super(message);
-    this.name = 'LauncherError';
-    this.code = code;
-  }
-}
+export type LauncherErrorCode = 'LAUNCHER_CLOSED' | 'LAUNCHER_OPTIONS';
+
+export class LauncherError extends CirrusError<LauncherErrorCode> {}

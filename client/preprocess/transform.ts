@@ -13,6 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { CirrusError } from '../../paramserver/index.js';
 import { DATASET_NAME, manifestKey, manifestSchema, shardKey, shardRef, type DatasetManifest, type ShardRef } from '../../channels/datasets/manifest.js';
 import type { ObjectStore } from '../../channels/datasets/types.js';
 import type { S3Spec } from '../../channels/spec.js';
@@ -52,17 +53,11 @@ export interface DistributedTransformResult {
 
 export type PreprocessErrorCode = 'PREPROCESS_CONFIG' | 'PREPROCESS_TARGET_EXISTS' | 'PREPROCESS_RESULT' | 'PREPROCESS_WORKER_FAILED' | 'PREPROCESS_ABORTED';
 
-export class PreprocessError extends Error {
-  readonly code: PreprocessErrorCode;
-  constructor(code: PreprocessErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'PreprocessError';
-    this.code = code;
-  }
-}
+export class PreprocessError extends CirrusError<PreprocessErrorCode> {}
 
 /** A worker of the job failed; names its phase, rank, status and error. */
 export class WorkerFailedError extends PreprocessError {
+  declare readonly code: 'PREPROCESS_WORKER_FAILED';
   readonly phase: string;
   readonly rank: number;
   readonly status: WorkerStatus;
@@ -70,7 +65,6 @@ export class WorkerFailedError extends PreprocessError {
   constructor(phase: string, rank: number, result: WorkerResult) {
     const e = result.error;
     super('PREPROCESS_WORKER_FAILED', `${phase} worker rank ${rank} failed (${result.status})${e ? `: ${e.code}: ${e.message}` : ''}`);
-    this.name = 'WorkerFailedError';
     this.phase = phase;
     this.rank = rank;
     this.status = result.status;

@@ -3,6 +3,7 @@
  * mapping from what the SDK throws to one LambdaInvokeError with a code and a message that names
  * the function, the region and what to do.
  */
+import { CirrusError } from '../../../paramserver/index.js';
 
 export type LambdaInvokeErrorCode =
   | 'LAMBDA_FUNCTION_NOT_FOUND'
@@ -18,8 +19,7 @@ export type LambdaInvokeErrorCode =
   | 'LAMBDA_NOT_INVOKED';
 
 /** An Invoke that Lambda (or the way to it) refused: the worker never ran. */
-export class LambdaInvokeError extends Error {
-  readonly code: LambdaInvokeErrorCode;
+export class LambdaInvokeError extends CirrusError<LambdaInvokeErrorCode> {
   readonly functionName: string;
   readonly region: string;
   /** Invoke attempts made (throttled ones included). */
@@ -27,9 +27,7 @@ export class LambdaInvokeError extends Error {
   /** The AWS error name (e.g. 'ResourceNotFoundException') or the socket error code, when known. */
   readonly awsError: string | undefined;
   constructor(code: LambdaInvokeErrorCode, message: string, info: { functionName: string; region: string; attempts: number; awsError?: string; cause?: unknown }) {
-    super(message, { cause: info.cause });
-    this.name = 'LambdaInvokeError';
-    this.code = code;
+    super(code, message, info);
     this.functionName = info.functionName;
     this.region = info.region;
     this.attempts = info.attempts;
@@ -38,15 +36,14 @@ export class LambdaInvokeError extends Error {
 }
 
 /** An event that cannot be sent as an invoke payload; raised by launch(), before any request. */
-export class LambdaPayloadError extends Error {
-  readonly code: 'LAMBDA_PAYLOAD_TOO_LARGE' | 'LAMBDA_PAYLOAD_INVALID';
+export type LambdaPayloadErrorCode = 'LAMBDA_PAYLOAD_TOO_LARGE' | 'LAMBDA_PAYLOAD_INVALID';
+
+export class LambdaPayloadError extends CirrusError<LambdaPayloadErrorCode> {
   /** Encoded size in bytes (too large only). */
   readonly bytes: number | undefined;
   readonly limit: number | undefined;
-  constructor(code: 'LAMBDA_PAYLOAD_TOO_LARGE' | 'LAMBDA_PAYLOAD_INVALID', message: string, bytes?: number, limit?: number) {
-    super(message);
-    this.name = 'LambdaPayloadError';
-    this.code = code;
+  constructor(code: LambdaPayloadErrorCode, message: string, bytes?: number, limit?: number) {
+    super(code, message);
     this.bytes = bytes;
     this.limit = limit;
   }
