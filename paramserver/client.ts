@@ -5,7 +5,7 @@
 import net from 'node:net';
 import { clientProof, decodeHelloReply, encodeAuth, freshNonce, sameMac, serverProof } from './auth.js';
 import { PsError, type PsErrorCode } from './errors.js';
-import type { ModelConfig } from './model.js';
+import type { ModelConfig } from './model-config.js';
 import type { Gradient } from './sync.js';
 import {
   decodeFlag,

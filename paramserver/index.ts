@@ -35,11 +35,9 @@ export {
   MAX_MODEL_SIZE,
   validateModelConfig,
   thresholdGradient,
-  type ModelConfig,
-  type OptimizerConfig,
-  type SyncConfig,
   type PsModelErrorCode,
 } from './model.js';
+export type { ModelConfig, OptimizerConfig, SyncConfig } from './model-config.js';
 export { OPTIMIZER_DEFAULTS, createCoordinateOptimizer, type CoordinateOptimizer, type StateArray } from './optimizers.js';
 export { openSnapshotStore, newSnapshotId, type SnapshotStore, type LoadedSnapshot } from './snapshot.js';
 export { ShardedParamClient, shardRanges, shardOf } from './sharded.js';

@@ -5,7 +5,7 @@
  */
 import { endianness } from 'node:os';
 import { PsError } from './errors.js';
-import type { ModelConfig } from './model.js';
+import type { ModelConfig } from './model-config.js';
 import { PayloadReader, alignPadding, encodeKey } from './protocol.js';
 import type { Gradient } from './sync.js';
 
