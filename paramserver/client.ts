@@ -15,20 +15,8 @@ import {
   encodePush,
   encodeRegistration,
 } from './model-wire.js';
-import {
-  FrameDecoder,
-  Op,
-  Status,
-  decodeKeyList,
-  decodeText,
-  decodeU32,
-  encodeKey,
-  encodeKeyList,
-  encodeWait,
-  opName,
-  statusName,
-  writeFrame,
-} from './protocol.js';
+import { FrameDecoder, Op, Status, opName, statusName, writeFrame } from './protocol.js';
+import { decodeKeyList, decodeText, decodeU32, encodeKey, encodeKeyList, encodeWait } from './payload.js';
 import type { ParamServerStats } from './server.js';
 
 export interface ParamClientOptions {

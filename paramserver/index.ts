@@ -7,7 +7,6 @@ export {
   LENGTH_BYTES,
   PAYLOAD_BYTE_OFFSET,
   DEFAULT_MAX_FRAME_BYTES,
-  MAX_KEY_BYTES,
   Op,
   Status,
   type OpCode,
@@ -16,14 +15,11 @@ export {
   type StatusName,
   type Frame,
   FrameDecoder,
-  PayloadReader,
   encodeHeader,
-  encodeKey,
-  encodeKeyList,
-  encodeWait,
   opName,
   statusName,
 } from './protocol.js';
+export { MAX_KEY_BYTES, PayloadReader, encodeKey, encodeKeyList, encodeWait } from './payload.js';
 export { startParamServer, type ParamServer, type ParamServerOptions, type ParamServerStats, type SnapshotStoreLike } from './server.js';
 export { ParamClient, parseAddress, type ParamClientOptions, type PullOptions, type PushGradient, type Reply } from './client.js';
 export { clientProof, serverProof, isLoopbackHost, NONCE_BYTES, MAC_BYTES } from './auth.js';

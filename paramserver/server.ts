@@ -17,17 +17,14 @@ import {
   type Frame,
   FrameDecoder,
   Op,
-  PayloadReader,
   PROTOCOL_VERSION,
   Status,
   type StatusCode,
   type StatusName,
-  encodeKeyList,
-  encodeText,
-  encodeU32,
   opName,
   writeFrame,
 } from './protocol.js';
+import { PayloadReader, encodeKeyList, encodeText, encodeU32 } from './payload.js';
 
 /**
  * Where snapshots go; paramserver/snapshot.ts provides file:// and s3:// implementations. save()
