@@ -37,4 +37,5 @@ export type { ModelConfig, OptimizerConfig, SyncConfig } from './model-config.js
 export { OPTIMIZER_DEFAULTS, createCoordinateOptimizer, type CoordinateOptimizer, type StateArray } from './optimizers.js';
 export { openSnapshotStore, newSnapshotId, type SnapshotStore, type LoadedSnapshot } from './snapshot.js';
 export { ShardedParamClient, shardRanges, shardOf } from './sharded.js';
+export { runParamServerCli, parseServerArgs, type ServerCliOptions } from './server-cli.js';
 export { startParamServerCluster, shardArgs, shardSnapshotUrl, SERVER_MAIN, type ClusterOptions, type ParamServerCluster } from './cluster.js';
