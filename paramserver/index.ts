@@ -1,4 +1,10 @@
-/** Public surface of the parameter server: protocol, server and client. */
+/**
+ * The door of the parameter-server room: other rooms import only from here. Inside: the protocol
+ * (protocol.ts frames, payload.ts codecs), the server (server.ts wiring server-connections.ts,
+ * server-dispatch.ts, kv-store.ts, model-service.ts, registry.ts, log-throttle.ts), its command line
+ * (server-cli.ts, main.ts), the client (client.ts ops over client-connection.ts), models and
+ * optimizers, sync modes, sharding, snapshots.
+ */
 export { PsError, FrameTooLargeError, type PsErrorCode } from './errors.js';
 export {
   PROTOCOL_VERSION,
