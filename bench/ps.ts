@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { ParamClient } from '../paramserver/index.js';
+import { ParamClient, SERVER_MAIN as PS_MAIN } from '../paramserver/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import type { ChildConfig, ChildResult } from './ps-client-child.js';
 import { machineInfo } from './machine.js';
@@ -21,7 +21,6 @@ import { benchPsTraining, type PsTrainRow } from './ps-train.js';
 
 const CHILD = fileURLToPath(new URL('./ps-client-child.js', import.meta.url));
 const ECHO_MAIN = fileURLToPath(new URL('./ps-echo-main.js', import.meta.url));
-const PS_MAIN = fileURLToPath(new URL('../paramserver/main.js', import.meta.url));
 const MODEL = 'bench/ps/model';
 const START_TIMEOUT_MS = 30_000;
 

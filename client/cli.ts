@@ -29,8 +29,7 @@ export function buildProgram(): Command {
     .action(async (o: PsCommandOptions) => {
       const token = o.token ?? process.env.CIRRUS_PS_TOKEN;
       if (o.shards === 1) {
-        const { runParamServerCli } = await import('../paramserver/main.js');
-        const { shardArgs } = await import('../paramserver/cluster.js');
+        const { runParamServerCli, shardArgs } = await import('../paramserver/index.js');
         // Same flags a cluster shard gets; runParamServerCli prints the address and handles signals.
         const env = { ...process.env };
         delete env.CIRRUS_PS_TOKEN;
@@ -38,7 +37,7 @@ export function buildProgram(): Command {
         await runParamServerCli(shardArgs(clusterOptions(o, token), 0), env);
         return;
       }
-      const { startParamServerCluster } = await import('../paramserver/cluster.js');
+      const { startParamServerCluster } = await import('../paramserver/index.js');
       const cluster = await startParamServerCluster({ ...clusterOptions(o, token), stderr: 'inherit' });
       process.stdout.write(`listening ${cluster.addresses.join(',')}\n`);
       const stop = (code: number) => {
@@ -88,7 +87,7 @@ interface PsCommandOptions {
   restore?: boolean;
 }
 
-function clusterOptions(o: PsCommandOptions, token: string | undefined): import('../paramserver/cluster.js').ClusterOptions {
+function clusterOptions(o: PsCommandOptions, token: string | undefined): import('../paramserver/index.js').ClusterOptions {
   return {
     shards: o.shards,
     host: o.host,

@@ -10,8 +10,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PsError } from './errors.js';
+import type { ParamServerOptions } from './server-types.js';
 
-export interface ClusterOptions {
+/** Per-shard limits, passed to every shard as flags (see NUMERIC_FLAGS). */
+type ShardLimits = Pick<ParamServerOptions, 'maxFrameBytes' | 'idleTimeoutMs' | 'maxBytes' | 'maxModelFloats' | 'maxParkedPulls' | 'maxRegistrations'>;
+
+export interface ClusterOptions extends ShardLimits {
   /** Number of server processes (>= 1). */
   shards: number;
   /** Interface every shard binds (default 127.0.0.1). */
@@ -25,12 +29,6 @@ export interface ClusterOptions {
   snapshotEverySeconds?: number;
   /** Restore each shard from its newest snapshot at start. */
   restore?: boolean;
-  maxFrameBytes?: number;
-  idleTimeoutMs?: number;
-  maxBytes?: number;
-  maxModelFloats?: number;
-  maxParkedPulls?: number;
-  maxRegistrations?: number;
   /** How long each shard may take to print its listening line (default 15 s). */
   startTimeoutMs?: number;
   /** Where shard stderr goes: 'inherit' (the CLI) or 'buffer' (kept for error messages; the default). */
@@ -54,7 +52,7 @@ const NUMERIC_FLAGS = [
   ['maxModelFloats', '--max-model-floats'],
   ['maxParkedPulls', '--max-parked-pulls'],
   ['maxRegistrations', '--max-registrations'],
-] as const;
+] as const satisfies ReadonlyArray<readonly [keyof ShardLimits, string]>;
 
 const DEFAULT_START_TIMEOUT_MS = 15_000;
 const STOP_GRACE_MS = 5_000;

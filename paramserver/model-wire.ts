@@ -5,8 +5,8 @@
  */
 import { endianness } from 'node:os';
 import { PsError } from './errors.js';
-import type { ModelConfig } from './model.js';
-import { PayloadReader, alignPadding, encodeKey } from './protocol.js';
+import type { ModelConfig } from './model-config.js';
+import { PayloadReader, alignPadding, encodeKey } from './payload.js';
 import type { Gradient } from './sync.js';
 
 if (endianness() !== 'LE') throw new Error('the parameter server wire format needs a little-endian host');

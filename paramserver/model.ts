@@ -10,24 +10,12 @@
  */
 import { Buffer } from 'node:buffer';
 import { z } from 'zod';
+import type { ModelConfig } from './model-config.js';
 import { CirrusError } from './cirrus-error.js';
 import { createCoordinateOptimizer, type CoordinateOptimizer } from './optimizers.js';
 
-export type OptimizerConfig = {
-  type: 'sgd' | 'momentum' | 'nesterov' | 'adagrad' | 'adam';
-  learningRate: number;
-  momentum?: number;
-  beta1?: number;
-  beta2?: number;
-  epsilon?: number;
-  l2?: number;
-};
-export type SyncConfig = { mode: 'async' } | { mode: 'ssp'; workers: number; staleness: number } | { mode: 'bsp'; workers: number; reduce?: 'sum' | 'mean' };
-export interface ModelConfig {
-  size: number;
-  optimizer: OptimizerConfig;
-  sync: SyncConfig;
-}
+/** The config types live in model-config.ts (shared with optimizers.ts); re-exported for importers of this module. */
+export type { ModelConfig, OptimizerConfig, SyncConfig } from './model-config.js';
 
 export type PsModelErrorCode =
   /** An index outside [0, size). */

@@ -19,7 +19,7 @@
  * L2 (weight decay as a gradient term) is added by the caller, ParamModel: g += l2 * w before the
  * step, and only for the coordinates being stepped.
  */
-import type { OptimizerConfig } from './model.js';
+import type { OptimizerConfig } from './model-config.js';
 
 /** Defaults for optional fields, applied when the optimizer is built (the config keeps what the user gave). */
 export const OPTIMIZER_DEFAULTS = { momentum: 0.9, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, l2: 0 } as const;

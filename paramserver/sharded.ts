@@ -14,7 +14,7 @@
  */
 import { PsError } from './errors.js';
 import { ParamClient, type ParamClientOptions, type PullOptions, type PushGradient } from './client.js';
-import type { ModelConfig } from './model.js';
+import type { ModelConfig } from './model-config.js';
 
 /** The global index range each of `shards` shards holds of a model of `size`. */
 export function shardRanges(size: number, shards: number): { start: number; end: number }[] {

@@ -11,7 +11,8 @@
  * A pull with minClock m is answered once `clock >= m` (the server parks it until then).
  */
 import { PsError } from './errors.js';
-import type { ParamModel, SyncConfig } from './model.js';
+import type { SyncConfig } from './model-config.js';
+import type { ParamModel } from './model.js';
 
 export type Gradient = { kind: 'dense'; values: Float32Array } | { kind: 'sparse'; indices: Uint32Array; values: Float32Array };
 
