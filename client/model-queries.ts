@@ -2,8 +2,8 @@
  * Queries of trained models beyond predict(batch): a matrix factorization's rating of (user, item)
  * pairs and its top-k items for a user; a k-means model's centroids.
  */
-import { MatrixFactorization } from '../algorithms/models/mf.js';
-import type { ModelSpec } from '../algorithms/model.js';
+import { MatrixFactorization } from '../algorithms/index.js';
+import type { ModelSpec } from '../algorithms/index.js';
 
 export class ModelQueryError extends Error {
   readonly code = 'MODEL_QUERY' as const;

@@ -3,7 +3,7 @@
  * allowed. Names follow tfjs where they fit (epochs, batchSize).
  */
 import { z } from 'zod';
-import { SPARSE_GRADIENT_MODELS } from '../algorithms/support.js';
+import { SPARSE_GRADIENT_MODELS } from '../algorithms/index.js';
 import { parseAddress } from '../paramserver/index.js';
 
 export const MODEL_TYPES = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp', 'kmeans', 'mf'] as const;

@@ -10,10 +10,10 @@ import { gunzipSync } from 'node:zlib';
 import type { DatasetManifest, ShardRef } from '../channels/datasets/manifest.js';
 import { encodeShard, type Shard } from '../channels/datasets/shard.js';
 import type { DatasetWriter, ManifestFields, ObjectStore, Split } from '../channels/datasets/types.js';
-import { chunkSeed, chunkShardKey, type ChunkParseResult, type DatasetParseResult } from '../algorithms/preprocess/chunks.js';
-import { InputError } from '../algorithms/preprocess/errors.js';
-import { parseNumber } from '../algorithms/preprocess/lines.js';
-import { preprocessLocal } from '../algorithms/preprocess/pipeline.js';
+import { chunkSeed, chunkShardKey, type ChunkParseResult, type DatasetParseResult } from '../algorithms/index.js';
+import { InputError } from '../algorithms/index.js';
+import { parseNumber } from '../algorithms/index.js';
+import { preprocessLocal } from '../algorithms/index.js';
 import type { DatasetParseTask } from './event.js';
 
 export class ChunkParseError extends Error {

@@ -9,7 +9,7 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
-import { CRITEO_CAT_COLUMNS, CRITEO_INT_COLUMNS } from '../../algorithms/preprocess/criteo.js';
+import { CRITEO_CAT_COLUMNS, CRITEO_INT_COLUMNS } from '../../algorithms/index.js';
 
 export class GenerateError extends Error {
   readonly code = 'GENERATE_ARGUMENT' as const;
