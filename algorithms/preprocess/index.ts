@@ -3,19 +3,7 @@ export { InputError, PreprocessOptionsError, quote, type InputErrorCode, type In
 export { DEFAULT_MAX_LINE_BYTES, isBlank, openInput, parseDecimal, parseNumber, readLineBatches, readLines, type InputFile, type Line, type LineBatch, type LineOptions, type RowSource } from './lines.js';
 export { LibsvmParser, parseLibsvm, type LibsvmOptions, type SparseRow } from './libsvm.js';
 export { CsvParser, parseCsv, type CsvOptions, type DenseRow } from './csv.js';
-export {
-  FASHION_MNIST_FILES,
-  FASHION_MNIST_LABEL_NAMES,
-  IDX_IMAGES_MAGIC,
-  IDX_LABELS_MAGIC,
-  IdxParser,
-  PIXEL_SCALE,
-  labelsFileFor,
-  loadFashionMnistDir,
-  parseIdx,
-  type FashionMnist,
-  type IdxOptions,
-} from './idx.js';
+export { FASHION_MNIST_FILES, FASHION_MNIST_LABEL_NAMES, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxParser, PIXEL_SCALE, labelsFileFor, loadFashionMnistDir, parseIdx, type FashionMnist, type IdxOptions } from './idx.js';
 export { RatingsParser, parseRatings, type RatingRow, type RatingsOptions } from './ratings.js';
 export { CRITEO_CAT_COLUMNS, CRITEO_CAT_NAMES, CRITEO_COLUMNS, CRITEO_INT_COLUMNS, CRITEO_INT_NAMES, CriteoParser, parseCriteo, type CriteoRow } from './criteo.js';
 export { murmur3, murmur3Bytes, murmur3Parts } from './murmur3.js';
