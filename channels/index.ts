@@ -22,4 +22,3 @@ export { DatasetStore } from './datasets/store.js';
 export { DatasetError } from './datasets/errors.js';
 export { manifestSchema, manifestKey, shardKey, datasetPrefix, DATASET_FORMAT_VERSION, type DatasetManifest, type DatasetKind, type DatasetTask, type ShardRef, type ColumnStats } from './datasets/manifest.js';
 export { decodeShard, encodeShard, validateShard, ShardFormatError, type Shard, type SparseShard, type DenseShard, type RatingsShard } from './datasets/shard.js';
-export { DATASET_NAME, shardRef } from './datasets/manifest.js';

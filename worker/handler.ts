@@ -12,7 +12,7 @@ import { msgpackrPath } from '../channels/messages.js';
 import { parseWorkerEvent, type TransformOp, type WorkerEvent } from './event.js';
 
 // Each task loads only the modules it runs: a cold start pays for one task's code, not all of them.
-const stats = () => import('../algorithms/stats.js');
+const stats = () => import('../algorithms/index.js');
 
 export type WorkerTaskErrorCode = 'SHARD_MISSING' | 'STATS_INVALID';
 
@@ -188,7 +188,7 @@ async function runTransform(
   outputStats: boolean,
 ): Promise<DatasetTransformResult> {
   const { mergeStats, shardStats, statsToJSON } = await stats();
-  const { minMaxScale, zScore } = await import('../algorithms/transforms.js');
+  const { minMaxScale, zScore } = await import('../algorithms/index.js');
   const final = await loadStats(store, statsKey);
   const refs: ShardRef[] = [];
   let acc: PartialStats | undefined;
