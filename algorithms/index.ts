@@ -1,4 +1,4 @@
-/** The algorithms room: column statistics and feature transforms (models and optimisers follow). */
+/** The algorithms room: models and their kernels, optimisers, metrics, column statistics and transforms, preprocessing. */
 export {
   StatsError,
   emptyStats,
@@ -16,32 +16,40 @@ export {
 export { TransformError, minMaxScale, zScore, type TransformErrorCode } from './transforms.js';
 export {
   DenseLogisticRegression,
+  KMeans,
   LinearSVM,
+  LloydAccumulator,
+  MAX_CLUSTERS,
   MLP,
   MODEL_TYPES,
+  MatrixFactorization,
   ModelError,
   SoftmaxRegression,
   SparseLogisticRegression,
+  centroidNorms,
   createModel,
-  createRng,
-  disableTfjsKernels,
-  enableTfjsKernels,
-  gemmNT,
-  gemmTN,
-  tfjsKernelBackend,
-  transpose,
+  initialCentroids,
+  lloydReference,
+  mfLayout,
+  mfSupport,
+  moveCentroids,
+  nearestCentroids,
   type CreateModelOptions,
+  type KMeansInit,
+  type LloydReference,
+  type MfLayout,
   type ModelErrorCode,
-  type Rng,
-} from './models.js';
-export { KMeans, LloydAccumulator, MAX_CLUSTERS, centroidNorms, initialCentroids, lloydReference, moveCentroids, nearestCentroids, type KMeansInit, type LloydReference } from './models/kmeans.js';
-export { MatrixFactorization, mfLayout, mfSupport, type MfLayout } from './models/mf.js';
+} from './models/index.js';
+export { gemmNT, gemmTN, transpose } from './kernels/gemm.js';
+export { disableTfjsKernels, enableTfjsKernels, tfjsKernelBackend } from './kernels/tfjs-backend.js';
+export { createRng, seededRandom, type Rng } from './rng.js';
 export { admmConsensus, admmDualUpdate, admmLocalGradient, admmPenalty } from './admm.js';
 export { OPTIMIZER_TYPES, OptimizerError, createOptimizer, type OptimizerErrorCode, type OptimizerState } from './optimizers.js';
 export { Evaluator, LOG_EPS, MetricsError, accuracy, auc, logLoss, top1Accuracy, type EvalReport, type MetricsErrorCode } from './metrics.js';
 export { TrainingError, trainReference, type ReferenceOptions, type ReferenceResult, type TrainingErrorCode } from './reference.js';
 export type { Batch, DenseBatch, EvalResult, Model, ModelBatch, ModelSpec, RatingsBatch, ModelType, Optimizer, OptimizerSpec, SparseBatch } from './model.js';
 export { SPARSE_GRADIENT_MODELS, SupportError, SupportFinder } from './support.js';
+export * from './preprocess/index.js';
 
 // The room's error classes not exported above, so other rooms can catch them through this door.
 export { InputError, PreprocessOptionsError, type InputErrorCode } from './preprocess/errors.js';

@@ -2,27 +2,17 @@
  * The model contract. Weights are one flat Float32Array, so collectives, checkpoints and the
  * parameter server move a single vector. Classical models use hand-written Float32Array kernels.
  */
+import type { DenseShard, SparseShard } from '../channels/index.js';
 
-/** A minibatch of sparse rows: row r's nonzeros are indices/values[indptr[r] .. indptr[r+1]). */
-export interface SparseBatch {
-  kind: 'sparse';
-  rows: number;
-  cols: number;
-  labels: Float32Array;
-  /** rows + 1 offsets; may be absolute offsets into indices/values (indptr[0] need not be 0). */
-  indptr: Uint32Array;
-  indices: Uint32Array;
-  values: Float32Array;
-}
+/**
+ * A minibatch of sparse (CSR) rows: the very struct a sparse dataset shard is, so a shard is a
+ * batch as it is. Row r's nonzeros are indices/values[indptr[r] .. indptr[r+1]); in a batch,
+ * indptr may hold absolute offsets into indices/values (indptr[0] need not be 0).
+ */
+export type SparseBatch = SparseShard;
 
-/** A minibatch of dense rows, row-major. */
-export interface DenseBatch {
-  kind: 'dense';
-  rows: number;
-  cols: number;
-  labels: Float32Array;
-  x: Float32Array;
-}
+/** A minibatch of dense rows, row-major: the same struct as a dense dataset shard. */
+export type DenseBatch = DenseShard;
 
 /** A minibatch of (user, item, rating) triples (matrix factorization). */
 export interface RatingsBatch {

@@ -17,9 +17,8 @@
  *   have no infinities).
  * - Ratings shards have no feature columns: shardStats refuses them.
  */
+import type { ColumnStats, DenseShard, Shard, SparseShard } from '../channels/index.js';
 import { CirrusError } from '../paramserver/index.js';
-import type { ColumnStats } from '../channels/datasets/manifest.js';
-import type { DenseShard, Shard, SparseShard } from '../channels/datasets/shard.js';
 
 export type StatsErrorCode = 'STATS_UNSUPPORTED' | 'STATS_MISMATCH' | 'STATS_FORMAT';
 

@@ -4,7 +4,7 @@
  */
 import { DatasetStore } from '../channels/datasets/store.js';
 import { openObjectStore } from '../channels/object-store.js';
-import { preprocessLocal, type PreprocessFormat } from '../algorithms/preprocess/pipeline.js';
+import { preprocessLocal, type PreprocessFormat } from '../algorithms/index.js';
 import { ShardIterator } from '../worker/shard-iterator.js';
 
 export type DataChildTask =

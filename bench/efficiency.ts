@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ModelSpec } from '../algorithms/model.js';
+import type { ModelSpec } from '../algorithms/index.js';
 import { generateHiggsLike } from '../client/datasets/generate.js';
 import { FASHION_MNIST_DIR } from './data.js';
 import { preprocess } from '../client/preprocess/preprocess.js';

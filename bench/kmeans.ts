@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LloydAccumulator, centroidNorms, initialCentroids, moveCentroids, KMeans } from '../algorithms/index.js';
-import type { DenseBatch } from '../algorithms/model.js';
+import type { DenseBatch } from '../algorithms/index.js';
 import { generateHiggsLike } from '../client/datasets/generate.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
 import { openStore } from '../client/store.js';

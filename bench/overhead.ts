@@ -17,7 +17,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Evaluator } from '../algorithms/metrics.js';
+import { Evaluator } from '../algorithms/index.js';
 import { generateHiggsLike, LocalLauncher, openStore, preprocess, train } from '../client/index.js';
 import { launcherLimits, type TrainParamsInput } from '../client/train-params.js';
 import type { Launcher, WorkerEvent, WorkerResult } from '../client/launchers/types.js';

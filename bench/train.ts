@@ -18,8 +18,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ModelSpec } from '../algorithms/model.js';
-import { createModel, enableTfjsKernels } from '../algorithms/models.js';
+import type { ModelSpec } from '../algorithms/index.js';
+import { createModel, enableTfjsKernels } from '../algorithms/index.js';
 import { generateHiggsLike } from '../client/datasets/generate.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
 import { openStore } from '../client/store.js';

@@ -1,6 +1,6 @@
 /** `cirrus predict <model> <input> [--format f] [--out preds.csv] [--proba] [--json]` */
 import { Option, type Command } from 'commander';
-import { PREPROCESS_FORMATS } from '../algorithms/preprocess/pipeline.js';
+import { PREPROCESS_FORMATS } from '../algorithms/index.js';
 
 export function addPredictCommand(program: Command): void {
   program

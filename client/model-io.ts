@@ -3,9 +3,9 @@
  * (format, spec, metadata) and `weights.bin` (a tensor frame), to a directory or an object store
  * prefix: cirrus.save(model, 'file:///dir' | 'dir' | 's3://bucket/prefix?endpoint=...').
  */
+import { createModel } from '../algorithms/index.js';
+import type { Batch, Model, ModelSpec } from '../algorithms/index.js';
 import { CirrusError } from '../paramserver/index.js';
-import { createModel } from '../algorithms/models.js';
-import type { Batch, Model, ModelSpec } from '../algorithms/model.js';
 import { decodeFloat32, encodeTensor } from '../channels/codec.js';
 import { openObjectStore } from '../channels/object-store.js';
 import { centroids, predictRatings, recommend } from './model-queries.js';

@@ -2,9 +2,9 @@
  * Queries of trained models beyond predict(batch): a matrix factorization's rating of (user, item)
  * pairs and its top-k items for a user; a k-means model's centroids.
  */
+import { MatrixFactorization } from '../algorithms/index.js';
+import type { ModelSpec } from '../algorithms/index.js';
 import { CirrusError } from '../paramserver/index.js';
-import { MatrixFactorization } from '../algorithms/models/mf.js';
-import type { ModelSpec } from '../algorithms/model.js';
 
 export class ModelQueryError extends CirrusError<'MODEL_QUERY'> {
   constructor(message: string) {

@@ -3,8 +3,9 @@
  * allowed. Names follow tfjs where they fit (epochs, batchSize).
  */
 import { z } from 'zod';
-import { SPARSE_GRADIENT_MODELS } from '../algorithms/support.js';
-import { CirrusError, parseAddress } from '../paramserver/index.js';
+import { SPARSE_GRADIENT_MODELS } from '../algorithms/index.js';
+import { parseAddress } from '../paramserver/index.js';
+import { CirrusError } from '../paramserver/index.js';
 
 export const MODEL_TYPES = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp', 'kmeans', 'mf'] as const;
 

@@ -7,9 +7,9 @@
  * keys, workers and servers, whether it succeeds or fails.
  */
 import { randomBytes } from 'node:crypto';
-import { Evaluator } from '../algorithms/metrics.js';
-import { createModel } from '../algorithms/models.js';
-import type { Batch, Model, ModelSpec } from '../algorithms/model.js';
+import { Evaluator } from '../algorithms/index.js';
+import { createModel } from '../algorithms/index.js';
+import type { Batch, Model, ModelSpec } from '../algorithms/index.js';
 import { addStats, emptyStats, type Channel, type ChannelStats } from '../channels/channel.js';
 import type { DatasetManifest } from '../channels/datasets/manifest.js';
 import type { Shard } from '../channels/datasets/shard.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadModel } from '../client/model-io.js';
 import { openStore } from '../client/store.js';
-import { seededRandom } from '../algorithms/preprocess/sharder.js';
+import { seededRandom } from '../algorithms/index.js';
 import { runCli, type CliRun } from './support/cli.js';
 import * as tf from '@tensorflow/tfjs';
 import { RowPreparer } from '../client/predict/prepare.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { ModelSpec, SparseBatch } from '../algorithms/model.js';
-import { createModel, createRng } from '../algorithms/models.js';
+import { createModel, createRng } from '../algorithms/index.js';
 import { TrainedModel } from '../client/model-io.js';
 import { exportTfjs, exportTfjsModelJSON, MAX_TFJS_FEATURES, TfjsExportError, type TfjsModelJson } from '../client/tfjs-export.js';
 

@@ -11,10 +11,11 @@ import { CirrusError } from '../paramserver/index.js';
 import type { DatasetManifest, ShardRef } from '../channels/datasets/manifest.js';
 import { encodeShard, type Shard } from '../channels/datasets/shard.js';
 import type { DatasetWriter, ManifestFields, ObjectStore, Split } from '../channels/datasets/types.js';
-import { chunkSeed, chunkShardKey, type ChunkParseResult, type DatasetParseResult } from '../algorithms/preprocess/chunks.js';
-import { InputError, type InputErrorCode } from '../algorithms/preprocess/errors.js';
-import { parseNumber } from '../algorithms/preprocess/lines.js';
-import { preprocessLocal } from '../algorithms/preprocess/pipeline.js';
+import { chunkSeed, chunkShardKey, type ChunkParseResult, type DatasetParseResult } from '../algorithms/index.js';
+import { InputError } from '../algorithms/index.js';
+import { parseNumber } from '../algorithms/index.js';
+import { preprocessLocal } from '../algorithms/index.js';
+import { type InputErrorCode } from '../algorithms/preprocess/errors.js';
 import type { DatasetParseTask } from './event.js';
 
 /** The input's own parse errors (for the input file's line), or a raw chunk that is not in the store. */

@@ -8,12 +8,12 @@ import { columnStats, type ShardRef } from '../channels/datasets/manifest.js';
 import { decodeShard, encodeShard, type Shard } from '../channels/datasets/shard.js';
 import type { ObjectStore } from '../channels/datasets/types.js';
 import { openObjectStore } from '../channels/object-store.js';
-import type { FinalStats, PartialStats, PartialStatsJSON } from '../algorithms/stats.js';
+import type { FinalStats, PartialStats, PartialStatsJSON } from '../algorithms/index.js';
 import { msgpackrPath } from '../channels/messages.js';
 import { parseWorkerEvent, type TransformOp, type WorkerEvent } from './event.js';
 
 // Each task loads only the modules it runs: a cold start pays for one task's code, not all of them.
-const stats = () => import('../algorithms/stats.js');
+const stats = () => import('../algorithms/index.js');
 
 export type WorkerTaskErrorCode = 'SHARD_MISSING' | 'STATS_INVALID';
 
@@ -90,7 +90,7 @@ async function runHandler(event: unknown, context?: WorkerContext): Promise<unkn
     }
     case 'train': {
       const { runTrain } = await import('./train.js');
-      const { tfjsKernelBackend } = await import('../algorithms/models.js');
+      const { tfjsKernelBackend } = await import('../algorithms/index.js');
       const result = await runTrain({ ...e, task });
       const runtime = runtimeInfo(deadlineFrom, context, task.model.type === 'mlp' ? tfjsKernelBackend() : null);
       console.log(`cirrus worker rank ${e.rank}: node ${runtime.node}, msgpackr ${runtime.msgpackr}, tfjs ${runtime.tfjsBackend ?? 'unused'}, deadline from ${runtime.deadlineFrom}`);
@@ -182,7 +182,7 @@ async function runTransform(
   outputStats: boolean,
 ): Promise<DatasetTransformResult> {
   const { mergeStats, shardStats, statsToJSON } = await stats();
-  const { minMaxScale, zScore } = await import('../algorithms/transforms.js');
+  const { minMaxScale, zScore } = await import('../algorithms/index.js');
   const final = await loadStats(store, statsKey);
   const refs: ShardRef[] = [];
   let acc: PartialStats | undefined;

@@ -17,8 +17,8 @@ import type { DatasetStore } from '../channels/datasets/store.js';
 import type { Split } from '../channels/datasets/types.js';
 
 // Sparse and dense batches are exactly what the models take.
-export type { DenseBatch, SparseBatch } from '../algorithms/model.js';
-import type { DenseBatch, SparseBatch } from '../algorithms/model.js';
+export type { DenseBatch, SparseBatch } from '../algorithms/index.js';
+import type { DenseBatch, SparseBatch } from '../algorithms/index.js';
 
 export interface RatingsBatch {
   kind: 'ratings';

@@ -9,7 +9,7 @@
  * loss over all rows even when shards are uneven, and the consensus objective equals GA-SGD's.
  * Stops and checkpoints fall between rounds; a checkpoint carries the dual (TrainState.admmDual).
  */
-import { admmConsensus, admmDualUpdate, admmLocalGradient } from '../algorithms/admm.js';
+import { admmConsensus, admmDualUpdate, admmLocalGradient } from '../algorithms/index.js';
 import type { Reduce } from './sync-bsp.js';
 import { DeadlineWatch, EpochReader, WorkerTrainError, checkFinite, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 

@@ -10,7 +10,7 @@ import type { DatasetStore } from '../channels/datasets/store.js';
 import type { ObjectStore } from '../channels/datasets/types.js';
 import { epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
 import { packMessage } from '../channels/messages.js';
-import type { Model, ModelBatch, Optimizer } from '../algorithms/model.js';
+import type { Model, ModelBatch, Optimizer } from '../algorithms/index.js';
 import type { TrainTask, WorkerEvent } from './event.js';
 import { ShardIterator, type Batch as IteratorBatch } from './shard-iterator.js';
 

@@ -12,7 +12,8 @@
  * returns cluster ids. Labels are ignored.
  */
 import type { Batch, DenseBatch, EvalResult, Model, ModelSpec } from '../model.js';
-import { ModelError, createRng } from './base.js';
+import { createRng } from '../rng.js';
+import { ModelError } from './base.js';
 
 export type KMeansInit = 'kmeans++' | 'random';
 

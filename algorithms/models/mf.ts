@@ -10,7 +10,8 @@
  * parameter server; GA-SGD all-reduces the whole (mostly zero) vector.
  */
 import type { EvalResult, Model, ModelBatch, ModelSpec, RatingsBatch } from '../model.js';
-import { ModelError, createRng } from './base.js';
+import { createRng } from '../rng.js';
+import { ModelError } from './base.js';
 
 /** Standard deviation of the initial factors: large enough that SGD leaves the all-biases saddle (factors near 0) quickly. */
 const INIT_STD = 0.3;

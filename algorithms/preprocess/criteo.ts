@@ -8,7 +8,8 @@
 import { InputError, quote } from './errors.js';
 import type { FeatureHasher } from './hashing.js';
 import type { SparseRow } from './libsvm.js';
-import { isBlank, openInput, readLineBatches, rowsOf, type InputFile, type RowSource } from './lines.js';
+import { LineParser } from './line-parser.js';
+import { isBlank } from './lines.js';
 
 export const CRITEO_INT_COLUMNS = 13;
 export const CRITEO_CAT_COLUMNS = 26;
@@ -29,39 +30,9 @@ export interface CriteoRow {
 /** Largest magnitude kept exactly: beyond it an "integer" is no longer one in a double. */
 const MAX_SAFE_DIGITS = 15;
 
-export class CriteoParser implements RowSource<CriteoRow> {
-  readonly file: string;
-  private input: InputFile | undefined;
-  private lastBytes = 0;
-
-  constructor(file: string) {
-    this.file = file;
-  }
-
-  get bytesRead(): number {
-    return this.lastBytes;
-  }
-
-  get totalBytes(): number {
-    return this.input?.size ?? 0;
-  }
-
-  rows(): AsyncGenerator<CriteoRow> {
-    return rowsOf(this.rowBatches());
-  }
-
-  async *rowBatches(): AsyncGenerator<CriteoRow[]> {
-    this.input = await openInput(this.file);
-    for await (const batch of readLineBatches(this.input)) {
-      const out: CriteoRow[] = [];
-      for (let i = 0; i < batch.lines.length; i++) {
-        const text = batch.lines[i]!;
-        if (isBlank(text)) continue;
-        out.push(this.parseLine(text, batch.firstNumber + i));
-      }
-      this.lastBytes = batch.bytesRead[batch.bytesRead.length - 1]!;
-      if (out.length > 0) yield out;
-    }
+export class CriteoParser extends LineParser<CriteoRow> {
+  rowBatches(): AsyncGenerator<CriteoRow[]> {
+    return this.parseLines((text, line) => (isBlank(text) ? null : this.parseLine(text, line)));
   }
 
   /**
@@ -69,18 +40,8 @@ export class CriteoParser implements RowSource<CriteoRow> {
    * pipeline). `hashedCols[k]` is the hasher's column for C(k+1), or -1 to leave that column out;
    * the hasher's numeric columns are I1..I13.
    */
-  async *hashedBatches(hasher: FeatureHasher, hashedCols: readonly number[]): AsyncGenerator<SparseRow[]> {
-    this.input = await openInput(this.file);
-    for await (const batch of readLineBatches(this.input)) {
-      const out: SparseRow[] = [];
-      for (let i = 0; i < batch.lines.length; i++) {
-        const text = batch.lines[i]!;
-        if (isBlank(text)) continue;
-        out.push(this.parseLineHashed(text, batch.firstNumber + i, hasher, hashedCols));
-      }
-      this.lastBytes = batch.bytesRead[batch.bytesRead.length - 1]!;
-      if (out.length > 0) yield out;
-    }
+  hashedBatches(hasher: FeatureHasher, hashedCols: readonly number[]): AsyncGenerator<SparseRow[]> {
+    return this.parseLines((text, line) => (isBlank(text) ? null : this.parseLineHashed(text, line, hasher, hashedCols)));
   }
 
   parseLineHashed(text: string, line: number, hasher: FeatureHasher, hashedCols: readonly number[]): SparseRow {

@@ -11,7 +11,8 @@
  * - Blank lines carry no row and are skipped; a UTF-8 byte order mark is dropped.
  */
 import { InputError, quote } from './errors.js';
-import { isBlank, openInput, parseDecimal, parseNumber, readLineBatches, rowsOf, type InputFile, type RowSource } from './lines.js';
+import { LineParser } from './line-parser.js';
+import { isBlank, parseDecimal, parseNumber } from './lines.js';
 
 export interface DenseRow {
   label: number;
@@ -41,12 +42,9 @@ export interface CsvOptions {
   labelExpected?: string;
 }
 
-export class CsvParser implements RowSource<DenseRow> {
-  readonly file: string;
+export class CsvParser extends LineParser<DenseRow> {
   private readonly delimiter: string;
   private readonly options: CsvOptions;
-  private input: InputFile | undefined;
-  private lastBytes = 0;
   /** Known after the first row: columns per line, whether line 1 was a header, its names. */
   columns = 0;
   hasHeader = false;
@@ -60,7 +58,7 @@ export class CsvParser implements RowSource<DenseRow> {
   private catCols: number[] = [];
 
   constructor(file: string, options: CsvOptions = {}) {
-    this.file = file;
+    super(file);
     this.options = options;
     this.delimiter = options.delimiter ?? ',';
     if (this.delimiter.length === 0 || this.delimiter.includes('"') || this.delimiter.includes('\n')) {
@@ -68,47 +66,27 @@ export class CsvParser implements RowSource<DenseRow> {
     }
   }
 
-  get bytesRead(): number {
-    return this.lastBytes;
-  }
-
-  get totalBytes(): number {
-    return this.input?.size ?? 0;
-  }
-
   /** Number of numeric features per row. */
   get features(): number {
     return this.featureCols.length;
   }
 
-  rows(): AsyncGenerator<DenseRow> {
-    return rowsOf(this.rowBatches());
-  }
-
-  async *rowBatches(): AsyncGenerator<DenseRow[]> {
-    this.input = await openInput(this.file);
+  rowBatches(): AsyncGenerator<DenseRow[]> {
     let first = true;
     let firstLine = 0;
-    for await (const batch of readLineBatches(this.input)) {
-      const out: DenseRow[] = [];
-      for (let i = 0; i < batch.lines.length; i++) {
-        const text = batch.lines[i]!;
-        if (isBlank(text)) continue;
-        const line = batch.firstNumber + i;
-        const cells = this.split(text, line);
-        if (first) {
-          first = false;
-          firstLine = line;
-          if (this.setup(cells, line)) continue;
-        } else if (cells.length !== this.columns) {
-          const origin = this.hasHeader ? `as in the header on line ${firstLine}` : `as on line ${firstLine}`;
-          throw new InputError('INPUT_COLUMNS', this.file, `expected ${this.columns} columns (${origin}), found ${cells.length}`, { line });
-        }
-        out.push(this.toRow(cells, line));
+    return this.parseLines((text, line) => {
+      if (isBlank(text)) return null;
+      const cells = this.split(text, line);
+      if (first) {
+        first = false;
+        firstLine = line;
+        if (this.setup(cells, line)) return null;
+      } else if (cells.length !== this.columns) {
+        const origin = this.hasHeader ? `as in the header on line ${firstLine}` : `as on line ${firstLine}`;
+        throw new InputError('INPUT_COLUMNS', this.file, `expected ${this.columns} columns (${origin}), found ${cells.length}`, { line });
       }
-      this.lastBytes = batch.bytesRead[batch.bytesRead.length - 1]!;
-      if (out.length > 0) yield out;
-    }
+      return this.toRow(cells, line);
+    });
   }
 
   /** Reads the first row's shape; returns true when it is a header (no data). */

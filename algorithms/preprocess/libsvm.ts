@@ -5,7 +5,8 @@
  * Rows come out with 0-based indices.
  */
 import { InputError, quote } from './errors.js';
-import { openInput, parseDecimal, readLineBatches, rowsOf, type InputFile, type RowSource } from './lines.js';
+import { LineParser } from './line-parser.js';
+import { parseDecimal } from './lines.js';
 
 export interface SparseRow {
   label: number;
@@ -25,44 +26,20 @@ export interface LibsvmOptions {
 
 const MAX_INDEX = 0xfffffffe; // indices are stored as u32 and the feature count must fit too
 
-export class LibsvmParser implements RowSource<SparseRow> {
-  readonly file: string;
+export class LibsvmParser extends LineParser<SparseRow> {
   private readonly zeroBased: boolean;
   private readonly features: number | undefined;
-  private input: InputFile | undefined;
-  private lastBytes = 0;
   /** Largest 0-based feature index seen so far, -1 before any. */
   maxIndex = -1;
 
   constructor(file: string, options: LibsvmOptions = {}) {
-    this.file = file;
+    super(file);
     this.zeroBased = options.zeroBased ?? false;
     this.features = options.features;
   }
 
-  get bytesRead(): number {
-    return this.lastBytes;
-  }
-
-  get totalBytes(): number {
-    return this.input?.size ?? 0;
-  }
-
-  rows(): AsyncGenerator<SparseRow> {
-    return rowsOf(this.rowBatches());
-  }
-
-  async *rowBatches(): AsyncGenerator<SparseRow[]> {
-    this.input = await openInput(this.file);
-    for await (const batch of readLineBatches(this.input)) {
-      const out: SparseRow[] = [];
-      for (let i = 0; i < batch.lines.length; i++) {
-        const row = this.parseLine(batch.lines[i]!, batch.firstNumber + i);
-        if (row) out.push(row);
-      }
-      this.lastBytes = batch.bytesRead[batch.bytesRead.length - 1]!;
-      if (out.length > 0) yield out;
-    }
+  rowBatches(): AsyncGenerator<SparseRow[]> {
+    return this.parseLines((text, line) => this.parseLine(text, line));
   }
 
   /** Parses one line; null for blank and comment-only lines. */

@@ -3,8 +3,10 @@
  * manifest. Streams end to end, so memory is bounded by the shuffle window and one shard per split.
  * Any failure aborts the writer (its shards are deleted, no manifest appears) and rethrows.
  */
-import { DATASET_NAME, type DatasetKind, type DatasetManifest, type DatasetTask } from '../../channels/datasets/manifest.js';
-import type { DatasetWriter, ManifestFields, Split } from '../../channels/datasets/types.js';
+// Values deep, types through the door: channels/index.ts also exports the servers the client starts
+// (s3rver), which the worker's Lambda bundle must not load.
+import { DATASET_NAME } from '../../channels/datasets/manifest.js';
+import type { DatasetKind, DatasetManifest, DatasetTask, DatasetWriter, ManifestFields, Split } from '../../channels/index.js';
 import { CRITEO_CAT_NAMES, CRITEO_INT_NAMES, CriteoParser } from './criteo.js';
 import { CsvParser, type DenseRow } from './csv.js';
 import { InputError, PreprocessOptionsError } from './errors.js';
@@ -13,7 +15,8 @@ import { FASHION_MNIST_LABEL_NAMES, IdxParser, PIXEL_SCALE, labelsFileFor, loadF
 import { LibsvmParser, type SparseRow } from './libsvm.js';
 import type { RowSource } from './lines.js';
 import { RatingsParser, type RatingRow } from './ratings.js';
-import { DEFAULT_SHUFFLE_WINDOW, DEFAULT_SPLIT, DatasetSharder, type RowFor, type SharderOptions } from './sharder.js';
+import type { RowFor } from './shard-builders.js';
+import { DEFAULT_SHUFFLE_WINDOW, DEFAULT_SPLIT, DatasetSharder, type SharderOptions } from './sharder.js';
 
 export type PreprocessFormat = 'libsvm' | 'csv' | 'idx' | 'ratings' | 'criteo' | 'fashion-mnist';
 export const PREPROCESS_FORMATS: readonly PreprocessFormat[] = ['libsvm', 'csv', 'idx', 'ratings', 'criteo', 'fashion-mnist'];

@@ -6,7 +6,8 @@
  * Blank lines carry no row and are skipped.
  */
 import { InputError, quote } from './errors.js';
-import { isBlank, openInput, parseNumber, readLineBatches, rowsOf, type InputFile, type RowSource } from './lines.js';
+import { LineParser } from './line-parser.js';
+import { isBlank, parseNumber } from './lines.js';
 
 export interface RatingRow {
   user: number;
@@ -23,66 +24,43 @@ export interface RatingsOptions {
 const MAX_ID = 0xfffffffe; // ids are stored as u32 and the id count must fit too
 const NAMES = ['user', 'item', 'rating'];
 
-export class RatingsParser implements RowSource<RatingRow> {
-  readonly file: string;
+export class RatingsParser extends LineParser<RatingRow> {
   private readonly delimiter: string;
-  private input: InputFile | undefined;
-  private lastBytes = 0;
   /** Largest user and item ids seen so far, -1 before any. */
   maxUser = -1;
   maxItem = -1;
   hasHeader = false;
 
   constructor(file: string, options: RatingsOptions = {}) {
-    this.file = file;
+    super(file);
     this.delimiter = options.delimiter ?? ',';
     if (this.delimiter.length === 0) throw new InputError('INPUT_FORMAT', file, 'expected a non-empty delimiter, found an empty one');
   }
 
-  get bytesRead(): number {
-    return this.lastBytes;
-  }
-
-  get totalBytes(): number {
-    return this.input?.size ?? 0;
-  }
-
-  rows(): AsyncGenerator<RatingRow> {
-    return rowsOf(this.rowBatches());
-  }
-
-  async *rowBatches(): AsyncGenerator<RatingRow[]> {
-    this.input = await openInput(this.file);
+  rowBatches(): AsyncGenerator<RatingRow[]> {
     let first = true;
-    for await (const batch of readLineBatches(this.input)) {
-      const out: RatingRow[] = [];
-      for (let i = 0; i < batch.lines.length; i++) {
-        const text = batch.lines[i]!;
-        if (isBlank(text)) continue;
-        const line = batch.firstNumber + i;
-        const cells = text.split(this.delimiter);
-        if (cells.length !== 3) {
-          throw new InputError('INPUT_COLUMNS', this.file, `expected 3 columns (user${this.delimiter}item${this.delimiter}rating), found ${cells.length}`, { line });
-        }
-        if (first) {
-          first = false;
-          // A header is a first row whose rating is not a number; ids are checked on data rows.
-          if (Number.isNaN(parseNumber(cells[2]!))) {
-            this.hasHeader = true;
-            continue;
-          }
-        }
-        const user = this.id(cells[0]!, line, 0);
-        const item = this.id(cells[1]!, line, 1);
-        const rating = parseNumber(cells[2]!);
-        if (Number.isNaN(rating)) throw this.fail(line, 2, `expected a numeric rating, found ${quote(cells[2]!)}`);
-        if (user > this.maxUser) this.maxUser = user;
-        if (item > this.maxItem) this.maxItem = item;
-        out.push({ user, item, rating, line });
+    return this.parseLines((text, line) => {
+      if (isBlank(text)) return null;
+      const cells = text.split(this.delimiter);
+      if (cells.length !== 3) {
+        throw new InputError('INPUT_COLUMNS', this.file, `expected 3 columns (user${this.delimiter}item${this.delimiter}rating), found ${cells.length}`, { line });
       }
-      this.lastBytes = batch.bytesRead[batch.bytesRead.length - 1]!;
-      if (out.length > 0) yield out;
-    }
+      if (first) {
+        first = false;
+        // A header is a first row whose rating is not a number; ids are checked on data rows.
+        if (Number.isNaN(parseNumber(cells[2]!))) {
+          this.hasHeader = true;
+          return null;
+        }
+      }
+      const user = this.id(cells[0]!, line, 0);
+      const item = this.id(cells[1]!, line, 1);
+      const rating = parseNumber(cells[2]!);
+      if (Number.isNaN(rating)) throw this.fail(line, 2, `expected a numeric rating, found ${quote(cells[2]!)}`);
+      if (user > this.maxUser) this.maxUser = user;
+      if (item > this.maxItem) this.maxItem = item;
+      return { user, item, rating, line };
+    });
   }
 
   private id(cell: string, line: number, col: number): number {

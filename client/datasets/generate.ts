@@ -9,8 +9,8 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
+import { CRITEO_CAT_COLUMNS, CRITEO_INT_COLUMNS } from '../../algorithms/index.js';
 import { CirrusError } from '../../paramserver/index.js';
-import { CRITEO_CAT_COLUMNS, CRITEO_INT_COLUMNS } from '../../algorithms/preprocess/criteo.js';
 
 export class GenerateError extends CirrusError<'GENERATE_ARGUMENT'> {
   constructor(message: string) {

@@ -2,7 +2,7 @@
  * Predictions from raw rows: prepare (the model's pipeline) -> class probabilities -> labels.
  * Binary models give P(class 1); the probabilities per row are always one per class.
  */
-import type { Batch, EvalResult } from '../../algorithms/model.js';
+import type { Batch, EvalResult } from '../../algorithms/index.js';
 import type { InputPipeline } from './pipeline.js';
 import { RowPreparer, type RawRow } from './prepare.js';
 

@@ -24,7 +24,7 @@
  *    (or max = min) becomes 0 (minmax: lo). Computed in float64, stored as float32.
  * 5. Class names: the output's column c is the class pipeline.labelNames[c] (or c).
  */
-import { FeatureHasher } from '../../algorithms/preprocess/hashing.js';
+import { FeatureHasher } from '../../algorithms/index.js';
 import type { InputPipeline } from './pipeline.js';
 
 export const PREPROCESSING_FORMAT = 'cirrus-preprocessing';

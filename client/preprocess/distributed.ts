@@ -19,12 +19,12 @@ import { newRunId, type DatasetStore } from '../../channels/datasets/store.js';
 import type { ManifestFields, ObjectStore } from '../../channels/datasets/types.js';
 import type { S3Spec } from '../../channels/spec.js';
 import type { DatasetParseTask, WorkerEvent } from '../../worker/event.js';
-import { parseResultSchema, rawChunkKey, type ChunkParseResult } from '../../algorithms/preprocess/chunks.js';
+import { parseResultSchema, rawChunkKey, type ChunkParseResult } from '../../algorithms/index.js';
 import type { Launcher } from '../launchers/types.js';
-import { InputError } from '../../algorithms/preprocess/errors.js';
-import { parseNumber, readLines } from '../../algorithms/preprocess/lines.js';
-import type { HashOptions } from '../../algorithms/preprocess/pipeline.js';
-import { DEFAULT_SPLIT } from '../../algorithms/preprocess/sharder.js';
+import { InputError } from '../../algorithms/index.js';
+import { parseNumber, readLines } from '../../algorithms/index.js';
+import type { HashOptions } from '../../algorithms/index.js';
+import { DEFAULT_SPLIT } from '../../algorithms/index.js';
 import { fanOut, PreprocessError } from './transform.js';
 
 export type DistributedFormat = 'csv' | 'criteo' | 'libsvm';

@@ -5,7 +5,7 @@
  * still-needed / still-to-come). So every class's test share is within half a row of its share
  * of the whole file, whatever the order of the rows.
  */
-import { seededRandom } from '../../algorithms/preprocess/sharder.js';
+import { seededRandom } from '../../algorithms/index.js';
 import type { Split } from '../../channels/datasets/types.js';
 
 export function stratifiedSplit(classCounts: ReadonlyMap<number, number>, train: number, seed: number): (label: number) => Split {
