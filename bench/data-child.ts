@@ -3,7 +3,7 @@
  * a file into the store, or iterates a dataset with a simulated compute step. Prints one JSON line.
  */
 import { DatasetStore } from '../channels/datasets/store.js';
-import { openObjectStore } from '../channels/object-store.js';
+import { openObjectStore } from '../channels/index.js';
 import { preprocessLocal, type PreprocessFormat } from '../algorithms/preprocess/pipeline.js';
 import { ShardIterator } from '../worker/shard-iterator.js';
 

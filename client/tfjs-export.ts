@@ -20,7 +20,7 @@
  * This module does not import tfjs: it only builds JSON and bytes, so the CLI can use it cheaply.
  */
 import type { ModelSpec } from '../algorithms/model.js';
-import { openObjectStore } from '../channels/object-store.js';
+import { openObjectStore } from '../channels/index.js';
 import type { TrainedModel } from './model-io.js';
 import { PREPROCESSING_FILE, preprocessingFor } from './predict/tfjs-preprocessing.js';
 

@@ -16,7 +16,7 @@ import type { Shard } from '../channels/datasets/shard.js';
 import { openChannel } from '../channels/factory.js';
 import { aspKey, epochModelKey, finalModelKey, modelLatestKey, progressKey, psModelName } from '../channels/job-keys.js';
 import { jobPrefix } from '../channels/keys.js';
-import { startMemcached, type MemcachedServer } from '../channels/memcached-server.js';
+import { startMemcached, type MemcachedServer } from './servers/index.js';
 import { unpackMessage } from '../channels/messages.js';
 import { parseChannelUrl, type ChannelSpec } from '../channels/spec.js';
 import { ShardedParamClient, startParamServer, type ParamServer } from '../paramserver/index.js';

@@ -4,7 +4,7 @@
  * the renderer never sees the difference.
  */
 import { z } from 'zod';
-import type { ObjectStore } from '../channels/object-store.js';
+import type { ObjectStore } from '../channels/index.js';
 
 export type ReportErrorCode =
   /** Neither a search state nor a job record exists under that id. */

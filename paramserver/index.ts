@@ -44,3 +44,4 @@ export { OPTIMIZER_DEFAULTS, createCoordinateOptimizer, type CoordinateOptimizer
 export { openSnapshotStore, newSnapshotId, type SnapshotStore, type LoadedSnapshot } from './snapshot.js';
 export { ShardedParamClient, shardRanges, shardOf } from './sharded.js';
 export { startParamServerCluster, shardArgs, shardSnapshotUrl, SERVER_MAIN, type ClusterOptions, type ParamServerCluster } from './cluster.js';
+export * from './s3/index.js';

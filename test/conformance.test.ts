@@ -1,10 +1,10 @@
 /** The shared conformance suite against every adapter, each on its real server. */
 import { after, before } from 'node:test';
 import { MemcachedChannel } from '../channels/adapters/memcached/index.js';
-import { MemoryChannel, MemoryStore } from '../channels/memory.js';
-import { PsChannel } from '../channels/ps.js';
-import { S3Channel } from '../channels/s3.js';
-import { s3SpecFor } from '../channels/s3-server.js';
+import { MemoryChannel, MemoryStore } from '../channels/adapters/memory/index.js';
+import { PsChannel } from '../channels/adapters/ps/index.js';
+import { S3Channel } from '../channels/adapters/s3/index.js';
+import { s3SpecFor } from '../client/servers/index.js';
 import { parseChannelSpec, type MemcachedSpec, type PsSpec, type S3Spec } from '../channels/spec.js';
 import { channelConformance } from './support/conformance.js';
 import { startTestServers, type TestServers } from './support/servers.js';

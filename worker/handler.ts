@@ -6,7 +6,7 @@
 import { columnStats, type ShardRef } from '../channels/datasets/manifest.js';
 import { decodeShard, encodeShard, type Shard } from '../channels/datasets/shard.js';
 import type { ObjectStore } from '../channels/datasets/types.js';
-import { openObjectStore } from '../channels/object-store.js';
+import { openObjectStore } from '../channels/index.js';
 import type { FinalStats, PartialStats, PartialStatsJSON } from '../algorithms/stats.js';
 import { msgpackrPath } from '../channels/messages.js';
 import { parseWorkerEvent, type TransformOp, type WorkerEvent } from './event.js';

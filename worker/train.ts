@@ -16,7 +16,7 @@ import { ShardFormatError } from '../channels/datasets/shard.js';
 import { DatasetStore } from '../channels/datasets/store.js';
 import { ChannelError, CollectiveError, CollectiveTimeoutError } from '../channels/errors.js';
 import { openChannel } from '../channels/factory.js';
-import { ObjectStoreError } from '../channels/object-store.js';
+import { ObjectStoreError } from '../channels/index.js';
 import { ModelError, OptimizerError, createModel, createOptimizer, enableTfjsKernels, type Model, type ModelSpec, type Optimizer, type OptimizerSpec } from '../algorithms/index.js';
 import { Checkpointer, loadCheckpoint } from './checkpoint.js';
 import { Lease, fenced } from './lease.js';

@@ -12,7 +12,7 @@
  * another writer's cleanup fails instead of publishing them.
  */
 import { randomBytes } from 'node:crypto';
-import { openObjectStore, type S3ObjectStoreOptions, type S3SpecInput } from '../object-store.js';
+import { openObjectStore, type S3ObjectStoreOptions, type S3SpecInput } from '../object-stores/index.js';
 import type { S3Spec } from '../spec.js';
 import { DatasetError } from './errors.js';
 import {

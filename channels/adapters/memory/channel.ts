@@ -1,7 +1,7 @@
 /** In-process channel for unit tests: a Map with change notification (no polling). */
-import { type Channel, type ChannelStats, emptyStats } from './channel.js';
-import { ChannelError, WaitTimeoutError } from './errors.js';
-import { assertKey } from './keys.js';
+import { type Channel, type ChannelStats, emptyStats } from '../../channel.js';
+import { ChannelError, WaitTimeoutError } from '../../errors.js';
+import { assertKey } from '../../keys.js';
 
 /** The data behind memory channels; several clients may share one store, as on a real server. */
 export class MemoryStore {

@@ -4,11 +4,11 @@
  * requests on it; the next request reconnects (a server restarted at the same address), retrying
  * with back-off for at most spec.timeoutMs.
  */
-import { ParamClient, PsError } from '../paramserver/index.js';
-import { type Channel, type ChannelStats, emptyStats } from './channel.js';
-import { ChannelError, WaitTimeoutError } from './errors.js';
-import { assertKey } from './keys.js';
-import type { PsSpec } from './spec.js';
+import { ParamClient, PsError } from '../../../paramserver/index.js';
+import { type Channel, type ChannelStats, emptyStats } from '../../channel.js';
+import { ChannelError, WaitTimeoutError } from '../../errors.js';
+import { assertKey } from '../../keys.js';
+import type { PsSpec } from '../../spec.js';
 
 export class PsChannel implements Channel {
   readonly kind = 'ps';
