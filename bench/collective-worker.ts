@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { Communicator, canPutParts, canReadInto, type LentBuffer, type PutPartsChannel, type ReadIntoChannel } from '../channels/collectives.js';
+import { Communicator, canPutParts, canReadInto, type LentBuffer, type PutParts as PutPartsChannel, type ReadInto as ReadIntoChannel } from '../channels/index.js';
 import { emptyStats, type Channel, type ChannelStats } from '../channels/channel.js';
 import { openChannel } from '../channels/factory.js';
 import { jobKey } from '../channels/keys.js';

@@ -14,7 +14,7 @@
  * reading the earlier round. What the last round left is removed by close(): every rank writes a
  * fin key listing its outputs still pending, and rank 0 deletes them with the fin keys.
  */
-import type { Channel } from './channel.js';
+import { canPutParts, canReadInto, type Channel, type LentBuffer } from './channel.js';
 import { decodeFloat32, encodeTensor, frameBytes, headerBytes, readFrameHeader } from './codec.js';
 import { CollectiveError, CollectiveTimeoutError, WaitTimeoutError } from './errors.js';
 import { jobKey } from './keys.js';
@@ -25,44 +25,8 @@ import { SimdArena, arenaFits, simdAvailable } from './simd-reduce.js';
 export type CollectivePattern = 'allreduce' | 'scatterreduce';
 export type AllReduceAlgorithm = 'auto' | 'leader' | 'gather';
 
-/**
- * Optional channel capability (the memcached channel has it): waitMany that reads each value into
- * a buffer the caller lends. The collectives lend reused buffers for values they consume at once.
- */
-export interface ReadIntoChannel {
-  waitManyInto(
-    keys: string[],
-    deadline: number,
-    dest: (index: number, byteLength: number) => LentBuffer | undefined,
-    onValue?: (index: number, value: Uint8Array) => void,
-  ): Promise<Uint8Array[]>;
-}
-
-/**
- * Optional channel capability (the memcached channel has it): put of the value head ++ body
- * without joining them. The collectives send a frame header and the vector's own memory, which
- * stays unchanged until the put resolves.
- */
-export interface PutPartsChannel {
-  putParts(key: string, head: Uint8Array, body: Uint8Array): Promise<void>;
-}
-
-export function canPutParts(c: Channel): c is Channel & PutPartsChannel {
-  return typeof (c as Partial<PutPartsChannel>).putParts === 'function';
-}
-
-/**
- * Room lent for one value: a buffer, or two pieces (the value's first head.byteLength bytes, then
- * the rest). A value read into two pieces is reported as its head piece.
- */
-export type LentBuffer = Uint8Array | { head: Uint8Array; body: Uint8Array };
-
 /** Header bytes of a 1-D tensor frame. */
 const FRAME_HEADER = headerBytes(1);
-
-export function canReadInto(c: Channel): c is Channel & ReadIntoChannel {
-  return typeof (c as Partial<ReadIntoChannel>).waitManyInto === 'function';
-}
 
 /** 'auto' gathers when each rank would read at most this many bytes of contributions. */
 export const GATHER_MAX_BYTES = 64 * 1024;

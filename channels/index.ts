@@ -1,6 +1,6 @@
 /** The channels room: the Channel contract, its adapters, the tensor codec and the collectives. */
-export type { Channel, ChannelStats, OpCounter, OpKind } from './channel.js';
-export { addStats, emptyStats, totalBytes, totalRequests } from './channel.js';
+export type { Channel, ChannelAbility, ChannelStats, LentBuffer, Listing, OpCounter, OpKind, PutParts, ReadInto } from './channel.js';
+export { ABILITY_METHODS, CHANNEL_ABILITIES, addStats, canList, canPutParts, canReadInto, emptyStats, hasAbility, totalBytes, totalRequests } from './channel.js';
 export * from './errors.js';
 export { decodeFloat32, decodeTensor, dtypeOf, encodeTensor, isTensorFrame, readFrameHeader, type DType, type FrameHeader, type Tensor, type TypedArray } from './codec.js';
 export { packMessage, unpackMessage } from './messages.js';

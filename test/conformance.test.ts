@@ -24,14 +24,14 @@ const memoryStore = new MemoryStore();
 channelConformance({
   name: 'memory',
   prefix: run,
-  lists: true,
+  abilities: ['list'],
   open: async () => new MemoryChannel(memoryStore),
 });
 
 channelConformance({
   name: 'memcached',
   prefix: run,
-  lists: true,
+  abilities: ['list', 'putParts', 'readInto'],
   missing: () => servers.memcachedMissing,
   open: () => MemcachedChannel.open(parseChannelSpec({ kind: 'memcached', server: servers.memcached!.address }) as MemcachedSpec),
 });
@@ -39,13 +39,13 @@ channelConformance({
 channelConformance({
   name: 's3',
   prefix: run,
-  lists: true,
+  abilities: ['list'],
   open: () => S3Channel.open(parseChannelSpec(s3SpecFor(servers.s3, 'cirrus')) as S3Spec),
 });
 
 channelConformance({
   name: 'ps',
   prefix: run,
-  lists: true,
+  abilities: ['list'],
   open: () => PsChannel.open(parseChannelSpec({ kind: 'ps', address: servers.ps.address }) as PsSpec),
 });

@@ -20,7 +20,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Client as MemjsClient } from 'memjs';
-import { type Channel, type ChannelStats, type OpKind, emptyStats } from '../../channel.js';
+import { type Channel, type ChannelAbility, type ChannelStats, type LentBuffer, type Listing, type OpKind, type PutParts, type ReadInto, emptyStats } from '../../channel.js';
 import { ChannelError } from '../../errors.js';
 import { type BulkConnection, openBulkConnection } from './bulk.js';
 import { createLinearClient } from './memjs-linear.js';
@@ -127,11 +127,6 @@ class LruMap<K, V> {
   }
 }
 
-/**
- * Memory a caller lends for a value of known length: one buffer, or two pieces (the value's first
- * head.byteLength bytes, then the rest), e.g. a frame header apart from a payload read in place.
- */
-export type LentBuffer = Uint8Array | { head: Uint8Array; body: Uint8Array };
 type Lend = (byteLength: number) => LentBuffer | undefined;
 
 /** An item as read: an inline value (`bytes` long, tag excluded) or a manifest. */
@@ -165,8 +160,9 @@ function view(b: Uint8Array, start: number, end = b.byteLength): Buffer {
   return Buffer.from(b.buffer, b.byteOffset + start, end - start);
 }
 
-export class MemcachedChannel implements Channel {
+export class MemcachedChannel implements Channel, Listing, PutParts, ReadInto {
   readonly kind = 'memcached';
+  readonly abilities: readonly ChannelAbility[] = ['list', 'putParts', 'readInto'];
   readonly endpoint: string;
   private readonly server: string;
   private readonly timeoutMs: number;

@@ -1,5 +1,5 @@
 /** In-process channel for unit tests: a Map with change notification (no polling). */
-import { type Channel, type ChannelStats, emptyStats } from '../../channel.js';
+import { type Channel, type ChannelAbility, type ChannelStats, type Listing, emptyStats } from '../../channel.js';
 import { ChannelError, WaitTimeoutError } from '../../errors.js';
 import { assertKey } from '../../keys.js';
 
@@ -9,8 +9,9 @@ export class MemoryStore {
   readonly waiters = new Map<string, Set<() => void>>();
 }
 
-export class MemoryChannel implements Channel {
+export class MemoryChannel implements Channel, Listing {
   readonly kind = 'memory';
+  readonly abilities: readonly ChannelAbility[] = ['list'];
   readonly endpoint = 'memory://';
   private readonly store: Map<string, Uint8Array>;
   private readonly waiters: Map<string, Set<() => void>>;

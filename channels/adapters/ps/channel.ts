@@ -5,13 +5,14 @@
  * with back-off for at most spec.timeoutMs.
  */
 import { ParamClient, PsError } from '../../../paramserver/index.js';
-import { type Channel, type ChannelStats, emptyStats } from '../../channel.js';
+import { type Channel, type ChannelAbility, type ChannelStats, type Listing, emptyStats } from '../../channel.js';
 import { ChannelError, WaitTimeoutError } from '../../errors.js';
 import { assertKey } from '../../keys.js';
 import type { PsSpec } from '../../spec.js';
 
-export class PsChannel implements Channel {
+export class PsChannel implements Channel, Listing {
   readonly kind = 'ps';
+  readonly abilities: readonly ChannelAbility[] = ['list'];
   readonly endpoint: string;
   private counters = emptyStats();
   private closed = false;

@@ -5,7 +5,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createS3Client, deleteObjects, describeKeys, describeRequestFailure, describeSdkError, getObject, listObjects, mapLimit, probeBucket, putObject } from '../../../paramserver/index.js';
-import { type Channel, type ChannelStats, emptyStats } from '../../channel.js';
+import { type Channel, type ChannelAbility, type ChannelStats, type Listing, emptyStats } from '../../channel.js';
 import { ChannelError } from '../../errors.js';
 import { assertKey } from '../../keys.js';
 import { pollMany, SLOW_POLL } from '../../poll.js';
@@ -31,8 +31,9 @@ interface Suspect {
   reads: number;
 }
 
-export class S3Channel implements Channel {
+export class S3Channel implements Channel, Listing {
   readonly kind = 's3';
+  readonly abilities: readonly ChannelAbility[] = ['list'];
   readonly endpoint: string;
   private readonly client: S3Client;
   private readonly bucket: string;
