@@ -17,8 +17,7 @@
  *   have no infinities).
  * - Ratings shards have no feature columns: shardStats refuses them.
  */
-import type { ColumnStats } from '../channels/datasets/manifest.js';
-import type { DenseShard, Shard, SparseShard } from '../channels/datasets/shard.js';
+import type { ColumnStats, DenseShard, Shard, SparseShard } from '../channels/index.js';
 
 export type StatsErrorCode = 'STATS_UNSUPPORTED' | 'STATS_MISMATCH' | 'STATS_FORMAT';
 

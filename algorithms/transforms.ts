@@ -17,7 +17,7 @@
  * - zScore divides by std WITHOUT centering (x -> x / std; std 0 -> 0), like scikit-learn's
  *   StandardScaler(with_mean=False): centering would turn every implicit zero into -mean/std.
  */
-import type { DenseShard, Shard, SparseShard } from '../channels/datasets/shard.js';
+import type { DenseShard, Shard, SparseShard } from '../channels/index.js';
 import type { FinalStats } from './stats.js';
 
 export type TransformErrorCode = 'TRANSFORM_UNSUPPORTED' | 'TRANSFORM_STATS_MISMATCH' | 'TRANSFORM_ARGUMENT' | 'TRANSFORM_DENSIFIES';

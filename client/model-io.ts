@@ -5,8 +5,7 @@
  */
 import { createModel } from '../algorithms/models.js';
 import type { Batch, Model, ModelSpec } from '../algorithms/model.js';
-import { decodeFloat32, encodeTensor } from '../channels/codec.js';
-import { openObjectStore } from '../channels/index.js';
+import { openObjectStore, decodeFloat32, encodeTensor } from '../channels/index.js';
 import { centroids, predictRatings, recommend } from './model-queries.js';
 import { inputPipelineSchema, type InputPipeline } from './predict/pipeline.js';
 import { predictRaw, type Prediction } from './predict/predict-rows.js';

@@ -6,10 +6,7 @@
  */
 import { join, resolve } from 'node:path';
 import { s3SpecFor, startS3Server, type S3Server } from './servers/index.js';
-import { openObjectStore } from '../channels/index.js';
-import { DatasetStore } from '../channels/datasets/store.js';
-import type { ObjectStore } from '../channels/datasets/types.js';
-import type { S3Spec } from '../channels/spec.js';
+import { openObjectStore, DatasetStore, type ObjectStore, type S3Spec } from '../channels/index.js';
 
 export const EMBEDDED_BUCKET = 'cirrus';
 

@@ -3,12 +3,8 @@
  * return a plain JSON value (or throw a typed error with a `code`). The same function runs inside
  * AWS Lambda and inside the local launcher's child processes (worker/main.ts).
  */
-import { columnStats, type ShardRef } from '../channels/datasets/manifest.js';
-import { decodeShard, encodeShard, type Shard } from '../channels/datasets/shard.js';
-import type { ObjectStore } from '../channels/datasets/types.js';
-import { openObjectStore } from '../channels/index.js';
+import { openObjectStore, columnStats, type ShardRef, decodeShard, encodeShard, type Shard, type ObjectStore, msgpackrPath } from '../channels/index.js';
 import type { FinalStats, PartialStats, PartialStatsJSON } from '../algorithms/stats.js';
-import { msgpackrPath } from '../channels/messages.js';
 import { parseWorkerEvent, type TransformOp, type WorkerEvent } from './event.js';
 
 // Each task loads only the modules it runs: a cold start pays for one task's code, not all of them.

@@ -3,8 +3,7 @@
  * workers (which parse and hash them into shards) share: object keys, per-chunk seeds, results.
  */
 import { z } from 'zod';
-import { datasetPrefix, shardRef, type DatasetKind, type DatasetTask, type ShardRef } from '../../channels/datasets/manifest.js';
-import type { Split } from '../../channels/datasets/types.js';
+import { datasetPrefix, shardRef, type DatasetKind, type DatasetTask, type ShardRef, type Split } from '../../channels/index.js';
 
 export interface ChunkParseResult {
   index: number;

@@ -8,9 +8,7 @@
  * starts. A row therefore moves only within its block. That keeps memory bounded for any input
  * size; training also visits the shards in a random order each epoch, which mixes across blocks.
  */
-import type { DatasetKind, DatasetTask } from '../../channels/datasets/manifest.js';
-import type { DenseShard, RatingsShard, Shard, SparseShard } from '../../channels/datasets/shard.js';
-import type { DatasetWriter, Split } from '../../channels/datasets/types.js';
+import type { DatasetKind, DatasetTask, DenseShard, RatingsShard, Shard, SparseShard, DatasetWriter, Split } from '../../channels/index.js';
 import { InputError, PreprocessOptionsError, type InputLocation } from './errors.js';
 import type { RatingRow } from './ratings.js';
 

@@ -12,7 +12,7 @@ import { FeatureHasher } from '../../algorithms/preprocess/hashing.js';
 import { parseDecimal, parseNumber } from '../../algorithms/preprocess/lines.js';
 import { minMaxScale, zScore } from '../../algorithms/transforms.js';
 import type { Batch } from '../../algorithms/model.js';
-import type { DenseShard, SparseShard } from '../../channels/datasets/shard.js';
+import type { DenseShard, SparseShard } from '../../channels/index.js';
 import type { InputPipeline } from './pipeline.js';
 
 /** A raw row: a line of the input file, its cells in file order, or an object keyed by column name. */

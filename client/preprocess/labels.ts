@@ -14,7 +14,7 @@
 import { CsvParser } from '../../algorithms/preprocess/csv.js';
 import { PreprocessOptionsError, quote } from '../../algorithms/preprocess/errors.js';
 import { parseNumber } from '../../algorithms/preprocess/lines.js';
-import type { DatasetTask } from '../../channels/datasets/manifest.js';
+import type { DatasetTask } from '../../channels/index.js';
 
 /** More distinct integer labels than this are taken as numbers (regression) unless --task says otherwise. */
 export const MAX_INFERRED_CLASSES = 50;
