@@ -48,3 +48,14 @@ export function createS3Client(conn: S3Connection): S3Client {
   }
   return new S3Client(config);
 }
+
+/** Returns `user` once `probe` passed; closes it and rethrows when the probe fails (a bad endpoint fails at open). */
+export async function probedOrClosed<T extends { close(): Promise<void> }>(user: T, probe: () => Promise<void>): Promise<T> {
+  try {
+    await probe();
+  } catch (err) {
+    await user.close();
+    throw err;
+  }
+  return user;
+}

@@ -4,7 +4,7 @@
  * The client and the requests are the shared S3 module's (paramserver/s3/).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createS3Client, deleteObjects, describeKeys, describeRequestFailure, describeSdkError, getObject, listObjects, mapLimit, probeBucket, putObject } from '../../../paramserver/index.js';
+import { createS3Client, probedOrClosed, deleteObjects, describeKeys, describeRequestFailure, describeSdkError, getObject, listObjects, mapLimit, probeBucket, putObject } from '../../../paramserver/index.js';
 import { type Channel, type ChannelAbility, type ChannelStats, type Listing, emptyStats } from '../../channel.js';
 import { ChannelError } from '../../errors.js';
 import { assertKey } from '../../keys.js';
@@ -59,13 +59,7 @@ export class S3Channel implements Channel, Listing {
   /** Creates the channel and checks that the bucket answers within spec.timeoutMs. */
   static async open(spec: S3Spec, options?: S3ChannelOptions): Promise<S3Channel> {
     const channel = new S3Channel(spec, options);
-    try {
-      await channel.probe();
-    } catch (err) {
-      await channel.close();
-      throw err;
-    }
-    return channel;
+    return probedOrClosed(channel, () => channel.probe());
   }
 
   private async probe(): Promise<void> {
