@@ -28,23 +28,34 @@ export { Backoff, FAST_POLL, SLOW_POLL, pollMany, type PollPolicy } from './poll
 
 // Object stores and datasets.
 export { FileObjectStore, MemoryObjectStore, ObjectStoreError, S3ObjectStore, openObjectStore, type S3ObjectStoreOptions, type S3SpecInput } from './object-stores/index.js';
-export type { ObjectStore, DatasetWriter, ManifestFields, Split } from './datasets/types.js';
-export { DatasetStore, newRunId } from './datasets/store.js';
-export { DatasetError } from './datasets/errors.js';
 export {
   DATASET_FORMAT_VERSION,
   DATASET_NAME,
+  DatasetError,
+  DatasetStore,
+  ShardFormatError,
   columnStats,
   datasetPrefix,
   datasetTask,
+  decodeShard,
+  encodeShard,
   manifestKey,
   manifestSchema,
+  newRunId,
   shardKey,
   shardRef,
+  validateShard,
   type ColumnStats,
   type DatasetKind,
   type DatasetManifest,
   type DatasetTask,
+  type DatasetWriter,
+  type DenseShard,
+  type ManifestFields,
+  type ObjectStore,
+  type RatingsShard,
+  type Shard,
   type ShardRef,
-} from './datasets/manifest.js';
-export { decodeShard, encodeShard, validateShard, ShardFormatError, type Shard, type SparseShard, type DenseShard, type RatingsShard } from './datasets/shard.js';
+  type SparseShard,
+  type Split,
+} from './datasets/index.js';

@@ -4,7 +4,7 @@
  * naming the offending field.
  */
 import { z } from 'zod';
-import { channelSpec, s3Spec } from '../channels/index.js';
+import { channelSpec, s3Spec } from '../channels/spec.js';
 
 export class EventError extends Error {
   readonly code = 'EVENT_INVALID' as const;

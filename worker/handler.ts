@@ -3,7 +3,9 @@
  * return a plain JSON value (or throw a typed error with a `code`). The same function runs inside
  * AWS Lambda and inside the local launcher's child processes (worker/main.ts).
  */
-import { openObjectStore, columnStats, type ShardRef, decodeShard, encodeShard, type Shard, type ObjectStore, msgpackrPath } from '../channels/index.js';
+import { columnStats, decodeShard, encodeShard, type ObjectStore, type Shard, type ShardRef } from '../channels/datasets/index.js';
+import { openObjectStore } from '../channels/object-stores/index.js';
+import { msgpackrPath } from '../channels/messages.js';
 import type { FinalStats, PartialStats, PartialStatsJSON } from '../algorithms/stats.js';
 import { parseWorkerEvent, type TransformOp, type WorkerEvent } from './event.js';
 

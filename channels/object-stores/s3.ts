@@ -1,6 +1,6 @@
 /** The S3 object store: objects as they are (no channel envelope) under a bucket prefix, through the shared S3 module. */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createS3Client, probedOrClosed, deleteObjects, describeKeys, describeRequestFailure, describeSdkError, getObject, listObjects, probeBucket, putObject, S3_MAX_BATCH, type BucketProblem } from '../../paramserver/index.js';
+import { createS3Client, probedOrClosed, deleteObjects, describeKeys, describeRequestFailure, describeSdkError, getObject, listObjects, probeBucket, putObject, S3_MAX_BATCH, type BucketProblem } from '../../paramserver/s3/index.js';
 import type { ObjectStore } from '../datasets/types.js';
 import { ObjectStoreError, assertObjectKey, assertPrefix, compareKeys } from '../object-store.js';
 import type { S3Spec } from '../spec.js';

@@ -4,7 +4,7 @@
  * The client and the requests are the shared S3 module's (paramserver/s3/).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createS3Client, probedOrClosed, deleteObjects, describeKeys, describeRequestFailure, describeSdkError, getObject, listObjects, mapLimit, probeBucket, putObject } from '../../../paramserver/index.js';
+import { createS3Client, probedOrClosed, deleteObjects, describeKeys, describeRequestFailure, describeSdkError, getObject, listObjects, mapLimit, probeBucket, putObject } from '../../../paramserver/s3/index.js';
 import { type Channel, type ChannelAbility, type ChannelStats, type Listing, emptyStats } from '../../channel.js';
 import { ChannelError } from '../../errors.js';
 import { assertKey } from '../../keys.js';
