@@ -108,6 +108,19 @@ export function canReadInto(ch: Channel): ch is Channel & ReadInto {
   return hasAbility(ch, 'readInto');
 }
 
+/** What every adapter keeps: request and byte counters (the cost model reads them), with stats() and resetStats(). */
+export abstract class CountingChannel {
+  protected counters: ChannelStats = emptyStats();
+
+  stats(): ChannelStats {
+    return structuredClone(this.counters);
+  }
+
+  resetStats(): void {
+    this.counters = emptyStats();
+  }
+}
+
 export function emptyStats(): ChannelStats {
   return { put: { requests: 0, bytes: 0 }, get: { requests: 0, bytes: 0 }, list: { requests: 0, bytes: 0 }, delete: { requests: 0, bytes: 0 } };
 }

@@ -5,7 +5,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createS3Client, probedOrClosed, deleteObjects, describeKeys, describeRequestFailure, describeSdkError, getObject, listObjects, mapLimit, probeBucket, putObject } from '../../../paramserver/s3/index.js';
-import { type Channel, type ChannelAbility, type ChannelStats, type Listing, emptyStats } from '../../channel.js';
+import { CountingChannel, type Channel, type ChannelAbility, type Listing } from '../../channel.js';
 import { ChannelError } from '../../errors.js';
 import { assertKey } from '../../keys.js';
 import { pollMany, SLOW_POLL } from '../../poll.js';
@@ -31,7 +31,7 @@ interface Suspect {
   reads: number;
 }
 
-export class S3Channel implements Channel, Listing {
+export class S3Channel extends CountingChannel implements Channel, Listing {
   readonly kind = 's3';
   readonly abilities: readonly ChannelAbility[] = ['list'];
   readonly endpoint: string;
@@ -41,13 +41,13 @@ export class S3Channel implements Channel, Listing {
   private readonly concurrency: number;
   private readonly corruptAfterMs: number;
   private readonly suspects = new Map<string, Suspect>();
-  private counters = emptyStats();
   private closed = false;
 
   constructor(
     private readonly spec: S3Spec,
     options: S3ChannelOptions = {},
   ) {
+    super();
     this.bucket = spec.bucket;
     this.prefix = spec.prefix;
     this.concurrency = Math.max(1, options.concurrency ?? 16);
@@ -184,14 +184,6 @@ export class S3Channel implements Channel, Listing {
     }
     // Byte order, as S3 lists; s3rver walks its directories and may differ.
     return keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  }
-
-  stats(): ChannelStats {
-    return structuredClone(this.counters);
-  }
-
-  resetStats(): void {
-    this.counters = emptyStats();
   }
 
   async close(): Promise<void> {
