@@ -5,10 +5,7 @@
  * waiting, no reduction).
  */
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { openBulkConnection } from '../channels/adapters/memcached/index.js';
-import { SMALL_ITEM_BYTES } from '../channels/adapters/memcached/index.js';
-import { createLinearClient } from '../channels/adapters/memcached/index.js';
-import type { ChannelSpec } from '../channels/spec.js';
+import { openBulkConnection, SMALL_ITEM_BYTES, createLinearClient, type ChannelSpec } from '../channels/index.js';
 import { ParamClient } from '../paramserver/index.js';
 
 export interface BareClient {

@@ -7,10 +7,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { addStats, emptyStats, totalBytes, totalRequests, type ChannelStats } from '../channels/channel.js';
-import { findMemcachedBinary, startMemcached } from '../channels/memcached-server.js';
-import { s3SpecFor, startS3Server } from '../channels/s3-server.js';
-import type { ChannelSpecInput } from '../channels/spec.js';
+import { addStats, emptyStats, totalBytes, totalRequests, type ChannelStats, type ChannelSpecInput } from '../channels/index.js';
+import { findMemcachedBinary, s3SpecFor, startMemcached, startS3Server } from '../client/servers/index.js';
 import { channelCostUsd, loadPrices } from '../client/cost.js';
 import { startParamServer } from '../paramserver/index.js';
 import { percentile, roundTimes, runCollective } from './collective-runner.js';

@@ -6,11 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { Communicator, canPutParts, canReadInto, type LentBuffer, type PutPartsChannel, type ReadIntoChannel } from '../channels/collectives.js';
-import { emptyStats, type Channel, type ChannelStats } from '../channels/channel.js';
-import { openChannel } from '../channels/factory.js';
-import { jobKey } from '../channels/keys.js';
-import { parseChannelSpec } from '../channels/spec.js';
+import { Communicator, canPutParts, canReadInto, type LentBuffer, type PutParts as PutPartsChannel, type ReadInto as ReadIntoChannel, emptyStats, type Channel, type ChannelStats, openChannel, jobKey, parseChannelSpec } from '../channels/index.js';
 import { openBareClient } from './bare-clients.js';
 import { RecordingChannel, type RoundTraffic } from './recording-channel.js';
 import { makeVector } from './vectors.js';

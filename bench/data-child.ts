@@ -2,9 +2,8 @@
  * Child process of `cirrus bench data` (so its peak RSS and event loop are its own): either loads
  * a file into the store, or iterates a dataset with a simulated compute step. Prints one JSON line.
  */
-import { DatasetStore } from '../channels/datasets/store.js';
-import { openObjectStore } from '../channels/object-store.js';
-import { preprocessLocal, type PreprocessFormat } from '../algorithms/index.js';
+import { openObjectStore, DatasetStore } from '../channels/index.js';
+import { preprocessLocal, type PreprocessFormat } from '../algorithms/preprocess/pipeline.js';
 import { ShardIterator } from '../worker/shard-iterator.js';
 
 export type DataChildTask =

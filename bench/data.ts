@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { s3SpecFor, startS3Server } from '../channels/s3-server.js';
+import { s3SpecFor, startS3Server } from '../client/servers/index.js';
 import { generateCriteoLike } from '../client/datasets/generate.js';
 import type { PreprocessFormat } from '../algorithms/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';

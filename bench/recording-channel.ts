@@ -2,7 +2,7 @@
  * Wraps a Channel and records the data-carrying traffic of the current round (sizes of values
  * written and of values read), so the benchmark can replay the same bytes through the bare client.
  */
-import type { Channel, ChannelStats } from '../channels/channel.js';
+import type { Channel, ChannelStats } from '../channels/index.js';
 
 export interface RoundTraffic {
   puts: number[];

@@ -7,8 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OrderedReducer, referenceReduce } from '../channels/reduce.js';
-import { SimdArena, simdAvailable } from '../channels/simd-reduce.js';
+import { OrderedReducer, referenceReduce, SimdArena, simdAvailable } from '../channels/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
 import { formatTable } from './table.js';

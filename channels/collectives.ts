@@ -15,8 +15,9 @@
  * fin key listing its outputs still pending, and rank 0 deletes them with the fin keys.
  */
 import type { Channel } from './channel.js';
-import { decodeFloat32, encodeTensor, frameBytes, headerBytes, readFrameHeader } from './codec.js';
-import { CollectiveError, CollectiveTimeoutError, WaitTimeoutError } from './errors.js';
+import { decodeFloat32, frameBytes, readFrameHeader } from './codec.js';
+import { FRAME_HEADER, FrameTraffic, checkLength, checkOut, finishLocal } from './collective-frames.js';
+import { CollectiveError } from './errors.js';
 import { jobKey } from './keys.js';
 import { packMessage, unpackMessage } from './messages.js';
 import { OrderedReducer, SIMD_MIN_FLOATS, type ReduceOp } from './reduce.js';
@@ -24,45 +25,6 @@ import { SimdArena, arenaFits, simdAvailable } from './simd-reduce.js';
 
 export type CollectivePattern = 'allreduce' | 'scatterreduce';
 export type AllReduceAlgorithm = 'auto' | 'leader' | 'gather';
-
-/**
- * Optional channel capability (the memcached channel has it): waitMany that reads each value into
- * a buffer the caller lends. The collectives lend reused buffers for values they consume at once.
- */
-export interface ReadIntoChannel {
-  waitManyInto(
-    keys: string[],
-    deadline: number,
-    dest: (index: number, byteLength: number) => LentBuffer | undefined,
-    onValue?: (index: number, value: Uint8Array) => void,
-  ): Promise<Uint8Array[]>;
-}
-
-/**
- * Optional channel capability (the memcached channel has it): put of the value head ++ body
- * without joining them. The collectives send a frame header and the vector's own memory, which
- * stays unchanged until the put resolves.
- */
-export interface PutPartsChannel {
-  putParts(key: string, head: Uint8Array, body: Uint8Array): Promise<void>;
-}
-
-export function canPutParts(c: Channel): c is Channel & PutPartsChannel {
-  return typeof (c as Partial<PutPartsChannel>).putParts === 'function';
-}
-
-/**
- * Room lent for one value: a buffer, or two pieces (the value's first head.byteLength bytes, then
- * the rest). A value read into two pieces is reported as its head piece.
- */
-export type LentBuffer = Uint8Array | { head: Uint8Array; body: Uint8Array };
-
-/** Header bytes of a 1-D tensor frame. */
-const FRAME_HEADER = headerBytes(1);
-
-export function canReadInto(c: Channel): c is Channel & ReadIntoChannel {
-  return typeof (c as Partial<ReadIntoChannel>).waitManyInto === 'function';
-}
 
 /** 'auto' gathers when each rank would read at most this many bytes of contributions. */
 export const GATHER_MAX_BYTES = 64 * 1024;
@@ -97,12 +59,8 @@ export class Communicator {
   /** Outputs this rank published whose readers have not yet all been proven done. */
   private pendingOutputs: string[] = [];
   private readonly background = new Set<Promise<void>>();
-  /** Frame buffers reused across rounds: large allocations make V8 run full GCs. */
-  private readonly framePool = new Map<number, Uint8Array[]>();
-  /** Receive buffers lent to the channel, by size: one per source index (see lend()). */
-  private readonly receivePool = new Map<number, Uint8Array[]>();
-  /** Frame headers of float32 vectors by length, for frames whose payload is written in place. */
-  private readonly headers = new Map<number, Uint8Array>();
+  /** Puts and waits of tensor frames, with the buffers reused across rounds. */
+  private readonly frames: FrameTraffic;
   /** Sums long vectors with SIMD, in receive slots it lends (created on first use). */
   private arena: SimdArena | undefined;
   private backgroundError: unknown;
@@ -122,6 +80,7 @@ export class Communicator {
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.nextRound = opts.startRound ?? 0;
     this.allReduceAlgorithm = opts.allReduceAlgorithm ?? 'auto';
+    this.frames = new FrameTraffic(channel, rank);
     jobKey(jobId, 'coll', this.stream); // validates the id and stream name early
   }
 
@@ -145,8 +104,8 @@ export class Communicator {
     out[this.rank] = vec.slice();
     let firstError: unknown;
     await Promise.all([
-      this.putVector(mine, vec),
-      this.awaitRanks('allgather', round, keys, sources, deadline, (i, bytes) => {
+      this.frames.putVector(mine, vec),
+      this.frames.awaitRanks('allgather', round, keys, sources, deadline, (i, bytes) => {
         try {
           out[sources[i]!] = decodeFloat32(bytes, keys[i]!).slice();
         } catch (e) {
@@ -178,10 +137,10 @@ export class Communicator {
     const gather = algorithm === 'gather' || (algorithm === 'auto' && vec.byteLength * (this.world - 1) <= GATHER_MAX_BYTES);
     if (gather) return this.gatherReduce(round, vec, op, deadline, out);
     if (this.rank !== 0) {
-      await this.putVector(this.inKey(round, 0, this.rank), vec);
+      await this.frames.putVector(this.inKey(round, 0, this.rank), vec);
       const key = this.outKey(round, 0);
       if (out === undefined) {
-        const got = await this.awaitRanks('allreduce', round, [key], [0], deadline);
+        const got = await this.frames.awaitRanks('allreduce', round, [key], [0], deadline);
         return checkLength(decodeFloat32(got[0]!, key), vec.length, what);
       }
       await this.readSegmentsInto('allreduce', round, out, [0], [[0, vec.length]], deadline);
@@ -193,8 +152,8 @@ export class Communicator {
     }
     // Reduce straight into the payload of the frame rank 0 publishes: no copy to encode it. The
     // frame is fresh (not pooled) because the caller keeps the result, a view into it.
-    const frame = this.freshFrame(vec.length);
-    const acc = new Float32Array(frame.buffer, frame.byteOffset + headerBytes(1), vec.length);
+    const frame = this.frames.freshFrame(vec.length);
+    const acc = new Float32Array(frame.buffer, frame.byteOffset + FRAME_HEADER, vec.length);
     await this.reduceSegment('allreduce', round, 0, vec, op, deadline, acc, frame);
     return acc;
   }
@@ -214,7 +173,7 @@ export class Communicator {
     for (let j = 0; j < this.world; j++) {
       const [lo, hi] = segmentBounds(n, this.world, j);
       if (j === this.rank || hi === lo) continue;
-      sends.push(this.putVector(this.inKey(round, j, this.rank), vec.subarray(lo, hi)));
+      sends.push(this.frames.putVector(this.inKey(round, j, this.rank), vec.subarray(lo, hi)));
     }
     const [mlo, mhi] = segmentBounds(n, this.world, this.rank);
     const result = out ?? new Float32Array(n);
@@ -244,7 +203,7 @@ export class Communicator {
   private async readSegmentsInto(pattern: CollectivePattern, round: number, result: Float32Array, segs: number[], bounds: Array<[number, number]>, deadline: number): Promise<void> {
     const heads: Array<Uint8Array | undefined> = [];
     const what = `${pattern} round ${round}`;
-    await this.awaitRanks(
+    await this.frames.awaitRanks(
       pattern,
       round,
       segs.map((j) => this.outKey(round, j)),
@@ -266,7 +225,7 @@ export class Communicator {
       },
       (i, byteLength) => {
         const [lo, hi] = bounds[i]!;
-        const head = this.lend(i, FRAME_HEADER);
+        const head = this.frames.lend(i, FRAME_HEADER);
         if (byteLength !== FRAME_HEADER + (hi - lo) * 4) return undefined;
         heads[i] = head;
         return { head, body: new Uint8Array(result.buffer, result.byteOffset + lo * 4, (hi - lo) * 4) };
@@ -288,7 +247,7 @@ export class Communicator {
           await this.channel.put(myFin, packMessage({ pending: this.pendingOutputs }));
         } else {
           const others = Array.from({ length: this.world - 1 }, (_, i) => i + 1);
-          const fins = await this.awaitRanks('close', this.nextRound, others.map((r) => this.finKey(r)), others, Date.now() + this.timeoutMs);
+          const fins = await this.frames.awaitRanks('close', this.nextRound, others.map((r) => this.finKey(r)), others, Date.now() + this.timeoutMs);
           const leftovers = [...this.pendingOutputs];
           for (const f of fins) leftovers.push(...unpackMessage<{ pending: string[] }>(f).pending);
           await this.channel.delete([...leftovers, ...others.map((r) => this.finKey(r))]);
@@ -306,7 +265,7 @@ export class Communicator {
     const mine = this.inKey(round, 0, this.rank);
     const { reducer, lend } = this.reducerFor(vec.length, op, `allreduce round ${round}`, out);
     reducer.offer(this.rank, vec);
-    await Promise.all([this.putVector(mine, vec), this.collect('allreduce', round, 0, reducer, deadline, lend)]);
+    await Promise.all([this.frames.putVector(mine, vec), this.collect('allreduce', round, 0, reducer, deadline, lend)]);
     // Every rank has entered this round, so everything this rank published before has been read;
     // this round's contribution has W-1 readers and waits for the same proof next time.
     this.retirePendingAndKeep([mine]);
@@ -321,13 +280,13 @@ export class Communicator {
   private reducerFor(n: number, op: ReduceOp, what: string, into: Float32Array | undefined): { reducer: OrderedReducer; lend: (index: number, byteLength: number) => Uint8Array } {
     const frame = frameBytes('float32', n);
     if (!simdAvailable || this.world === 1 || n < SIMD_MIN_FLOATS || !arenaFits(n, this.world - 1, frame)) {
-      return { reducer: new OrderedReducer(this.world, n, op, what, into, false), lend: this.lend };
+      return { reducer: new OrderedReducer(this.world, n, op, what, into, false), lend: this.frames.lend };
     }
     const arena = (this.arena ??= new SimdArena());
     arena.reserve(n, this.world - 1, frame);
     return {
       reducer: new OrderedReducer(this.world, n, op, what, into, arena),
-      lend: (index, byteLength) => (byteLength === frame ? arena.slot(index) : this.lend(index, byteLength)),
+      lend: (index, byteLength) => (byteLength === frame ? arena.slot(index) : this.frames.lend(index, byteLength)),
     };
   }
 
@@ -346,7 +305,7 @@ export class Communicator {
     const sources = Array.from({ length: this.world }, (_, r) => r).filter((r) => r !== this.rank);
     const keys = sources.map((r) => this.inKey(round, seg, r));
     let firstError: unknown;
-    await this.awaitRanks(
+    await this.frames.awaitRanks(
       pattern,
       round,
       keys,
@@ -396,89 +355,9 @@ export class Communicator {
     try {
       // The other ranks wait for this output: send it before the deletes, which can wait.
       if (frame) await this.channel.put(outKey, frame);
-      else await this.putVector(outKey, acc);
+      else await this.frames.putVector(outKey, acc);
     } finally {
       this.retirePendingAndKeep([outKey], keys);
-    }
-  }
-
-  /**
-   * Receive buffer number `index` of `byteLength` bytes, reused round after round. Safe because
-   * every value read into one is consumed (reduced or copied out) before the round ends, and one
-   * wait never uses an index twice.
-   */
-  private readonly lend = (index: number, byteLength: number): Uint8Array => {
-    let bufs = this.receivePool.get(byteLength);
-    if (bufs === undefined) {
-      if (this.receivePool.size >= 4) this.receivePool.delete(this.receivePool.keys().next().value!);
-      bufs = [];
-      this.receivePool.set(byteLength, bufs);
-    }
-    return (bufs[index] ??= new Uint8Array(byteLength));
-  };
-
-  /** The frame header of a 1-D float32 tensor of `n` values (cached by length). */
-  private frameHeader(n: number): Uint8Array {
-    let header = this.headers.get(n);
-    if (header === undefined) {
-      header = encodeTensor(new Float32Array(n)).slice(0, FRAME_HEADER);
-      if (this.headers.size >= 8) this.headers.delete(this.headers.keys().next().value!);
-      this.headers.set(n, header);
-    }
-    return header;
-  }
-
-  /** A new frame for `n` float32 values with its header written; the payload is left to fill. */
-  private freshFrame(n: number): Uint8Array {
-    const frame = new Uint8Array(frameBytes('float32', n));
-    frame.set(this.frameHeader(n));
-    return frame;
-  }
-
-  /**
-   * Puts vec as a tensor frame: as header and payload parts where the channel takes them (no copy;
-   * vec is not changed before this resolves), else encoded into a pooled buffer (a channel no
-   * longer needs the bytes once put() resolves).
-   */
-  private async putVector(key: string, vec: Float32Array): Promise<void> {
-    if (canPutParts(this.channel)) {
-      await this.channel.putParts(key, this.frameHeader(vec.length), new Uint8Array(vec.buffer, vec.byteOffset, vec.byteLength));
-      return;
-    }
-    const size = frameBytes('float32', vec.length);
-    const free = this.framePool.get(size);
-    const frame = encodeTensor(vec, [vec.length], free?.pop());
-    try {
-      await this.channel.put(key, frame);
-    } finally {
-      if (free) free.push(frame);
-      else this.framePool.set(size, [frame]);
-      if (this.framePool.size > 8) this.framePool.delete(this.framePool.keys().next().value!);
-    }
-  }
-
-  /** waitMany that turns a timeout into a CollectiveTimeoutError naming the ranks. */
-  private async awaitRanks(
-    pattern: string,
-    round: number,
-    keys: string[],
-    ranks: number[],
-    deadline: number,
-    onValue?: (index: number, value: Uint8Array) => void,
-    /** Lends receive buffers: only for values consumed within the round (never returned to callers). */
-    dest?: (index: number, byteLength: number) => LentBuffer | undefined,
-  ): Promise<Uint8Array[]> {
-    const started = Date.now();
-    try {
-      if (dest && canReadInto(this.channel)) return await this.channel.waitManyInto(keys, deadline, dest, onValue);
-      return await this.channel.waitMany(keys, deadline, onValue);
-    } catch (e) {
-      if (e instanceof WaitTimeoutError) {
-        const missing = new Set(e.missingKeys);
-        const missingRanks = ranks.filter((_, i) => missing.has(keys[i]!));
-        throw new CollectiveTimeoutError(pattern, round, this.rank, missingRanks, Date.now() - started);
-      }
-      throw e;
     }
   }
 
@@ -505,24 +384,4 @@ export class Communicator {
   private finKey(rank: number): string {
     return jobKey(this.jobId, 'coll', this.stream, 'fin', rank);
   }
-}
-
-/** With one rank the sum and the mean are the vector itself; a copy, so callers may mutate either. */
-function finishLocal(vec: Float32Array, out: Float32Array | undefined): Float32Array {
-  if (out === undefined) return vec.slice();
-  out.set(vec);
-  return out;
-}
-
-/** `out` must have vec's length and must not share memory with it (the reduction overwrites out as it reads vec). */
-function checkOut(vec: Float32Array, out: Float32Array | undefined): void {
-  if (out === undefined) return;
-  if (out.length !== vec.length) throw new CollectiveError('COLLECTIVE_ARGUMENT', `out has ${out.length} floats, the vector ${vec.length}`);
-  const overlaps = out.buffer === vec.buffer && out.byteOffset < vec.byteOffset + vec.byteLength && vec.byteOffset < out.byteOffset + out.byteLength;
-  if (overlaps) throw new CollectiveError('COLLECTIVE_ARGUMENT', 'out overlaps the vector being reduced; pass a separate buffer');
-}
-
-function checkLength(v: Float32Array, expected: number, what: string): Float32Array {
-  if (v.length !== expected) throw new CollectiveError('COLLECTIVE_MISMATCH', `${what}: received ${v.length} floats, expected ${expected}`);
-  return v;
 }

@@ -4,10 +4,9 @@
  * prefix: cirrus.save(model, 'file:///dir' | 'dir' | 's3://bucket/prefix?endpoint=...').
  */
 import { createModel } from '../algorithms/index.js';
-import type { Batch, Model, ModelSpec } from '../algorithms/index.js';
+import type { Batch, Model, ModelSpec } from '../algorithms/model.js';
+import { openObjectStore, decodeFloat32, encodeTensor } from '../channels/index.js';
 import { CirrusError } from '../paramserver/index.js';
-import { decodeFloat32, encodeTensor } from '../channels/codec.js';
-import { openObjectStore } from '../channels/object-store.js';
 import { centroids, predictRatings, recommend } from './model-queries.js';
 import { inputPipelineSchema, type InputPipeline } from './predict/pipeline.js';
 import { predictRaw, type Prediction } from './predict/predict-rows.js';

@@ -5,11 +5,8 @@
  * Otherwise any object store URL: s3://bucket/prefix?endpoint=..., file:///dir, memory://.
  */
 import { join, resolve } from 'node:path';
-import { s3SpecFor, startS3Server, type S3Server } from '../channels/s3-server.js';
-import { openObjectStore } from '../channels/object-store.js';
-import { DatasetStore } from '../channels/datasets/store.js';
-import type { ObjectStore } from '../channels/datasets/types.js';
-import type { S3Spec } from '../channels/spec.js';
+import { s3SpecFor, startS3Server, type S3Server } from './servers/index.js';
+import { openObjectStore, DatasetStore, type ObjectStore, type S3Spec } from '../channels/index.js';
 
 export const EMBEDDED_BUCKET = 'cirrus';
 

@@ -7,18 +7,11 @@
  * keys, workers and servers, whether it succeeds or fails.
  */
 import { randomBytes } from 'node:crypto';
-import { Evaluator } from '../algorithms/index.js';
+import { Evaluator } from '../algorithms/metrics.js';
 import { createModel } from '../algorithms/index.js';
-import type { Batch, Model, ModelSpec } from '../algorithms/index.js';
-import { addStats, emptyStats, type Channel, type ChannelStats } from '../channels/channel.js';
-import type { DatasetManifest } from '../channels/datasets/manifest.js';
-import type { Shard } from '../channels/datasets/shard.js';
-import { openChannel } from '../channels/factory.js';
-import { aspKey, epochModelKey, finalModelKey, modelLatestKey, progressKey, psModelName } from '../channels/job-keys.js';
-import { jobPrefix } from '../channels/keys.js';
-import { startMemcached, type MemcachedServer } from '../channels/memcached-server.js';
-import { unpackMessage } from '../channels/messages.js';
-import { parseChannelUrl, type ChannelSpec } from '../channels/spec.js';
+import type { Batch, Model, ModelSpec } from '../algorithms/model.js';
+import { addStats, emptyStats, type Channel, type ChannelStats, type DatasetManifest, type Shard, openChannel, aspKey, epochModelKey, finalModelKey, modelLatestKey, progressKey, psModelName, jobPrefix, unpackMessage, parseChannelUrl, type ChannelSpec } from '../channels/index.js';
+import { startMemcached, type MemcachedServer } from './servers/index.js';
 import { ShardedParamClient, startParamServer, type ParamServer } from '../paramserver/index.js';
 import { loadPrices, trainCost, type TrainCost } from './cost.js';
 import { LambdaLauncher } from './launchers/lambda/index.js';

@@ -7,7 +7,8 @@
  *   npm run example        (or: node dist/examples/collectives-demo.js)
  */
 import { createHash } from 'node:crypto';
-import { findMemcachedBinary, openChannel, referenceReduce, s3SpecFor, startMemcached, startS3Server, type ChannelSpecInput } from '../channels/index.js';
+import { openChannel, referenceReduce, type ChannelSpecInput } from '../channels/index.js';
+import { findMemcachedBinary, s3SpecFor, startMemcached, startS3Server } from '../client/servers/index.js';
 import { percentile, roundTimes, runCollective } from '../bench/index.js';
 import { makeVector } from '../bench/vectors.js';
 import { formatTable } from '../bench/table.js';

@@ -4,8 +4,8 @@
  * the renderer never sees the difference.
  */
 import { z } from 'zod';
+import type { ObjectStore } from '../channels/index.js';
 import { CirrusError } from '../paramserver/index.js';
-import type { ObjectStore } from '../channels/object-store.js';
 
 export type ReportErrorCode =
   /** Neither a search state nor a job record exists under that id. */

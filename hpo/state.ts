@@ -2,7 +2,7 @@
  * A search's state in the object store, `searches/<searchId>/state.json`: enough to resume it and
  * to report on it. Each write puts the complete object; writes are chained so they land in order.
  */
-import type { ObjectStore } from '../channels/datasets/types.js';
+import type { ObjectStore } from '../channels/index.js';
 import type { EpochLogs, TrainCost, TrainMetrics } from '../client/index.js';
 import { SearchError } from './errors.js';
 import type { Objective } from './objective.js';

@@ -45,4 +45,5 @@ export { openSnapshotStore, newSnapshotId, type SnapshotStore, type LoadedSnapsh
 export { ShardedParamClient, shardRanges, shardOf } from './sharded.js';
 export { runParamServerCli, parseServerArgs, type ServerCliOptions } from './server-cli.js';
 export { startParamServerCluster, shardArgs, shardSnapshotUrl, SERVER_MAIN, type ClusterOptions, type ParamServerCluster } from './cluster.js';
+export * from './s3/index.js';
 export { CirrusError, type CirrusErrorOptions } from './cirrus-error.js';

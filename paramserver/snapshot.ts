@@ -21,8 +21,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { ParamModel, PsModelError } from './model.js';
+import { createS3Client, deleteObjects, getObject, listObjects, putObject, type S3Connection } from './s3/index.js';
 
 export interface LoadedSnapshot {
   id: string;
@@ -253,9 +254,6 @@ class FileBlobs implements Blobs {
   async close(): Promise<void> {}
 }
 
-/** S3 allows at most 1000 keys per DeleteObjects request. */
-const DELETE_BATCH = 1000;
-
 class S3Blobs implements Blobs {
   constructor(
     private readonly client: S3Client,
@@ -266,7 +264,7 @@ class S3Blobs implements Blobs {
 
   async put(key: string, bytes: Uint8Array): Promise<void> {
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.base + key, Body: bytes, ContentLength: bytes.byteLength }));
+      await putObject(this.client, this.bucket, this.base + key, bytes);
     } catch (err) {
       throw ioError(`PUT s3://${this.bucket}/${this.base}${key}`, err);
     }
@@ -274,48 +272,36 @@ class S3Blobs implements Blobs {
 
   async get(key: string): Promise<Uint8Array | undefined> {
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.base + key }));
-      return await out.Body!.transformToByteArray();
+      // A part read short (a store that shows a PUT in flight) is caught by the manifest's length check.
+      return (await getObject(this.client, this.bucket, this.base + key, { whole: true }))?.body;
     } catch (err) {
-      if ((err as Error).name === 'NoSuchKey') return undefined;
       throw ioError(`GET s3://${this.bucket}/${this.base}${key}`, err);
     }
   }
 
   async listDirs(): Promise<string[]> {
-    const dirs: string[] = [];
-    let token: string | undefined;
-    do {
-      try {
-        const out = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.base, Delimiter: '/', ContinuationToken: token }));
-        for (const p of out.CommonPrefixes ?? []) if (p.Prefix) dirs.push(p.Prefix.slice(this.base.length, -1));
-        token = out.IsTruncated ? out.NextContinuationToken : undefined;
-      } catch (err) {
-        throw ioError(`LIST s3://${this.bucket}/${this.base}`, err);
-      }
-    } while (token);
-    return dirs;
+    try {
+      const prefixes = await listObjects(this.client, this.bucket, this.base, { delimiter: '/' });
+      return prefixes.map((p) => p.slice(this.base.length, -1));
+    } catch (err) {
+      throw ioError(`LIST s3://${this.bucket}/${this.base}`, err);
+    }
   }
 
   async removeDir(dir: string): Promise<void> {
     const prefix = `${this.base}${dir}/`;
-    const keys: string[] = [];
-    let token: string | undefined;
+    const what = `DELETE s3://${this.bucket}/${prefix}*`;
+    let keys: string[];
     try {
-      do {
-        const out = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
-        for (const o of out.Contents ?? []) if (o.Key) keys.push(o.Key);
-        token = out.IsTruncated ? out.NextContinuationToken : undefined;
-      } while (token);
-      for (let i = 0; i < keys.length; i += DELETE_BATCH) {
-        const batch = keys.slice(i, i + DELETE_BATCH);
-        const out = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
-        const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
-        if (failed.length > 0) throw new Error(`${failed[0]!.Key}: ${failed[0]!.Code} ${failed[0]!.Message ?? ''}`);
-      }
+      keys = await listObjects(this.client, this.bucket, prefix);
     } catch (err) {
-      throw ioError(`DELETE s3://${this.bucket}/${prefix}*`, err);
+      throw ioError(what, err);
     }
+    await deleteObjects(this.client, this.bucket, keys, {
+      concurrency: 1,
+      requestError: (_batch, err) => ioError(what, err),
+      refused: (failed) => ioError(what, new Error(`${failed[0]!.key}: ${failed[0]!.code} ${failed[0]!.message}`)),
+    });
   }
 
   async close(): Promise<void> {
@@ -359,30 +345,20 @@ function openS3(u: URL): S3Blobs {
   }
   const q = (k: string) => u.searchParams.get(k) ?? undefined;
   const endpoint = q('endpoint');
-  const config: S3ClientConfig = {
-    // Without these the SDK sends aws-chunked bodies with trailing checksums, which s3rver stores verbatim.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  };
-  const region = q('region') ?? (endpoint ? 'us-east-1' : undefined);
-  if (region) config.region = region;
-  if (endpoint) config.endpoint = endpoint;
+  const conn: S3Connection = { endpoint, region: q('region') ?? (endpoint ? 'us-east-1' : undefined) };
   const pathStyle = q('forcePathStyle');
   if (pathStyle !== undefined && pathStyle !== 'true' && pathStyle !== 'false') {
     throw new PsModelError('PS_ARGUMENT', `snapshot URL '${redact(u)}': forcePathStyle must be true or false`);
   }
-  config.forcePathStyle = pathStyle === undefined ? endpoint !== undefined : pathStyle === 'true';
+  conn.forcePathStyle = pathStyle === undefined ? endpoint !== undefined : pathStyle === 'true';
   const accessKeyId = q('accessKeyId');
   const secretAccessKey = q('secretAccessKey');
   if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
     throw new PsModelError('PS_ARGUMENT', `snapshot URL '${redact(u)}': give both accessKeyId and secretAccessKey, or neither`);
   }
-  if (accessKeyId !== undefined && secretAccessKey !== undefined) {
-    const sessionToken = q('sessionToken');
-    config.credentials = sessionToken === undefined ? { accessKeyId, secretAccessKey } : { accessKeyId, secretAccessKey, sessionToken };
-  }
+  if (accessKeyId !== undefined && secretAccessKey !== undefined) conn.credentials = { accessKeyId, secretAccessKey, sessionToken: q('sessionToken') };
   const prefix = decodeURIComponent(u.pathname).replace(/^\/+|\/+$/g, '');
-  return new S3Blobs(new S3Client(config), bucket, prefix ? `${prefix}/` : '');
+  return new S3Blobs(createS3Client(conn), bucket, prefix ? `${prefix}/` : '');
 }
 
 /** The URL without secrets, for messages and `store.url`. */

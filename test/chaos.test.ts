@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { startMemcached, type MemcachedServer } from '../channels/memcached-server.js';
+import { startMemcached, type MemcachedServer } from '../client/servers/index.js';
 import { openStore, type StoreHandle } from '../client/store.js';
 import { train, type TrainResult } from '../client/train.js';
 import type { TrainParamsInput } from '../client/train-params.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Communicator, segmentBounds } from '../channels/collectives.js';
 import { CollectiveTimeoutError } from '../channels/errors.js';
-import { MemoryChannel } from '../channels/memory.js';
+import { MemoryChannel } from '../channels/adapters/memory/index.js';
 import { OrderedReducer, SIMD_MIN_FLOATS, addDivideInto, addInto, referenceReduce, sumDivideInto, sumInto } from '../channels/reduce.js';
 import { SimdArena, simdAvailable } from '../channels/simd-reduce.js';
 import { makeVector } from '../bench/vectors.js';

@@ -1,10 +1,10 @@
 /** The shared conformance suite against every adapter, each on its real server. */
 import { after, before } from 'node:test';
 import { MemcachedChannel } from '../channels/adapters/memcached/index.js';
-import { MemoryChannel, MemoryStore } from '../channels/memory.js';
-import { PsChannel } from '../channels/ps.js';
-import { S3Channel } from '../channels/s3.js';
-import { s3SpecFor } from '../channels/s3-server.js';
+import { MemoryChannel, MemoryStore } from '../channels/adapters/memory/index.js';
+import { PsChannel } from '../channels/adapters/ps/index.js';
+import { S3Channel } from '../channels/adapters/s3/index.js';
+import { s3SpecFor } from '../client/servers/index.js';
 import { parseChannelSpec, type MemcachedSpec, type PsSpec, type S3Spec } from '../channels/spec.js';
 import { channelConformance } from './support/conformance.js';
 import { startTestServers, type TestServers } from './support/servers.js';
@@ -24,14 +24,14 @@ const memoryStore = new MemoryStore();
 channelConformance({
   name: 'memory',
   prefix: run,
-  lists: true,
+  abilities: ['list'],
   open: async () => new MemoryChannel(memoryStore),
 });
 
 channelConformance({
   name: 'memcached',
   prefix: run,
-  lists: true,
+  abilities: ['list', 'putParts', 'readInto'],
   missing: () => servers.memcachedMissing,
   open: () => MemcachedChannel.open(parseChannelSpec({ kind: 'memcached', server: servers.memcached!.address }) as MemcachedSpec),
 });
@@ -39,13 +39,13 @@ channelConformance({
 channelConformance({
   name: 's3',
   prefix: run,
-  lists: true,
+  abilities: ['list'],
   open: () => S3Channel.open(parseChannelSpec(s3SpecFor(servers.s3, 'cirrus')) as S3Spec),
 });
 
 channelConformance({
   name: 'ps',
   prefix: run,
-  lists: true,
+  abilities: ['list'],
   open: () => PsChannel.open(parseChannelSpec({ kind: 'ps', address: servers.ps.address }) as PsSpec),
 });

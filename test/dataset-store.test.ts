@@ -12,8 +12,8 @@ import { datasetPrefix, manifestKey, type DatasetManifest } from '../channels/da
 import type { Shard, SparseShard } from '../channels/datasets/shard.js';
 import { DatasetStore } from '../channels/datasets/store.js';
 import type { ManifestFields, ObjectStore } from '../channels/datasets/types.js';
-import { FileObjectStore, S3ObjectStore } from '../channels/object-store.js';
-import { s3SpecFor, startS3Server, type S3Server } from '../channels/s3-server.js';
+import { FileObjectStore, S3ObjectStore } from '../channels/object-stores/index.js';
+import { s3SpecFor, startS3Server, type S3Server } from '../client/servers/index.js';
 import { WrappedStore } from './support/data.js';
 
 // ---- helpers --------------------------------------------------------------------------------

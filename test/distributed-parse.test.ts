@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { manifestKey, type DatasetManifest } from '../channels/datasets/manifest.js';
 import { DatasetStore } from '../channels/datasets/store.js';
-import { FileObjectStore } from '../channels/object-store.js';
+import { FileObjectStore } from '../channels/object-stores/index.js';
 import { generateCriteoLike } from '../client/datasets/generate.js';
 import { LocalLauncher } from '../client/launchers/local.js';
 import { preprocessDistributed } from '../client/preprocess/distributed.js';

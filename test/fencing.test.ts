@@ -13,7 +13,7 @@ import { ChaosLauncher } from '../client/launchers/chaos.js';
 import { criteoHome, type CriteoHome } from './support/criteo-home.js';
 import { memcachedForTests } from './support/servers.js';
 import { skipOrFail } from './support/skip-or-fail.js';
-import type { MemcachedServer } from '../channels/memcached-server.js';
+import type { MemcachedServer } from '../client/servers/index.js';
 
 let home: CriteoHome;
 let mc: { server?: MemcachedServer; missing?: string };

@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
 import { generateHiggsLike } from '../client/datasets/generate.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
-import { openObjectStore } from '../channels/object-store.js';
+import { openObjectStore } from '../channels/object-stores/index.js';
 import { readSearchState, type SearchState } from '../hpo/index.js';
 import { CLI, cliEnv, runCli } from './support/cli.js';
 

@@ -12,7 +12,7 @@ import { delimiter, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { MemoryObjectStore, openObjectStore, type ObjectStore } from '../channels/object-store.js';
+import { MemoryObjectStore, openObjectStore, type ObjectStore } from '../channels/object-stores/index.js';
 import { openStore } from '../client/store.js';
 import { renderReport } from '../hpo/report.js';
 import { writeReport } from '../hpo/report-cli.js';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { heartbeatKey, ownerKey, packRecord, readRecord, claimKey, type HeartbeatRecord } from '../channels/control.js';
-import { MemoryObjectStore } from '../channels/object-store.js';
+import { MemoryObjectStore } from '../channels/object-stores/index.js';
 import { Lease } from '../worker/lease.js';
 
 const id = { jobId: 'job-lease', rank: 1, generation: 0, attempt: 0 };

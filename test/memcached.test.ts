@@ -6,7 +6,7 @@ import memjs from 'memjs';
 import { ChannelError, WaitTimeoutError } from '../channels/errors.js';
 import { MANIFEST_BYTES, MemcachedChannel, chunkKeys, decodeManifest } from '../channels/adapters/memcached/index.js';
 import { openBulkConnection } from '../channels/adapters/memcached/index.js';
-import { type MemcachedServer, startMemcached } from '../channels/memcached-server.js';
+import { type MemcachedServer, startMemcached } from '../client/servers/index.js';
 import { type MemcachedSpec, type MemcachedSpecInput, parseChannelUrl } from '../channels/spec.js';
 import { memcachedMissing } from './support/servers.js';
 import { skipOrFail } from './support/skip-or-fail.js';

@@ -17,9 +17,9 @@ import {
   openObjectStore,
   type ObjectStore,
   type ObjectStoreErrorCode,
-} from '../channels/object-store.js';
-import { createS3Client } from '../channels/s3.js';
-import { s3SpecFor, startS3Server, type S3Server } from '../channels/s3-server.js';
+} from '../channels/object-stores/index.js';
+import { createS3Client } from '../paramserver/index.js';
+import { s3SpecFor, startS3Server, type S3Server } from '../client/servers/index.js';
 import { pattern, sameBytes } from './support/data.js';
 
 const MiB = 1024 * 1024;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { openChannel } from '../channels/factory.js';
-import type { MemcachedServer } from '../channels/memcached-server.js';
+import type { MemcachedServer } from '../client/servers/index.js';
 import { generateHiggsLike } from '../client/datasets/generate.js';
 import { readJobRecord } from '../client/job-record.js';
 import { preprocess } from '../client/preprocess/preprocess.js';

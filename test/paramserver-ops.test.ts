@@ -27,7 +27,7 @@ import {
 } from '../paramserver/index.js';
 import { type ModelConfig, ParamModel } from '../paramserver/model.js';
 import { openSnapshotStore } from '../paramserver/snapshot.js';
-import { PsChannel } from '../channels/ps.js';
+import { PsChannel } from '../channels/adapters/ps/index.js';
 import { parseChannelUrl, type PsSpec } from '../channels/spec.js';
 
 const MAIN = fileURLToPath(new URL('../paramserver/main.js', import.meta.url));

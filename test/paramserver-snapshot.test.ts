@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from '../channels/s3-server.js';
+import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from '../client/servers/index.js';
 import { ParamModel, PsModelError } from '../paramserver/model.js';
 import { newSnapshotId, openSnapshotStore, type SnapshotStore } from '../paramserver/snapshot.js';
 

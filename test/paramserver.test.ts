@@ -23,7 +23,7 @@ import {
   encodeWait,
   startParamServer,
 } from '../paramserver/index.js';
-import { PsChannel } from '../channels/ps.js';
+import { PsChannel } from '../channels/adapters/ps/index.js';
 import { ChannelError, WaitTimeoutError } from '../channels/errors.js';
 import { parseChannelUrl, type PsSpec } from '../channels/spec.js';
 import { sameBytes } from './support/data.js';

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ChannelError, WaitTimeoutError } from '../channels/errors.js';
-import { ENVELOPE_HEADER_BYTES, ENVELOPE_TRAILER_BYTES, S3Channel } from '../channels/s3.js';
-import { s3SpecFor, startS3Server, type S3Server } from '../channels/s3-server.js';
+import { ENVELOPE_HEADER_BYTES, ENVELOPE_TRAILER_BYTES, S3Channel } from '../channels/adapters/s3/index.js';
+import { s3SpecFor, startS3Server, type S3Server } from '../client/servers/index.js';
 import { pattern, sameBytes } from './support/data.js';
 
 const MiB = 1024 * 1024;

@@ -16,7 +16,7 @@ import type { DatasetManifest } from '../channels/datasets/manifest.js';
 import type { Shard } from '../channels/datasets/shard.js';
 import { DatasetStore } from '../channels/datasets/store.js';
 import { openChannel } from '../channels/factory.js';
-import { MemoryChannel, MemoryStore } from '../channels/memory.js';
+import { MemoryChannel, MemoryStore } from '../channels/adapters/memory/index.js';
 import { checkpointKey, finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
 import { unpackMessage } from '../channels/messages.js';
 import { referenceReduce } from '../channels/reduce.js';

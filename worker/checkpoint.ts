@@ -6,8 +6,7 @@
  * Written periodically (task.checkpointEveryMs) and before the deadline. There is no running RNG
  * to save: the batch order is a function of (seed, rank, epoch).
  */
-import { checkpointKey } from '../channels/job-keys.js';
-import { packMessage, unpackMessage } from '../channels/messages.js';
+import { checkpointKey, packMessage, unpackMessage } from '../channels/index.js';
 import type { Lease } from './lease.js';
 import { WorkerTrainError, type CheckpointWriter, type TrainContext, type TrainState } from './train-common.js';
 

@@ -3,11 +3,9 @@
  * return a plain JSON value (or throw a typed error with a `code`). The same function runs inside
  * AWS Lambda and inside the local launcher's child processes (worker/main.ts).
  */
+import { columnStats, decodeShard, encodeShard, type ObjectStore, type Shard, type ShardRef } from '../channels/datasets/index.js';
+import { openObjectStore } from '../channels/object-stores/index.js';
 import { CirrusError } from '../paramserver/index.js';
-import { columnStats, type ShardRef } from '../channels/datasets/manifest.js';
-import { decodeShard, encodeShard, type Shard } from '../channels/datasets/shard.js';
-import type { ObjectStore } from '../channels/datasets/types.js';
-import { openObjectStore } from '../channels/object-store.js';
 import type { FinalStats, PartialStats, PartialStatsJSON } from '../algorithms/index.js';
 import { msgpackrPath } from '../channels/messages.js';
 import { parseWorkerEvent, type TransformOp, type WorkerEvent } from './event.js';

@@ -17,8 +17,7 @@
  * of the old generation may no longer write (guard(generation) refuses it) and is abandoned.
  */
 import { randomBytes } from 'node:crypto';
-import { claimKey, heartbeatKey, ownerKey, packRecord, readRecord, resultKey, type HeartbeatRecord, type OwnerRecord, type ResultRecord } from '../channels/control.js';
-import type { ObjectStore } from '../channels/datasets/types.js';
+import { claimKey, heartbeatKey, ownerKey, packRecord, readRecord, resultKey, type HeartbeatRecord, type OwnerRecord, type ResultRecord, type ObjectStore } from '../channels/index.js';
 import { WorkerTrainError } from './train-common.js';
 
 export interface LeaseSpec {

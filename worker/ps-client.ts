@@ -2,7 +2,7 @@
  * The parameter-server connection of an async-sgd worker: the ps channel's server, or the shards
  * listed in task.psShards. Counted into the worker's channel statistics by the caller.
  */
-import { parseChannelSpec, parseChannelUrl, type ChannelSpec } from '../channels/spec.js';
+import { parseChannelSpec, parseChannelUrl, type ChannelSpec } from '../channels/index.js';
 import { ParamClient, PsError, ShardedParamClient } from '../paramserver/index.js';
 import type { PsModelClient } from './sync-ps.js';
 import { WorkerTrainError, type TrainEvent } from './train-common.js';

@@ -10,11 +10,7 @@
  * a batch are gathered from the shard in permuted order, which copies them: true row shuffling
  * matters more to SGD than saving a copy of one minibatch, and the copy is only batchSize rows.
  */
-import { DatasetError } from '../channels/datasets/errors.js';
-import type { DatasetManifest, ShardRef } from '../channels/datasets/manifest.js';
-import type { DenseShard, RatingsShard, Shard, SparseShard } from '../channels/datasets/shard.js';
-import type { DatasetStore } from '../channels/datasets/store.js';
-import type { Split } from '../channels/datasets/types.js';
+import { DatasetError, type DatasetManifest, type ShardRef, type DenseShard, type RatingsShard, type Shard, type SparseShard, type DatasetStore, type Split } from '../channels/index.js';
 
 // Sparse and dense batches are exactly what the models take.
 export type { DenseBatch, SparseBatch } from '../algorithms/index.js';

@@ -26,12 +26,9 @@
  * this generation stops at its next exchange and checkpoints its D_r (a rank already finished
  * checkpoints too, so the next generation has every rank). Flags of earlier generations are ignored.
  */
-import { aspKey } from '../channels/job-keys.js';
-import { packMessage, unpackMessage } from '../channels/messages.js';
-import { CollectiveTimeoutError } from '../channels/errors.js';
-import { Backoff, type PollPolicy } from '../channels/poll.js';
-import type { Channel } from '../channels/channel.js';
-import { DeadlineWatch, WorkerTrainError, checkFinite, maybePublishMidEpoch, meanGradient, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
+import { aspKey, packMessage, unpackMessage, CollectiveTimeoutError, Backoff, type PollPolicy, type Channel } from '../channels/index.js';
+import { DeadlineWatch, checkFinite, maybePublishMidEpoch, meanGradient, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
+import { WorkerTrainError } from './train-common.js';
 
 interface AspMessage {
   generation: number;

@@ -9,7 +9,7 @@
  * flag works the same way: rank 0 sets it when a periodic checkpoint is due, and every rank writes
  * its checkpoint after that round (BSP keeps the ranks in lockstep, so the ids agree).
  */
-import type { ReduceOp } from '../channels/reduce.js';
+import type { ReduceOp } from '../channels/index.js';
 import {
   DeadlineWatch,
   checkFinite,

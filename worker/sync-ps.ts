@@ -22,8 +22,7 @@
  * every rank checks it every STOP_CHECK_EVERY steps and while it waits at the end, so all ranks of
  * a generation return 'checkpointed' together (the model itself stays on the server).
  */
-import { psDoneKey, psModelName, psStopKey } from '../channels/job-keys.js';
-import { CollectiveTimeoutError } from '../channels/errors.js';
+import { psDoneKey, psModelName, psStopKey, CollectiveTimeoutError } from '../channels/index.js';
 import { SPARSE_GRADIENT_MODELS, SupportFinder } from '../algorithms/index.js';
 import type { ModelConfig, OptimizerConfig, SyncConfig } from '../paramserver/index.js';
 import { DeadlineWatch, WorkerTrainError, checkFinite, publishModel, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';

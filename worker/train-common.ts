@@ -2,15 +2,9 @@
  * What the training loops share: the per-worker context, the resumable position, the typed error,
  * the epoch reader over a ShardIterator, the deadline watch and progress publishing.
  */
+import { type Channel, type DatasetManifest, type ShardRef, type Shard, type DatasetStore, type ObjectStore, epochModelKey, finalModelKey, modelLatestKey, progressKey, packMessage } from '../channels/index.js';
+import type { Model, ModelBatch, Optimizer } from '../algorithms/model.js';
 import { CirrusError } from '../paramserver/index.js';
-import type { Channel } from '../channels/channel.js';
-import type { DatasetManifest, ShardRef } from '../channels/datasets/manifest.js';
-import type { Shard } from '../channels/datasets/shard.js';
-import type { DatasetStore } from '../channels/datasets/store.js';
-import type { ObjectStore } from '../channels/datasets/types.js';
-import { epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
-import { packMessage } from '../channels/messages.js';
-import type { Model, ModelBatch, Optimizer } from '../algorithms/index.js';
 import type { TrainTask, WorkerEvent } from './event.js';
 import { ShardIterator, type Batch as IteratorBatch } from './shard-iterator.js';
 

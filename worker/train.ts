@@ -7,20 +7,10 @@
  * under ASP (sync-asp.ts), or async-sgd against the parameter server (sync-ps.ts). Near event.deadlineMs the ranks agree to stop, checkpoint
  * (checkpoint.ts) and return 'checkpointed'; the client relaunches them as generation + 1.
  */
-import type { Channel, ChannelStats } from '../channels/channel.js';
-import { emptyStats } from '../channels/channel.js';
-import { Communicator } from '../channels/collectives.js';
-import { DatasetError } from '../channels/datasets/errors.js';
-import type { DatasetManifest } from '../channels/datasets/manifest.js';
-import { ShardFormatError } from '../channels/datasets/shard.js';
-import { DatasetStore } from '../channels/datasets/store.js';
-import { ChannelError, CollectiveError, CollectiveTimeoutError } from '../channels/errors.js';
-import { openChannel } from '../channels/factory.js';
-import { ObjectStoreError } from '../channels/object-store.js';
+import { ObjectStoreError, type Channel, type ChannelStats, emptyStats, Communicator, DatasetError, type DatasetManifest, ShardFormatError, DatasetStore, ChannelError, CollectiveError, CollectiveTimeoutError, openChannel, type ObjectStore } from '../channels/index.js';
 import { ModelError, OptimizerError, createModel, createOptimizer, enableTfjsKernels, type Model, type ModelSpec, type Optimizer, type OptimizerSpec } from '../algorithms/index.js';
 import { Checkpointer, loadCheckpoint } from './checkpoint.js';
 import { Lease, fenced } from './lease.js';
-import type { ObjectStore } from '../channels/datasets/types.js';
 import { runAsp } from './sync-asp.js';
 import { openPsModelClient } from './ps-client.js';
 import { PsError } from '../paramserver/index.js';

@@ -3,10 +3,7 @@
  * workers (which parse and hash them into shards) share: object keys, per-chunk seeds, results.
  */
 import { z } from 'zod';
-// Values deep, types through the door: channels/index.ts also exports the servers the client starts
-// (s3rver), which the worker's Lambda bundle must not load.
-import { datasetPrefix, shardRef } from '../../channels/datasets/manifest.js';
-import type { DatasetKind, DatasetTask, ShardRef, Split } from '../../channels/index.js';
+import { datasetPrefix, shardRef, type DatasetKind, type DatasetTask, type ShardRef, type Split } from '../../channels/index.js';
 
 export interface ChunkParseResult {
   index: number;

@@ -3,10 +3,7 @@
  * manifest. Streams end to end, so memory is bounded by the shuffle window and one shard per split.
  * Any failure aborts the writer (its shards are deleted, no manifest appears) and rethrows.
  */
-// Values deep, types through the door: channels/index.ts also exports the servers the client starts
-// (s3rver), which the worker's Lambda bundle must not load.
-import { DATASET_NAME } from '../../channels/datasets/manifest.js';
-import type { DatasetKind, DatasetManifest, DatasetTask, DatasetWriter, ManifestFields, Split } from '../../channels/index.js';
+import { DATASET_NAME, type DatasetKind, type DatasetManifest, type DatasetTask, type DatasetWriter, type ManifestFields, type Split } from '../../channels/index.js';
 import { CRITEO_CAT_NAMES, CRITEO_INT_NAMES, CriteoParser } from './criteo.js';
 import { CsvParser, type DenseRow } from './csv.js';
 import { InputError, PreprocessOptionsError } from './errors.js';

@@ -6,8 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import type { DenseShard } from '../../channels/datasets/shard.js';
-import type { DatasetStore } from '../../channels/datasets/store.js';
+import type { DenseShard, DatasetStore } from '../../channels/index.js';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 

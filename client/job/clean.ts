@@ -7,11 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { ObjectStore } from '../../channels/datasets/types.js';
-import { openChannel } from '../../channels/factory.js';
-import { psModelName } from '../../channels/job-keys.js';
-import { jobPrefix } from '../../channels/keys.js';
-import { parseChannelUrl, type ChannelSpec } from '../../channels/spec.js';
+import { type ObjectStore, openChannel, psModelName, jobPrefix, parseChannelUrl, type ChannelSpec } from '../../channels/index.js';
 import { ParamClient } from '../../paramserver/index.js';
 import { readJobRecord, writeJobRecord, type JobRecord } from '../job-record.js';
 import type { StoreHandle } from '../store.js';

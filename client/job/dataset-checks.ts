@@ -1,5 +1,5 @@
 /** Checks of a run's params against its dataset that no schema can make (they need the manifest). */
-import type { DatasetManifest } from '../../channels/datasets/manifest.js';
+import type { DatasetManifest } from '../../channels/index.js';
 import { TrainError, type TrainParams } from '../train-params.js';
 
 /** A target accuracy or loss is measured on the test split: without test rows it could never fire. */

@@ -19,9 +19,7 @@
  * errors another attempt would repeat (a bad dataset, divergence) fail it at once. Either way the
  * error names the first failure and its cause; ranks stopped because of it are listed as such.
  */
-import { heartbeatKey, ownerKey, claimKey, packRecord, readRecord, resultKey, type HeartbeatRecord, type OwnerRecord, type ResultRecord } from '../../channels/control.js';
-import { checkpointKey } from '../../channels/job-keys.js';
-import type { ObjectStore } from '../../channels/datasets/types.js';
+import { heartbeatKey, ownerKey, claimKey, packRecord, readRecord, resultKey, type HeartbeatRecord, type OwnerRecord, type ResultRecord, checkpointKey, type ObjectStore } from '../../channels/index.js';
 import type { Launcher, WorkerEvent, WorkerHandle, WorkerResult } from '../launchers/types.js';
 import { TrainError } from '../train-params.js';
 import { causeOf, describe, isPermanent, rankList, type Cause } from './causes.js';

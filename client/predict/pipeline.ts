@@ -6,8 +6,8 @@
  * split, the task and the class names.
  */
 import { z } from 'zod';
-import { columnStats, datasetTask, type DatasetManifest } from '../../channels/datasets/manifest.js';
-import type { FinalStats } from '../../algorithms/index.js';
+import { columnStats, datasetTask, type DatasetManifest } from '../../channels/index.js';
+import type { FinalStats } from '../../algorithms/stats.js';
 
 export const INPUT_PIPELINE_VERSION = 1;
 

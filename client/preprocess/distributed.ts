@@ -14,10 +14,7 @@
  * given chunkLines; the rows are the same as the local path's, their train/test assignment is not.
  */
 import { gzipSync } from 'node:zlib';
-import { datasetPrefix, manifestKey, type DatasetManifest, type DatasetTask } from '../../channels/datasets/manifest.js';
-import { newRunId, type DatasetStore } from '../../channels/datasets/store.js';
-import type { ManifestFields, ObjectStore } from '../../channels/datasets/types.js';
-import type { S3Spec } from '../../channels/spec.js';
+import { datasetPrefix, manifestKey, type DatasetManifest, type DatasetTask, newRunId, type DatasetStore, type ManifestFields, type ObjectStore, type S3Spec } from '../../channels/index.js';
 import type { DatasetParseTask, WorkerEvent } from '../../worker/event.js';
 import { parseResultSchema, rawChunkKey, type ChunkParseResult } from '../../algorithms/index.js';
 import type { Launcher } from '../launchers/types.js';

@@ -3,16 +3,15 @@
  * optionally normalize it with a fan-out of workers (statistics reduced first, then applied).
  * The dataset becomes visible only when complete; a failed run leaves no manifest behind.
  */
-import type { DatasetManifest } from '../../channels/datasets/manifest.js';
+import type { DatasetManifest, DatasetTask } from '../../channels/index.js';
 import { LocalLauncher } from '../launchers/local.js';
 import type { Launcher } from '../launchers/types.js';
 import { openStore, type StoreHandle } from '../store.js';
 import { preprocessLocal, type HashOptions, type PreprocessFormat } from '../../algorithms/index.js';
 import { distributedTransform, PreprocessError, type ScalingOp } from './transform.js';
 import { DISTRIBUTED_FORMATS, preprocessDistributed, type DistributedFormat } from './distributed.js';
-import type { DatasetTask } from '../../channels/datasets/manifest.js';
-import type { PreprocessLocalOptions } from '../../algorithms/index.js';
-import { DEFAULT_SPLIT } from '../../algorithms/index.js';
+import type { PreprocessLocalOptions } from '../../algorithms/preprocess/pipeline.js';
+import { DEFAULT_SPLIT } from '../../algorithms/preprocess/sharder.js';
 import { planLabels, scanLabels } from './labels.js';
 import { chooseRowsPerShard, stratifiedSplit } from './stratify.js';
 

@@ -6,7 +6,7 @@
  * of the whole file, whatever the order of the rows.
  */
 import { seededRandom } from '../../algorithms/index.js';
-import type { Split } from '../../channels/datasets/types.js';
+import type { Split } from '../../channels/index.js';
 
 export function stratifiedSplit(classCounts: ReadonlyMap<number, number>, train: number, seed: number): (label: number) => Split {
   const state = new Map<number, { left: number; need: number }>();

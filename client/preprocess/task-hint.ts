@@ -1,5 +1,5 @@
 /** What a user does when a model does not fit a dataset's task: re-preprocess with --task, or pick another model. */
-import type { DatasetManifest } from '../../channels/datasets/manifest.js';
+import type { DatasetManifest } from '../../channels/index.js';
 
 const NEEDS: Record<string, 'binary' | 'multiclass' | undefined> = { 'sparse-lr': 'binary', 'dense-lr': 'binary', svm: 'binary', softmax: 'multiclass', mlp: 'multiclass' };
 

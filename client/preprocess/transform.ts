@@ -13,11 +13,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { DATASET_NAME, manifestKey, manifestSchema, shardKey, shardRef, type DatasetManifest, type ShardRef, type ObjectStore, type S3Spec } from '../../channels/index.js';
+import { emptyStats, finalizeStats, mergeAll, statsFromJSON, type FinalStats, type PartialStats } from '../../algorithms/stats.js';
 import { CirrusError } from '../../paramserver/index.js';
-import { DATASET_NAME, manifestKey, manifestSchema, shardKey, shardRef, type DatasetManifest, type ShardRef } from '../../channels/datasets/manifest.js';
-import type { ObjectStore } from '../../channels/datasets/types.js';
-import type { S3Spec } from '../../channels/spec.js';
-import { emptyStats, finalizeStats, mergeAll, statsFromJSON, type FinalStats, type PartialStats } from '../../algorithms/index.js';
 import type { Launcher, WorkerError, WorkerEvent, WorkerHandle, WorkerResult, WorkerStatus } from '../launchers/types.js';
 
 export type ScalingOp = { type: 'minmax'; lo: number; hi: number } | { type: 'zscore' };

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
-import type { Channel } from '../../channels/channel.js';
+import { ABILITY_METHODS, CHANNEL_ABILITIES, canList, canPutParts, canReadInto, hasAbility, type Channel, type ChannelAbility } from '../../channels/channel.js';
 import { ChannelError, WaitTimeoutError } from '../../channels/errors.js';
 import { skipOrFail } from './skip-or-fail.js';
 
@@ -15,8 +15,11 @@ export interface ConformanceTarget {
   open: () => Promise<Channel>;
   /** Why the suite cannot run here (its server is missing), if so: handed to skipOrFail. */
   missing?: () => string | undefined;
-  /** Whether the adapter enumerates keys (has list); one that does not must not pretend to. */
-  lists: boolean;
+  /**
+   * The optional abilities the adapter declares (channel.ts: list, putParts, readInto). The suite
+   * checks the declaration against the channel's methods and runs each declared ability's cases.
+   */
+  abilities: readonly ChannelAbility[];
   /** A unique key prefix per run so reruns never see old data. */
   prefix: string;
 }
@@ -146,18 +149,19 @@ export function channelConformance(target: ConformanceTarget): void {
     await ch.delete([k('wt-present')]);
   });
 
-  withChannel(target.lists ? 'list returns the keys under a prefix, sorted' : 'has no list (the store cannot enumerate keys)', async (ch) => {
-    if (!target.lists) {
-      assert.equal(ch.list, undefined);
-      return;
+  withChannel(`declares its abilities (${target.abilities.join(', ') || 'none'}) and has exactly their methods`, async (ch) => {
+    assert.deepEqual([...(ch.abilities ?? [])].sort(), [...target.abilities].sort(), 'declared abilities');
+    for (const ability of CHANNEL_ABILITIES) {
+      const declared = target.abilities.includes(ability);
+      const method = ABILITY_METHODS[ability];
+      assert.equal(typeof (ch as unknown as Record<string, unknown>)[method], declared ? 'function' : 'undefined', `${ability}: method ${method}`);
+      assert.equal(hasAbility(ch, ability), declared, `${ability}: guard`);
     }
-    assert.ok(ch.list, `${target.name} says it lists, but its channel has no list()`);
-    const keys = [k('ls/b'), k('ls/a'), k('ls/c/d')];
-    for (const key of keys) await ch.put(key, Uint8Array.of(1));
-    assert.deepEqual(await ch.list(k('ls/')), [...keys].sort());
-    await ch.delete(keys);
-    assert.deepEqual(await ch.list(k('ls/')), []);
   });
+
+  if (target.abilities.includes('list')) listCases(target, withChannel, k);
+  if (target.abilities.includes('putParts')) putPartsCases(withChannel, k);
+  if (target.abilities.includes('readInto')) readIntoCases(withChannel, k);
 
   test(`${target.name}: a closed channel refuses work with CHANNEL_CLOSED`, async (t) => {
     if (skipOrFail(t, target.missing?.())) return;
@@ -167,5 +171,93 @@ export function channelConformance(target: ConformanceTarget): void {
       ch.put(k('closed'), Uint8Array.of(1)),
       (e: unknown) => e instanceof ChannelError && e.code === 'CHANNEL_CLOSED',
     );
+  });
+}
+
+type WithChannel = (title: string, body: (ch: Channel, t: TestContext) => Promise<void>) => void;
+
+function same(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  return a !== undefined && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+/** The 'list' ability. */
+function listCases(target: ConformanceTarget, withChannel: WithChannel, k: (name: string) => string): void {
+  withChannel('list returns the keys under a prefix, sorted', async (ch) => {
+    assert.ok(canList(ch), `${target.name} declares list, but canList says no`);
+    const keys = [k('ls/b'), k('ls/a'), k('ls/c/d')];
+    for (const key of keys) await ch.put(key, Uint8Array.of(1));
+    assert.deepEqual(await ch.list(k('ls/')), [...keys].sort());
+    await ch.delete(keys);
+    assert.deepEqual(await ch.list(k('ls/')), []);
+  });
+}
+
+/** The 'putParts' ability: head ++ body stored as one value, byte-exact, at every size class. */
+function putPartsCases(withChannel: WithChannel, k: (name: string) => string): void {
+  for (const [headBytes, bodyBytes] of [
+    [0, 0],
+    [16, 10],
+    [0, 3 * 1024 * 1024 + 5],
+    [32, 3 * 1024 * 1024 + 5],
+  ] as const) {
+    withChannel(`putParts of ${headBytes} + ${bodyBytes} bytes reads back as one value and is counted`, async (ch) => {
+      assert.ok(canPutParts(ch));
+      const head = new Uint8Array(randomBytes(headBytes));
+      const body = new Uint8Array(randomBytes(bodyBytes));
+      const key = k(`pp-${headBytes}-${bodyBytes}`);
+      ch.resetStats();
+      await ch.putParts(key, head, body);
+      assert.ok(ch.stats().put.bytes >= headBytes + bodyBytes, `put bytes ${ch.stats().put.bytes}`);
+      const got = await ch.wait(key, Date.now() + 10_000);
+      assert.equal(got.byteLength, headBytes + bodyBytes);
+      assert.ok(same(got, Buffer.concat([head, body])), 'bytes differ');
+      // The put resolved: the caller's memory is its own again.
+      body.fill(0);
+      assert.ok(same(await ch.get(key), Buffer.concat([head, got.subarray(headBytes)])));
+      await ch.delete([key]);
+    });
+  }
+}
+
+/** The 'readInto' ability: waitManyInto uses lent room of the right size, else a fresh buffer; values byte-exact. */
+function readIntoCases(withChannel: WithChannel, k: (name: string) => string): void {
+  withChannel('waitManyInto reads values whole, in two pieces or fresh, byte-exact, and names what is missing', async (ch) => {
+    assert.ok(canReadInto(ch));
+    const a = new Uint8Array(randomBytes(2 * 1024 * 1024 + 3));
+    const b = new Uint8Array(randomBytes(1536 * 1024));
+    const small = new Uint8Array(randomBytes(10));
+    const keys = [k('ri/a'), k('ri/b'), k('ri/small'), k('ri/c')];
+    await Promise.all([ch.put(keys[0]!, a), ch.put(keys[1]!, b), ch.put(keys[2]!, small), ch.put(keys[3]!, a)]);
+    const whole = new Uint8Array(a.byteLength);
+    const head = new Uint8Array(70 * 1024);
+    const body = new Uint8Array(b.byteLength - head.byteLength);
+    const wrong = new Uint8Array(a.byteLength + 1);
+    const seen = new Set<number>();
+    const got = await ch.waitManyInto(
+      keys,
+      Date.now() + 10_000,
+      (i, n) => {
+        assert.equal(n, [a, b, small, a][i]!.byteLength, `dest asked for value ${i}'s length`);
+        return i === 0 ? whole : i === 1 ? { head, body } : i === 3 ? wrong : undefined;
+      },
+      (i) => seen.add(i),
+    );
+    assert.deepEqual([...seen].sort(), [0, 1, 2, 3], 'onValue once per key');
+    assert.ok(same(got[0], a), 'whole');
+    if (got[0] === whole) assert.ok(same(whole, a));
+    // A value read in two pieces is reported as its head piece.
+    if (got[1] === head) assert.ok(same(Buffer.concat([head, body]), b), 'two pieces');
+    else assert.ok(same(got[1], b), 'fresh instead of two pieces');
+    assert.ok(same(got[2], small), 'small');
+    // Room of the wrong size is not used.
+    assert.ok(same(got[3], a), 'wrong-size room');
+    assert.notEqual(got[3]!.buffer, wrong.buffer);
+    await assert.rejects(ch.waitManyInto([keys[0]!, keys[0]!], Date.now() + 1_000, () => undefined), { code: 'KEY_INVALID' });
+    await assert.rejects(ch.waitManyInto([keys[0]!, k('ri/never')], Date.now() + 300, () => undefined), (e: unknown) => {
+      assert.ok(e instanceof WaitTimeoutError, String(e));
+      assert.deepEqual(e.missingKeys, [k('ri/never')]);
+      return true;
+    });
+    await ch.delete(keys);
   });
 }

@@ -3,8 +3,8 @@
  * reason); the test hands that to skipOrFail (./skip-or-fail.ts), which fails it under CI and skips
  * it elsewhere.
  */
-import { findMemcachedBinary, startMemcached, type MemcachedServer } from '../../channels/memcached-server.js';
-import { startS3Server, type S3Server } from '../../channels/s3-server.js';
+import { findMemcachedBinary, startMemcached, type MemcachedServer } from '../../client/servers/index.js';
+import { startS3Server, type S3Server } from '../../client/servers/index.js';
 import { startParamServer, type ParamServer } from '../../paramserver/index.js';
 
 /** Why memcached cannot run here, or undefined when its binary is on PATH. */

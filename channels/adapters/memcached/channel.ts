@@ -1,46 +1,31 @@
 /**
  * Memcached channel (memjs, binary protocol).
  *
- * Item layout: every item stored at a user key starts with a 1-byte tag.
- *   0x00  inline: the rest of the item is the value.
- *   0x01  manifest (MANIFEST_BYTES): the value lives in `count` chunk items whose keys derive from
- *         the key and a random 8-byte write id, so a rewrite never touches chunks a reader may be
- *         fetching. Chunks are written first and the manifest last: a reader sees the old value,
- *         the new value or nothing, never a mix.
- * Chunk items hold raw bytes (no tag). Every item expires ttlS after its last write (default a
- * day), so what a dead client or a hung run left does not stay forever; a job's keys are rewritten
- * far more often than that, so no live value expires.
+ * Values are stored in the item format of item.ts: inline items, or a manifest over chunk items.
+ * Every item expires ttlS after its last write (default a day), so what a dead client or a hung
+ * run left does not stay forever; a job's keys are rewritten far more often than that, so no live
+ * value expires.
  *
- * Clients: memjs writes small items (manifests, inline values under SMALL_ITEM_BYTES) and probes
- * the server. Everything else goes through BulkConnection (memcached-bulk.ts), which neither
- * copies a value to send it nor allocates per packet to receive it: larger inline values, chunk
- * items, every read and every delete. A read is one GET whatever the value's size (a reader
- * cannot know it before the answer), and lands straight in the assembled value or in memory the
- * caller lends (see waitManyInto).
+ * Clients (connections.ts): memjs writes small items (manifests, inline values under
+ * SMALL_ITEM_BYTES) and probes the server. Everything else goes through BulkConnection (bulk.ts),
+ * which neither copies a value to send it nor allocates per packet to receive it: larger inline
+ * values, chunk items, every read and every delete. A read is one GET whatever the value's size (a
+ * reader cannot know it before the answer), and lands straight in the assembled value or in memory
+ * the caller lends (see waitManyInto).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import type { Client as MemjsClient } from 'memjs';
-import { type Channel, type ChannelStats, type OpKind, emptyStats } from '../../channel.js';
+import { randomBytes } from 'node:crypto';
+import { type Channel, type ChannelAbility, type ChannelStats, type LentBuffer, type Listing, type PutParts, type ReadInto, emptyStats } from '../../channel.js';
 import { ChannelError } from '../../errors.js';
-import { type BulkConnection, openBulkConnection } from './bulk.js';
-import { createLinearClient } from './memjs-linear.js';
-import { listMemcachedKeys } from './list-keys.js';
-import { MAX_KEY_BYTES, assertKey } from '../../keys.js';
+import { assertKey } from '../../keys.js';
 import { FAST_POLL, type PollPolicy, pollMany } from '../../poll.js';
 import { type MemcachedSpecInput, memcachedSpec } from '../../spec.js';
+import { MemcachedConnections, reason } from './connections.js';
+import { MANIFEST_BYTES, TAG_INLINE, chunkKeys, decodeManifest, encodeManifest, isChunkKey, roomFor, view, type Item, type Lend, type Manifest } from './item.js';
+import { INLINE, LruMap, type Known } from './known.js';
+import { listMemcachedKeys } from './list-keys.js';
 
-type Client = MemjsClient;
-
-const TAG_INLINE = 0x00;
-const TAG_MANIFEST = 0x01;
-const MANIFEST_VERSION = 1;
-/** tag(1) version(1) count(u32) total(u64) chunkBytes(u32) writeId(8). */
-export const MANIFEST_BYTES = 1 + 1 + 4 + 8 + 4 + 8;
 /** Chunk locations remembered for overwrite/delete clean-up. */
 const KNOWN_CAPACITY = 10_000;
-/** Grace on top of memjs' own timeout before we declare a request lost (memjs can miss a closed socket). */
-const BACKSTOP_GRACE_MS = 1_000;
-const PROBE_KEY = 'cirrus~probe';
 /** Inline values from this size on go out on a bulk connection (no copy); smaller ones via memjs. */
 export const SMALL_ITEM_BYTES = 4096;
 const EMPTY = new Uint8Array(0);
@@ -51,139 +36,18 @@ const EMPTY = new Uint8Array(0);
  */
 const MEMCACHED_POLL: PollPolicy = { ...FAST_POLL, maxDelayFraction: 0.1 };
 
-export interface Manifest {
-  count: number;
-  totalBytes: number;
-  chunkBytes: number;
-  /** 16 hex digits. */
-  writeId: string;
-}
-
-export function encodeManifest(m: Manifest): Buffer {
-  const b = Buffer.alloc(MANIFEST_BYTES);
-  b[0] = TAG_MANIFEST;
-  b[1] = MANIFEST_VERSION;
-  b.writeUInt32BE(m.count, 2);
-  b.writeBigUInt64BE(BigInt(m.totalBytes), 6);
-  b.writeUInt32BE(m.chunkBytes, 14);
-  b.write(m.writeId, 18, 8, 'hex');
-  return b;
-}
-
-/** Parses a manifest item; undefined when `item` is not a well-formed manifest. */
-export function decodeManifest(item: Uint8Array): Manifest | undefined {
-  if (item.byteLength !== MANIFEST_BYTES || item[0] !== TAG_MANIFEST || item[1] !== MANIFEST_VERSION) return undefined;
-  const b = Buffer.from(item.buffer, item.byteOffset, item.byteLength);
-  const count = b.readUInt32BE(2);
-  const total = b.readBigUInt64BE(6);
-  const chunkBytes = b.readUInt32BE(14);
-  if (total > BigInt(Number.MAX_SAFE_INTEGER) || chunkBytes === 0) return undefined;
-  const totalBytes = Number(total);
-  if (count !== Math.ceil(totalBytes / chunkBytes) || count === 0) return undefined;
-  return { count, totalBytes, chunkBytes, writeId: b.toString('hex', 18, 26) };
-}
-
-/** Key of chunk `index` of the value written with `writeId` at `key`. */
-export function chunkKey(key: string, writeId: string, index: number): string {
-  const direct = `${key}~${writeId}.${index}`;
-  if (Buffer.byteLength(direct) <= MAX_KEY_BYTES) return direct;
-  // Long keys: chunk keys only need to be unique, and the write id already makes them so.
-  const digest = createHash('sha256').update(key).digest('hex').slice(0, 40);
-  return `~chunk/${digest}~${writeId}.${index}`;
-}
-
-/** Whether a key is a chunk item (see chunkKey), not a user key. */
-export function isChunkKey(key: string): boolean {
-  return key.startsWith('~chunk/') || /~[0-9a-f]{16}\.\d+$/.test(key);
-}
-
-export function chunkKeys(key: string, m: Pick<Manifest, 'count' | 'writeId'>): string[] {
-  return Array.from({ length: m.count }, (_, i) => chunkKey(key, m.writeId, i));
-}
-
-/** What this client last saw at a key: inline (no chunks) or the chunk set of a manifest. */
-type Known = { kind: 'inline' } | { kind: 'chunked'; count: number; writeId: string };
-const INLINE: Known = { kind: 'inline' };
-
-/** Map with least-recently-used eviction (Map keeps insertion order; re-insert on use). */
-class LruMap<K, V> {
-  private readonly map = new Map<K, V>();
-  constructor(private readonly capacity: number) {}
-  get(key: K): V | undefined {
-    const v = this.map.get(key);
-    if (v !== undefined) {
-      this.map.delete(key);
-      this.map.set(key, v);
-    }
-    return v;
-  }
-  set(key: K, value: V): void {
-    this.map.delete(key);
-    this.map.set(key, value);
-    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as K);
-  }
-  delete(key: K): void {
-    this.map.delete(key);
-  }
-}
-
-/**
- * Memory a caller lends for a value of known length: one buffer, or two pieces (the value's first
- * head.byteLength bytes, then the rest), e.g. a frame header apart from a payload read in place.
- */
-export type LentBuffer = Uint8Array | { head: Uint8Array; body: Uint8Array };
-type Lend = (byteLength: number) => LentBuffer | undefined;
-
-/** An item as read: an inline value (`bytes` long, tag excluded) or a manifest. */
-type Item = { kind: 'inline'; value: Uint8Array; bytes: number } | { kind: 'manifest'; manifest: Manifest };
-
-const silentLogger = { log: (): void => undefined };
-
-function reason(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-function hint(e: unknown): string {
-  return /too large/i.test(reason(e))
-    ? ' (the server item size limit, memcached -I, is below chunkBytes plus ~100 bytes of item overhead: lower chunkBytes or raise -I)'
-    : '';
-}
-
-/**
- * Where a `bytes`-long value goes: the lent room as its pieces in order (one buffer, or head then
- * body) when its size matches, else a fresh buffer. A value read into pieces is reported as its
- * first piece.
- */
-function roomFor(lent: LentBuffer | undefined, bytes: number): [Uint8Array] | [Uint8Array, Uint8Array] {
-  if (lent instanceof Uint8Array) {
-    if (lent.byteLength === bytes) return [lent];
-  } else if (lent !== undefined && lent.head.byteLength + lent.body.byteLength === bytes) return [lent.head, lent.body];
-  return [new Uint8Array(bytes)];
-}
-
-function view(b: Uint8Array, start: number, end = b.byteLength): Buffer {
-  return Buffer.from(b.buffer, b.byteOffset + start, end - start);
-}
-
-export class MemcachedChannel implements Channel {
+export class MemcachedChannel implements Channel, Listing, PutParts, ReadInto {
   readonly kind = 'memcached';
+  readonly abilities: readonly ChannelAbility[] = ['list', 'putParts', 'readInto'];
   readonly endpoint: string;
   private readonly server: string;
   private readonly timeoutMs: number;
   private readonly chunkBytes: number;
   private readonly ttlS: number;
-  private readonly clients: Client[];
-  private nextClient = 0;
-  private readonly bulk: BulkConnection[];
-  private nextBulk = 0;
-  private counters = emptyStats();
-  private closed = false;
+  private readonly io: MemcachedConnections;
   private readonly known = new LruMap<string, Known>(KNOWN_CAPACITY);
   /** Keys with a put in flight: reads must not overwrite what the put records in `known`. */
   private readonly putting = new Map<string, number>();
-  private inFlight = 0;
-  private drained: (() => void) | undefined;
-  private closing: Promise<void> | undefined;
 
   constructor(spec: MemcachedSpecInput) {
     const r = memcachedSpec.safeParse(spec);
@@ -197,27 +61,16 @@ export class MemcachedChannel implements Channel {
     this.timeoutMs = s.timeoutMs;
     this.chunkBytes = s.chunkBytes;
     this.ttlS = s.ttlS;
-    // One memjs Client per connection: each owns one socket, so requests spread over sockets.
-    this.clients = Array.from({ length: s.connections }, () =>
-      createLinearClient(s.server, {
-        timeout: s.timeoutMs / 1000,
-        conntimeout: s.timeoutMs / 1000,
-        // memjs retries after a fixed delay on any error; fail fast and let the caller decide.
-        retries: 0,
-        keepAlive: true,
-        logger: silentLogger,
-      }),
-    );
-    this.bulk = Array.from({ length: s.connections }, () => openBulkConnection(s.server, s.timeoutMs));
+    this.io = new MemcachedConnections(s.server, this.endpoint, s.timeoutMs, s.connections);
   }
 
   /** Creates a channel and checks the server answers within spec.timeoutMs. */
   static async open(spec: MemcachedSpecInput): Promise<MemcachedChannel> {
     const ch = new MemcachedChannel(spec);
     try {
-      await ch.probe();
+      await ch.io.probe();
     } catch (e) {
-      ch.abort(new Error('probe failed'));
+      ch.io.abort(new Error('probe failed'));
       throw new ChannelError('CHANNEL_UNREACHABLE', `memcached at ${ch.server} is unreachable: ${reason(e)}`, { cause: e });
     }
     return ch;
@@ -320,7 +173,7 @@ export class MemcachedChannel implements Channel {
 
   /** Keys under `prefix`, found by crawling the server (memcached-keys.ts). */
   async list(prefix: string): Promise<string[]> {
-    this.counters.list.requests++;
+    this.io.counters.list.requests++;
     return listMemcachedKeys(this.server, prefix, this.timeoutMs, isChunkKey);
   }
 
@@ -330,28 +183,21 @@ export class MemcachedChannel implements Channel {
   }
 
   stats(): ChannelStats {
-    return structuredClone(this.counters);
+    return structuredClone(this.io.counters);
   }
 
   resetStats(): void {
-    this.counters = emptyStats();
+    this.io.counters = emptyStats();
   }
 
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      this.closed = true;
-      // Let requests already on the wire finish (each is bounded by its timeout) before closing sockets.
-      if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
-      for (const c of this.clients) c.close();
-      for (const b of this.bulk) b.close();
-    })();
-    return this.closing;
+    return this.io.close();
   }
 
   // ---- internals -------------------------------------------------------------------------------
 
   private check(key: string): void {
-    if (this.closed) throw new ChannelError('CHANNEL_CLOSED', `${this.endpoint}: channel is closed`);
+    if (this.io.closed) throw new ChannelError('CHANNEL_CLOSED', `${this.endpoint}: channel is closed`);
     assertKey(key);
   }
 
@@ -396,11 +242,11 @@ export class MemcachedChannel implements Channel {
         return undefined;
       }
       if (item.kind === 'inline') {
-        this.counters.get.bytes += item.bytes;
+        this.io.counters.get.bytes += item.bytes;
         this.remember(key, INLINE);
         return item.value;
       }
-      this.counters.get.bytes += MANIFEST_BYTES;
+      this.io.counters.get.bytes += MANIFEST_BYTES;
       const m = item.manifest;
       const value = await this.fetchChunks(key, m, dest);
       if (value !== undefined) {
@@ -429,7 +275,7 @@ export class MemcachedChannel implements Channel {
     let small: Uint8Array | undefined;
     let value: Uint8Array | undefined;
     const tag = new Uint8Array(1);
-    const n = await this.sendBulk('get', (c) =>
+    const n = await this.io.sendBulk('get', (c) =>
       c.getWith(key, (bytes) => {
         if (bytes <= MANIFEST_BYTES) return [(small = new Uint8Array(bytes))];
         const room = roomFor(dest?.(bytes - 1), bytes - 1);
@@ -467,7 +313,7 @@ export class MemcachedChannel implements Channel {
         const expected = i < m.count - 1 ? m.chunkBytes : m.totalBytes - start;
         // Read in place: the chunk's bytes land in `out` (then `body`) without an intermediate buffer.
         const end = start + expected;
-        const got = await this.sendBulk('get', (c) =>
+        const got = await this.io.sendBulk('get', (c) =>
           body === undefined || end <= h
             ? c.getInto(k, out.subarray(start, end))
             : start >= h
@@ -478,7 +324,7 @@ export class MemcachedChannel implements Channel {
           missing = true;
           return;
         }
-        this.counters.get.bytes += got;
+        this.io.counters.get.bytes += got;
         if (got !== expected) {
           throw new ChannelError('CHANNEL_CORRUPT', `${this.endpoint}: chunk ${i} of '${key}' has ${got} bytes, expected ${expected}`);
         }
@@ -493,10 +339,10 @@ export class MemcachedChannel implements Channel {
       // Unknown key: learn whether chunks hang off it. Only a manifest-sized item is read; a
       // larger one is inline and only measured.
       let small: Uint8Array | undefined;
-      const n = await this.sendBulk('get', (c) => c.getWith(key, (bytes) => (bytes === MANIFEST_BYTES ? [(small = new Uint8Array(bytes))] : undefined)));
+      const n = await this.io.sendBulk('get', (c) => c.getWith(key, (bytes) => (bytes === MANIFEST_BYTES ? [(small = new Uint8Array(bytes))] : undefined)));
       if (n >= 0) {
         const m = small && decodeManifest(small);
-        this.counters.get.bytes += m ? MANIFEST_BYTES : Math.max(0, n - 1);
+        this.io.counters.get.bytes += m ? MANIFEST_BYTES : Math.max(0, n - 1);
         known = m ? { kind: 'chunked', count: m.count, writeId: m.writeId } : INLINE;
       }
     }
@@ -511,98 +357,18 @@ export class MemcachedChannel implements Channel {
    * deletes leaves in one write (memjs' per-request cost showed in profiles of collective rounds).
    */
   private async deleteRaw(keys: string[]): Promise<void> {
-    await Promise.all(keys.map((k) => this.sendBulk('delete', (c) => c.delete(k))));
+    await Promise.all(keys.map((k) => this.io.sendBulk('delete', (c) => c.delete(k))));
   }
 
   /** `bytes`: payload to count (inline puts count the value, not the tag). */
   private async rawSet(key: string, item: Buffer, bytes = item.byteLength): Promise<void> {
-    this.counters.put.bytes += bytes;
-    await this.send('put', key, (c) => c.set(key, item, { expires: this.ttlS }));
+    this.io.counters.put.bytes += bytes;
+    await this.io.send('put', key, (c) => c.set(key, item, { expires: this.ttlS }));
   }
 
   /** `lead`: short bytes stored before the item's; `payload`: the bytes to count (tags excluded). */
   private async bulkSet(key: string, item: Uint8Array, lead?: Uint8Array, payload = item.byteLength): Promise<void> {
-    this.counters.put.bytes += payload;
-    await this.sendBulk('put', (c) => c.set(key, item, lead, this.ttlS));
-  }
-
-  /** One memjs request: counted, spread round-robin over the connections, never left hanging. */
-  private send<T>(kind: OpKind, key: string, op: (c: Client) => Promise<T>): Promise<T> {
-    const client = this.clients[this.nextClient]!;
-    this.nextClient = (this.nextClient + 1) % this.clients.length;
-    const label = kind === 'put' ? 'set' : kind;
-    return this.track(kind, () => new Promise<T>((resolve, reject) => {
-      const fail = (e: unknown) =>
-        reject(
-          e instanceof ChannelError
-            ? e
-            : new ChannelError('CHANNEL_REQUEST', `memcached ${label} of '${key}' at ${this.endpoint} failed: ${reason(e)}${hint(e)}`, { cause: e }),
-        );
-      // memjs times requests out itself, but loses requests pending on a socket the server closed.
-      const backstop = setTimeout(() => {
-        const err = new Error(`no response within ${this.timeoutMs + BACKSTOP_GRACE_MS} ms`);
-        fail(err);
-        for (const s of client.servers) s.error(err);
-      }, this.timeoutMs + BACKSTOP_GRACE_MS);
-      op(client).then(
-        (v) => {
-          clearTimeout(backstop);
-          resolve(v);
-        },
-        (e: unknown) => {
-          clearTimeout(backstop);
-          fail(e);
-        },
-      );
-    }));
-  }
-
-  /** One bulk-connection request (it times requests out itself). */
-  private sendBulk<T>(kind: OpKind, op: (c: BulkConnection) => Promise<T>): Promise<T> {
-    const conn = this.bulk[this.nextBulk]!;
-    this.nextBulk = (this.nextBulk + 1) % this.bulk.length;
-    return this.track(kind, () =>
-      op(conn).catch((e: unknown) => {
-        const h = hint(e);
-        throw h && e instanceof ChannelError ? new ChannelError(e.code, `${e.message}${h}`, { cause: e }) : e;
-      }),
-    );
-  }
-
-  /** Counts a request and tracks it for close(), which waits for requests on the wire. */
-  private track<T>(kind: OpKind, run: () => Promise<T>): Promise<T> {
-    // After close(), only requests of operations still draining may go out (clients would reconnect).
-    if (this.closed && this.inFlight === 0) {
-      return Promise.reject(new ChannelError('CHANNEL_CLOSED', `${this.endpoint}: channel is closed`));
-    }
-    this.counters[kind].requests++;
-    this.inFlight++;
-    return run().finally(() => {
-      if (--this.inFlight === 0 && this.drained) {
-        const d = this.drained;
-        this.drained = undefined;
-        d();
-      }
-    });
-  }
-
-  /** A get on every connection (opens all sockets), bounded by timeoutMs. Not counted in stats. */
-  private async probe(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
-    });
-    try {
-      await Promise.race([Promise.all(this.clients.map((c) => c.get(PROBE_KEY))), deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Drops every socket at once and fails whatever is pending on them. */
-  private abort(err: Error): void {
-    this.closed = true;
-    for (const c of this.clients) for (const s of c.servers) s.error(err);
-    for (const b of this.bulk) b.fail(err);
+    this.io.counters.put.bytes += payload;
+    await this.io.sendBulk('put', (c) => c.set(key, item, lead, this.ttlS));
   }
 }

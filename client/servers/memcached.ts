@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ChannelError } from './errors.js';
+import { ChannelError } from '../../channels/index.js';
 
 export interface MemcachedServerOptions {
   /** Fixed port; by default a free one is picked (and re-picked if another process grabs it first). */

@@ -1,5 +1,5 @@
 /**
- * Minimal types for the parts of s3rver 3.x that s3-server.ts uses (the package ships none).
+ * Minimal types for the parts of s3rver 3.x that s3.ts uses (the package ships none).
  * s3rver is CommonJS: `module.exports = S3rver`.
  */
 declare module 's3rver' {

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import S3rver from 's3rver';
-import type { S3Spec } from './spec.js';
+import type { S3Spec } from '../../channels/index.js';
 
 export interface S3ServerOptions {
   /** Where objects are stored; kept on stop. Default: a fresh temp dir, removed on stop. */

@@ -1,4 +1,4 @@
-/** AWS SDK helpers shared by the S3 channel and the S3 object store: reading errors, probing a bucket. */
+/** AWS SDK error helpers shared by every S3 user (channel, object store, snapshots): reading errors, probing a bucket. */
 import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 
 export type SdkErrorShape = Error & { code?: string; errors?: unknown[]; $metadata?: { httpStatusCode?: number } };
@@ -25,6 +25,14 @@ export function describeSdkError(err: unknown): string {
   const status = httpStatus(err);
   const head = parts.join(' ') + (status !== undefined ? ` (HTTP ${status})` : '');
   return head ? `${head}: ${message || 'no message'}` : message || 'unknown error';
+}
+
+/** Why a request failed, for a message: the SDK error, plus a hint where S3 is known to mislead. */
+export function describeRequestFailure(op: string, err: unknown): string {
+  const reason = describeSdkError(err);
+  // Without s3:ListBucket, S3 answers 403 instead of 404 for a missing key.
+  if (op === 'GET' && httpStatus(err) === 403) return `${reason} (S3 also answers 403 for a missing key when the caller lacks s3:ListBucket)`;
+  return reason;
 }
 
 /** 'k' or '3 keys ('a', 'b', ...)', for messages about batch requests. */

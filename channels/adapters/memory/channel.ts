@@ -1,7 +1,7 @@
 /** In-process channel for unit tests: a Map with change notification (no polling). */
-import { type Channel, type ChannelStats, emptyStats } from './channel.js';
-import { ChannelError, WaitTimeoutError } from './errors.js';
-import { assertKey } from './keys.js';
+import { CountingChannel, type Channel, type ChannelAbility, type Listing } from '../../channel.js';
+import { ChannelError, WaitTimeoutError } from '../../errors.js';
+import { assertKey } from '../../keys.js';
 
 /** The data behind memory channels; several clients may share one store, as on a real server. */
 export class MemoryStore {
@@ -9,15 +9,16 @@ export class MemoryStore {
   readonly waiters = new Map<string, Set<() => void>>();
 }
 
-export class MemoryChannel implements Channel {
+export class MemoryChannel extends CountingChannel implements Channel, Listing {
   readonly kind = 'memory';
+  readonly abilities: readonly ChannelAbility[] = ['list'];
   readonly endpoint = 'memory://';
   private readonly store: Map<string, Uint8Array>;
   private readonly waiters: Map<string, Set<() => void>>;
-  private counters = emptyStats();
   private closed = false;
 
   constructor(shared: MemoryStore = new MemoryStore()) {
+    super();
     this.store = shared.values;
     this.waiters = shared.waiters;
   }
@@ -110,14 +111,6 @@ export class MemoryChannel implements Channel {
     if (this.closed) throw new ChannelError('CHANNEL_CLOSED', 'memory channel is closed');
     this.counters.list.requests++;
     return [...this.store.keys()].filter((k) => k.startsWith(prefix)).sort();
-  }
-
-  stats(): ChannelStats {
-    return structuredClone(this.counters);
-  }
-
-  resetStats(): void {
-    this.counters = emptyStats();
   }
 
   async close(): Promise<void> {

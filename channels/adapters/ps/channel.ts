@@ -4,16 +4,16 @@
  * requests on it; the next request reconnects (a server restarted at the same address), retrying
  * with back-off for at most spec.timeoutMs.
  */
-import { ParamClient, PsError } from '../paramserver/index.js';
-import { type Channel, type ChannelStats, emptyStats } from './channel.js';
-import { ChannelError, WaitTimeoutError } from './errors.js';
-import { assertKey } from './keys.js';
-import type { PsSpec } from './spec.js';
+import { ParamClient, PsError } from '../../../paramserver/index.js';
+import { CountingChannel, type Channel, type ChannelAbility, type Listing } from '../../channel.js';
+import { ChannelError, WaitTimeoutError } from '../../errors.js';
+import { assertKey } from '../../keys.js';
+import type { PsSpec } from '../../spec.js';
 
-export class PsChannel implements Channel {
+export class PsChannel extends CountingChannel implements Channel, Listing {
   readonly kind = 'ps';
+  readonly abilities: readonly ChannelAbility[] = ['list'];
   readonly endpoint: string;
-  private counters = emptyStats();
   private closed = false;
 
   private reconnecting: Promise<ParamClient> | undefined;
@@ -22,6 +22,7 @@ export class PsChannel implements Channel {
     private client: ParamClient,
     readonly spec: PsSpec,
   ) {
+    super();
     this.endpoint = `ps://${spec.address}`;
   }
 
@@ -155,14 +156,6 @@ export class PsChannel implements Channel {
     } catch (err) {
       throw this.requestError(err, `list '${prefix}'`);
     }
-  }
-
-  stats(): ChannelStats {
-    return structuredClone(this.counters);
-  }
-
-  resetStats(): void {
-    this.counters = emptyStats();
   }
 
   async close(): Promise<void> {
