@@ -56,7 +56,7 @@ export const datasets = {
 
 export { train, type TrainResult, type TrainCallbacks, type EpochLogs, type HistoryRow, type TrainMetrics, type TrainCost } from './train.js';
 export { parseTrainParams, trainParamsSchema, applyOverrides, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
-export { readJobRecord, jobRecordKey, type JobRecord, type JobStatus } from './job-record.js';
+export { readJobRecord, jobRecordKey, type JobRecord, type JobStatus } from './job/record.js';
 export { TrainedModel, saveModel, loadModel, ModelIoError } from './model-io.js';
 export { jsonErrorAt } from './json-position.js';
 export { inputPipelineSchema, type InputPipeline } from './predict/pipeline.js';

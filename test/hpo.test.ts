@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { generateHiggsLike } from '../client/datasets/generate.js';
-import { readJobRecord } from '../client/job-record.js';
+import { readJobRecord } from '../client/job/record.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
 import { openStore } from '../client/store.js';
 import cirrus, { SuccessiveHalving, expandGrid, readSearchState, sampleSpace, type SearchEvent, type TrialState } from '../hpo/index.js';

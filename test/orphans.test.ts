@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { openChannel } from '../channels/factory.js';
 import type { MemcachedServer } from '../channels/memcached-server.js';
 import { generateHiggsLike } from '../client/datasets/generate.js';
-import { readJobRecord } from '../client/job-record.js';
+import { readJobRecord } from '../client/job/record.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
 import { openStore } from '../client/store.js';
 import { CLI, cliEnv, runCli } from './support/cli.js';

@@ -13,7 +13,7 @@ import { psModelName } from '../../channels/job-keys.js';
 import { jobPrefix } from '../../channels/keys.js';
 import { parseChannelUrl, type ChannelSpec } from '../../channels/spec.js';
 import { ParamClient } from '../../paramserver/index.js';
-import { readJobRecord, writeJobRecord, type JobRecord } from '../job-record.js';
+import { readJobRecord, writeJobRecord, type JobRecord } from './record.js';
 import type { StoreHandle } from '../store.js';
 
 export interface CleanReport {
