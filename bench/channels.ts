@@ -11,11 +11,10 @@ import { addStats, emptyStats, totalBytes, totalRequests, type ChannelStats } fr
 import { findMemcachedBinary, startMemcached } from '../channels/memcached-server.js';
 import { s3SpecFor, startS3Server } from '../channels/s3-server.js';
 import type { ChannelSpecInput } from '../channels/spec.js';
-import { channelCostUsd, loadPrices } from '../client/cost.js';
+import { channelCostUsd, formatTable, loadPrices } from '../client/index.js';
 import { startParamServer } from '../paramserver/index.js';
 import { percentile, roundTimes, runCollective } from './collective-runner.js';
 import { machineInfo } from './machine.js';
-import { formatTable } from './table.js';
 
 export type BenchChannel = 'memcached' | 's3' | 'ps';
 export type { BenchPattern } from './collective-worker.js';

@@ -5,7 +5,7 @@
 import { DatasetStore } from '../channels/datasets/store.js';
 import { openObjectStore } from '../channels/object-store.js';
 import { preprocessLocal, type PreprocessFormat } from '../algorithms/preprocess/pipeline.js';
-import { ShardIterator } from '../worker/shard-iterator.js';
+import { ShardIterator } from '../worker/index.js';
 
 export type DataChildTask =
   | { kind: 'load'; store: unknown; input: string; format: PreprocessFormat; name: string; rowsPerShard?: number }

@@ -8,10 +8,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateCriteoLike } from '../client/datasets/generate.js';
-import { preprocess } from '../client/preprocess/preprocess.js';
-import { train } from '../client/train.js';
-import type { TrainParamsInput } from '../client/train-params.js';
+import { generateCriteoLike, preprocess, train, type TrainParamsInput } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
 

@@ -9,10 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LloydAccumulator, centroidNorms, initialCentroids, moveCentroids, KMeans } from '../algorithms/index.js';
 import type { DenseBatch } from '../algorithms/model.js';
-import { generateHiggsLike } from '../client/datasets/generate.js';
-import { preprocess } from '../client/preprocess/preprocess.js';
-import { openStore } from '../client/store.js';
-import { train } from '../client/train.js';
+import { generateHiggsLike, openStore, preprocess, train } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
 

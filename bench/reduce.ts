@@ -11,7 +11,7 @@ import { OrderedReducer, referenceReduce } from '../channels/reduce.js';
 import { SimdArena, simdAvailable } from '../channels/simd-reduce.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
-import { formatTable } from './table.js';
+import { formatTable } from '../client/index.js';
 import { makeVector } from './vectors.js';
 
 export interface ReduceBenchRow {

@@ -13,7 +13,7 @@ import type { ShardRef } from '../channels/datasets/manifest.js';
 import type { Shard } from '../channels/datasets/shard.js';
 import { DatasetStore } from '../channels/datasets/store.js';
 import type { S3Spec } from '../channels/spec.js';
-import { ShardIterator } from '../worker/shard-iterator.js';
+import { ShardIterator } from '../worker/index.js';
 
 export interface PlainSpec {
   store: string | S3Spec;

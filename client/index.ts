@@ -15,7 +15,7 @@ export { preprocess, type PreprocessOptions } from './preprocess/preprocess.js';
 export { generateRatings, type RatingsGenOptions, type RatingsTruth } from './datasets/ratings.js';
 export { generateCriteoLike, generateHiggsLike, type CriteoOptions, type CriteoTruth, type HiggsOptions, type HiggsTruth } from './datasets/generate.js';
 export { LocalLauncher, type LocalLauncherOptions } from './launchers/local.js';
-export type { Launcher, WorkerHandle, WorkerResult } from './launchers/types.js';
+export type { Launcher, WorkerEvent, WorkerHandle, WorkerResult } from './launchers/types.js';
 
 /** Writes a synthetic dataset file: Criteo-like TSV (with its truth: CTR, best log-loss) or Higgs-like CSV. */
 function generate(opts: { kind: 'criteo'; rows: number; seed: number; file: string }): Promise<CriteoTruth>;
@@ -55,8 +55,11 @@ export const datasets = {
 };
 
 export { train, type TrainResult, type TrainCallbacks, type EpochLogs, type HistoryRow, type TrainMetrics, type TrainCost } from './train.js';
-export { parseTrainParams, trainParamsSchema, applyOverrides, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
+export { parseTrainParams, trainParamsSchema, applyOverrides, launcherLimits, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
 export { readJobRecord, jobRecordKey, type JobRecord, type JobStatus } from './job/record.js';
+export { formatNumber, formatTable } from './cli/table.js';
+export { FASHION_MNIST_DIR, fashionMnistMissing, writeFashionSubset } from './datasets/fashion-subset.js';
+export { ChaosLauncher, Killer } from './launchers/chaos.js';
 export { TrainedModel, saveModel, loadModel, ModelIoError } from './model-io.js';
 export { jsonErrorAt } from './json-position.js';
 export { inputPipelineSchema, type InputPipeline } from './predict/pipeline.js';
