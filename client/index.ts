@@ -2,7 +2,8 @@
  * The client room: the stateful side. `import cirrus from 'cirrus-ts'` gives the user-facing API;
  * the named exports are the building blocks.
  */
-import { generateCriteoLike, generateHiggsLike, type CriteoTruth, type HiggsTruth } from './datasets/generate.js';
+import { generateCriteoLike, type CriteoTruth } from './datasets/generate.js';
+import { generateHiggsLike, type HiggsTruth } from './datasets/higgs.js';
 import { preprocess } from './preprocess/preprocess.js';
 import { train } from './train.js';
 import { loadModel, saveModel } from './model-io.js';
@@ -13,7 +14,8 @@ export { buildProgram, main } from './cli.js';
 export { openStore, cirrusHome, EMBEDDED_BUCKET, type StoreHandle } from './store.js';
 export { preprocess, type PreprocessOptions } from './preprocess/preprocess.js';
 export { generateRatings, type RatingsGenOptions, type RatingsTruth } from './datasets/ratings.js';
-export { generateCriteoLike, generateHiggsLike, type CriteoOptions, type CriteoTruth, type HiggsOptions, type HiggsTruth } from './datasets/generate.js';
+export { generateCriteoLike, type CriteoOptions, type CriteoTruth } from './datasets/generate.js';
+export { generateHiggsLike, type HiggsOptions, type HiggsTruth } from './datasets/higgs.js';
 export { LocalLauncher, type LocalLauncherOptions } from './launchers/local.js';
 export type { Launcher, WorkerEvent, WorkerHandle, WorkerResult } from './launchers/types.js';
 

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { generateHiggsLike } from '../client/datasets/generate.js';
+import { generateHiggsLike } from '../client/datasets/higgs.js';
 import { readJobRecord } from '../client/job/record.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
 import { openStore } from '../client/store.js';

@@ -16,7 +16,7 @@ import { evaluateShards, shardRows } from '../algorithms/shard-evaluation.js';
 import { MemoryChannel, emptyStats, packMessage, type DatasetManifest, type DenseShard } from '../channels/index.js';
 import { epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../channels/job-keys.js';
 import { loadPrices, trainCost } from '../client/cost.js';
-import { generateHiggsLike } from '../client/datasets/generate.js';
+import { generateHiggsLike } from '../client/datasets/higgs.js';
 import { accountCost, cpuAccount, estimateCost } from '../client/job/account.js';
 import { Cleanup } from '../client/job/cleanup.js';
 import { loadTestShards, ModelWatch, type WatchContext } from '../client/job/evaluate.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { openChannel } from '../channels/factory.js';
 import type { MemcachedServer } from '../channels/memcached-server.js';
-import { generateHiggsLike } from '../client/datasets/generate.js';
+import { generateHiggsLike } from '../client/datasets/higgs.js';
 import { readJobRecord } from '../client/job/record.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
 import { openStore } from '../client/store.js';
