@@ -7,13 +7,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { addStats, emptyStats, totalBytes, totalRequests, type ChannelStats, type ChannelSpecInput } from '../channels/index.js';
-import { findMemcachedBinary, s3SpecFor, startMemcached, startS3Server } from '../client/servers/index.js';
-import { channelCostUsd, loadPrices } from '../client/cost.js';
+import { addStats, emptyStats, totalBytes, totalRequests, type ChannelStats } from '../channels/channel.js';
+import { findMemcachedBinary, startMemcached } from '../client/index.js';
+import { s3SpecFor, startS3Server } from '../client/index.js';
+import type { ChannelSpecInput } from '../channels/spec.js';
+import { channelCostUsd, formatTable, loadPrices } from '../client/index.js';
 import { startParamServer } from '../paramserver/index.js';
 import { percentile, roundTimes, runCollective } from './collective-runner.js';
 import { machineInfo } from './machine.js';
-import { formatTable } from './table.js';
 
 export type BenchChannel = 'memcached' | 's3' | 'ps';
 export type { BenchPattern } from './collective-worker.js';

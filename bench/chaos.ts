@@ -7,14 +7,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FASHION_MNIST_DIR, fashionMnistMissing, writeFashionSubset } from '../client/datasets/fashion-subset.js';
-import { ChaosLauncher, Killer } from '../client/launchers/chaos.js';
-import { openStore } from '../client/store.js';
-import { train, type TrainResult } from '../client/train.js';
-import type { TrainParamsInput } from '../client/train-params.js';
+import { ChaosLauncher, FASHION_MNIST_DIR, fashionMnistMissing, formatTable, Killer, openStore, train, type TrainParamsInput, type TrainResult, writeFashionSubset } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
-import { formatTable } from './table.js';
 
 export interface ChaosBenchRow {
   run: string;

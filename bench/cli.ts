@@ -20,6 +20,17 @@ function positiveInts(name: string) {
     });
 }
 
+/** The options the user gave (commander leaves the others undefined), to spread into a bench's options. */
+function given<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+const toStderr = (line: string): void => void process.stderr.write(line + '\n');
+
+function printResult(r: { table: string; file: string }): void {
+  process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+}
+
 export function addBenchCommands(program: Command): void {
   const bench = program.command('bench').description('benchmarks (each prints a table and writes JSON to bench/results/)');
   bench
@@ -139,14 +150,7 @@ export function addBenchCommands(program: Command): void {
     .option('--thresholds <list>', 'filter thresholds to compare with 0, e.g. 0.01,0.03', (v) => v.split(',').map(Number))
     .action(async (o: { rows?: number; epochs?: number; workers?: number; thresholds?: number[] }) => {
       const { benchFilter } = await import('./filter.js');
-      const r = await benchFilter({
-        ...(o.rows ? { rows: o.rows } : {}),
-        ...(o.epochs ? { epochs: o.epochs } : {}),
-        ...(o.workers ? { workers: o.workers } : {}),
-        ...(o.thresholds ? { thresholds: o.thresholds } : {}),
-        log: (l) => process.stderr.write(l + '\n'),
-      });
-      process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+      printResult(await benchFilter({ ...given(o), log: toStderr }));
     });
 
   bench
@@ -158,14 +162,7 @@ export function addBenchCommands(program: Command): void {
     .option('--workers <list>', 'worker counts, e.g. 1,2', positiveInts('--workers'))
     .action(async (o: { rows?: number; k?: number; iterations?: number; workers?: number[] }) => {
       const { benchKMeans } = await import('./kmeans.js');
-      const r = await benchKMeans({
-        ...(o.rows ? { rows: o.rows } : {}),
-        ...(o.k ? { k: o.k } : {}),
-        ...(o.iterations ? { iterations: o.iterations } : {}),
-        ...(o.workers ? { workers: o.workers } : {}),
-        log: (l) => process.stderr.write(l + '\n'),
-      });
-      process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
+      printResult(await benchKMeans({ ...given(o), log: toStderr }));
     });
 
   bench

@@ -4,7 +4,7 @@
  */
 import { openObjectStore, DatasetStore } from '../channels/index.js';
 import { preprocessLocal, type PreprocessFormat } from '../algorithms/preprocess/pipeline.js';
-import { ShardIterator } from '../worker/shard-iterator.js';
+import { ShardIterator } from '../worker/index.js';
 
 export type DataChildTask =
   | { kind: 'load'; store: unknown; input: string; format: PreprocessFormat; name: string; rowsPerShard?: number }

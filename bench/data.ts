@@ -11,13 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { s3SpecFor, startS3Server } from '../client/servers/index.js';
-import { generateCriteoLike } from '../client/datasets/generate.js';
-import type { PreprocessFormat } from '../algorithms/index.js';
+import { s3SpecFor, startS3Server } from '../client/index.js';
+import { formatTable, generateCriteoLike } from '../client/index.js';
+import type { PreprocessFormat } from '../algorithms/preprocess/pipeline.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import type { DataChildTask, IterateReport, LoadReport } from './data-child.js';
 import { machineInfo } from './machine.js';
-import { formatTable } from './table.js';
 
 const run = promisify(execFile);
 const CHILD = fileURLToPath(new URL('./data-child.js', import.meta.url));

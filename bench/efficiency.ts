@@ -9,12 +9,9 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ModelSpec } from '../algorithms/index.js';
-import { generateHiggsLike } from '../client/datasets/generate.js';
+import type { ModelSpec } from '../algorithms/model.js';
+import { generateHiggsLike, openStore, preprocess, train } from '../client/index.js';
 import { FASHION_MNIST_DIR } from './data.js';
-import { preprocess } from '../client/preprocess/preprocess.js';
-import { openStore } from '../client/store.js';
-import { train } from '../client/train.js';
 import type { PlainReport, PlainSpec } from './train-plain.js';
 
 export interface EfficiencyWorkload {

@@ -5,15 +5,9 @@
  * time-to-loss view: each filtered run's wall time to the unfiltered run's final loss, from its
  * per-epoch history).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateCriteoLike } from '../client/datasets/generate.js';
-import { preprocess } from '../client/preprocess/preprocess.js';
-import { train } from '../client/train.js';
-import type { TrainParamsInput } from '../client/train-params.js';
-import { DEFAULT_RESULTS_DIR } from './channels.js';
-import { machineInfo } from './machine.js';
+import { generateCriteoLike, preprocess, train, type TrainParamsInput } from '../client/index.js';
+import { withScratchHome, writeResult } from './scratch.js';
 
 /** A threshold no real update stays under: the filtered GA-SGD path sending every touched coordinate. */
 const SEND_ALL = 1e-12;
@@ -43,10 +37,7 @@ export async function benchFilter(opts: FilterBenchOptions = {}): Promise<{ rows
   const epochs = opts.epochs ?? 5;
   const workers = opts.workers ?? 2;
   const thresholds = opts.thresholds ?? [0.01, 0.03];
-  const work = mkdtempSync(join(tmpdir(), 'cirrus-bench-filter-'));
-  const oldHome = process.env.CIRRUS_HOME;
-  process.env.CIRRUS_HOME = join(work, '.cirrus');
-  try {
+  return withScratchHome('filter', async (work) => {
     const file = join(work, 'criteo.tsv');
     log(`bench filter: generating ${nRows} Criteo-like rows`);
     await generateCriteoLike({ rows: nRows, seed: 5, file });
@@ -83,13 +74,7 @@ export async function benchFilter(opts: FilterBenchOptions = {}): Promise<{ rows
         `${r.algorithm.padEnd(11)} ${(r.filterThreshold === SEND_ALL ? 'none' : String(r.filterThreshold)).padStart(9)} ${r.testLogLoss.toFixed(5).padStart(14)} ${(r.testLogLoss - ref.testLogLoss >= 0 ? '+' : '') + (r.testLogLoss - ref.testLogLoss).toFixed(4).padStart(7)} ${(r.updateBytes / 1e6).toFixed(2).padStart(11)} ${(ref.updateBytes / r.updateBytes).toFixed(1).padStart(11)}x ${r.updatesPerSec.toFixed(0).padStart(10)} ${r.wallSeconds.toFixed(1).padStart(7)} ${r.secondsToLoss === null ? '-' : r.secondsToLoss.toFixed(1).padStart(9)}`,
       );
     }
-    mkdirSync(DEFAULT_RESULTS_DIR, { recursive: true });
-    const json = join(DEFAULT_RESULTS_DIR, `filter-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(json, JSON.stringify({ benchmark: 'filter', machine: machineInfo(), rows: nRows, workers, epochs, results: rows }, null, 2) + '\n');
+    const json = writeResult('filter', { rows: nRows, workers, epochs, results: rows });
     return { rows, table: lines.join('\n'), file: json };
-  } finally {
-    if (oldHome === undefined) delete process.env.CIRRUS_HOME;
-    else process.env.CIRRUS_HOME = oldHome;
-    rmSync(work, { recursive: true, force: true });
-  }
+  });
 }

@@ -10,13 +10,11 @@ import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rm
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { preprocess } from '../client/preprocess/preprocess.js';
-import { openStore } from '../client/store.js';
+import { formatTable, openStore, preprocess } from '../client/index.js';
 import { gridSearch, type SearchResult } from '../hpo/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { FASHION_MNIST_DIR } from './data.js';
 import { machineInfo } from './machine.js';
-import { formatTable } from './table.js';
 
 export interface HpoBenchRow {
   search: 'full grid' | 'successive halving';

@@ -4,17 +4,11 @@
  * side by side: wall time of the iterations, and the final test SSE per row (equal up to float
  * rounding, since both start from the same k-means++ centroids).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LloydAccumulator, centroidNorms, initialCentroids, moveCentroids, KMeans } from '../algorithms/index.js';
-import type { DenseBatch } from '../algorithms/index.js';
-import { generateHiggsLike } from '../client/datasets/generate.js';
-import { preprocess } from '../client/preprocess/preprocess.js';
-import { openStore } from '../client/store.js';
-import { train } from '../client/train.js';
-import { DEFAULT_RESULTS_DIR } from './channels.js';
-import { machineInfo } from './machine.js';
+import type { DenseBatch } from '../algorithms/model.js';
+import { generateHiggsLike, openStore, preprocess, train } from '../client/index.js';
+import { withScratchHome, writeResult } from './scratch.js';
 
 export interface KMeansBenchOptions {
   rows?: number;
@@ -37,10 +31,7 @@ export async function benchKMeans(opts: KMeansBenchOptions = {}): Promise<{ rows
   const k = opts.k ?? 1000;
   const iterations = opts.iterations ?? 5;
   const workers = opts.workers ?? [1, 2];
-  const work = mkdtempSync(join(tmpdir(), 'cirrus-bench-kmeans-'));
-  const oldHome = process.env.CIRRUS_HOME;
-  process.env.CIRRUS_HOME = join(work, '.cirrus');
-  try {
+  return withScratchHome('kmeans', async (work) => {
     const file = join(work, 'higgs.csv');
     const total = Math.round(trainRows / 0.9);
     log(`bench kmeans: ${total} Higgs-like rows (90% train), z-scored`);
@@ -61,15 +52,9 @@ export async function benchKMeans(opts: KMeansBenchOptions = {}): Promise<{ rows
       'runner                      W   seconds   vs plain   test SSE/row',
       ...out.map((r) => `${r.runner.padEnd(26)} ${String(r.workers).padStart(2)} ${r.seconds.toFixed(1).padStart(9)} ${(r.seconds / base).toFixed(2).padStart(9)}x ${r.testSsePerRow.toFixed(4).padStart(13)}`),
     ];
-    mkdirSync(DEFAULT_RESULTS_DIR, { recursive: true });
-    const json = join(DEFAULT_RESULTS_DIR, `kmeans-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(json, JSON.stringify({ benchmark: 'kmeans', machine: machineInfo(), k, iterations, trainRows: m.trainRows, rows: out }, null, 2) + '\n');
+    const json = writeResult('kmeans', { k, iterations, trainRows: m.trainRows, rows: out });
     return { rows: out, table: lines.join('\n'), file: json };
-  } finally {
-    if (oldHome === undefined) delete process.env.CIRRUS_HOME;
-    else process.env.CIRRUS_HOME = oldHome;
-    rmSync(work, { recursive: true, force: true });
-  }
+  });
 }
 
 /** The sequential loop: all train rows in memory, the workers' start (leading rows, k-means++, seed 0). */

@@ -19,21 +19,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import {
-  buildWorkerPackage,
-  createWorkerNetwork,
-  generateHiggsLike,
-  lambdaEnvironment,
-  LocalLauncher,
-  openStore,
-  preprocess,
-  runSandbox,
-  unpackPackage,
-  type WorkerNetwork,
-} from '../client/index.js';
+import { buildWorkerPackage, createWorkerNetwork, formatTable, generateHiggsLike, lambdaEnvironment, LocalLauncher, openStore, preprocess, runSandbox, unpackPackage, type WorkerNetwork } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
-import { formatTable } from './table.js';
 
 export interface LambdaBenchRow {
   model: string;

@@ -17,13 +17,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Evaluator } from '../algorithms/index.js';
-import { generateHiggsLike, LocalLauncher, openStore, preprocess, train } from '../client/index.js';
-import { launcherLimits, type TrainParamsInput } from '../client/train-params.js';
-import type { Launcher, WorkerEvent, WorkerResult } from '../client/launchers/types.js';
+import { Evaluator } from '../algorithms/metrics.js';
+import { formatTable, generateHiggsLike, type Launcher, launcherLimits, LocalLauncher, openStore, preprocess, train, type TrainParamsInput, type WorkerEvent, type WorkerResult } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
-import { formatTable } from './table.js';
 
 export interface OverheadOptions {
   rows?: number;

@@ -9,9 +9,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SupportFinder } from '../algorithms/index.js';
 import type { SparseBatch } from '../algorithms/model.js';
-import { DatasetStore } from '../channels/index.js';
-import { generateCriteoLike } from '../client/datasets/generate.js';
-import { preprocess } from '../client/preprocess/preprocess.js';
+import { DatasetStore } from '../channels/datasets/store.js';
+import { generateCriteoLike, preprocess } from '../client/index.js';
 import { pathToFileURL } from 'node:url';
 
 export interface TrafficBatch {

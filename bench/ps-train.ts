@@ -7,10 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateCriteoLike } from '../client/datasets/generate.js';
-import { preprocess } from '../client/preprocess/preprocess.js';
-import { train } from '../client/train.js';
-import type { TrainParamsInput } from '../client/train-params.js';
+import { generateCriteoLike, preprocess, train, type TrainParamsInput } from '../client/index.js';
 
 export interface PsTrainRow {
   algorithm: string;

@@ -15,7 +15,7 @@ import { machineInfo } from './machine.js';
 import { writeCriteoTraffic, type TrafficInfo } from './ps-traffic.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
-import { formatTable } from './table.js';
+import { formatTable } from '../client/index.js';
 import { percentile } from './collective-runner.js';
 import { benchPsTraining, type PsTrainRow } from './ps-train.js';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { OrderedReducer, referenceReduce, SimdArena, simdAvailable } from '../channels/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
-import { formatTable } from './table.js';
+import { formatTable } from '../client/index.js';
 import { makeVector } from './vectors.js';
 
 export interface ReduceBenchRow {

@@ -9,8 +9,11 @@ import { Evaluator } from '../algorithms/metrics.js';
 import type { Batch, ModelSpec } from '../algorithms/model.js';
 import { createModel, enableTfjsKernels } from '../algorithms/index.js';
 import { createOptimizer } from '../algorithms/optimizers.js';
-import { type ShardRef, type Shard, DatasetStore, type S3Spec } from '../channels/index.js';
-import { ShardIterator } from '../worker/shard-iterator.js';
+import type { ShardRef } from '../channels/datasets/manifest.js';
+import type { Shard } from '../channels/datasets/shard.js';
+import { DatasetStore } from '../channels/datasets/store.js';
+import type { S3Spec } from '../channels/spec.js';
+import { ShardIterator } from '../worker/index.js';
 
 export interface PlainSpec {
   store: string | S3Spec;

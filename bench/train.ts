@@ -18,16 +18,12 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ModelSpec } from '../algorithms/index.js';
+import type { ModelSpec } from '../algorithms/model.js';
 import { createModel, enableTfjsKernels } from '../algorithms/index.js';
-import { generateHiggsLike } from '../client/datasets/generate.js';
-import { preprocess } from '../client/preprocess/preprocess.js';
-import { openStore } from '../client/store.js';
-import { train } from '../client/train.js';
+import { formatTable, generateHiggsLike, openStore, preprocess, train } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { FASHION_MNIST_DIR } from './data.js';
 import { machineInfo } from './machine.js';
-import { formatTable } from './table.js';
 import type { PlainReport, PlainSpec } from './train-plain.js';
 import { findTorchPython, runPytorch } from './train-pytorch.js';
 import { sparseThroughput, type SparseThroughput } from './train-sparse.js';

@@ -183,7 +183,8 @@ export function addDatasetCommands(program: Command): void {
     .option('--noise <sd>', 'ratings: noise standard deviation, the floor RMSE (default 0.5)', number('--noise', (n) => n >= 0, 'a number >= 0'))
     .action(async (kind: string, file: string, o: { rows: number; seed: number; users?: number; items?: number; rank?: number; noise?: number }) => {
       if (kind !== 'criteo' && kind !== 'higgs' && kind !== 'ratings') throw new InvalidArgumentError(`generate: unknown kind '${kind}'; expected criteo, higgs or ratings`);
-      const { generateCriteoLike, generateHiggsLike } = await import('./datasets/generate.js');
+      const { generateCriteoLike } = await import('./datasets/generate.js');
+      const { generateHiggsLike } = await import('./datasets/higgs.js');
       const { generateRatings } = await import('./datasets/ratings.js');
       const truth =
         kind === 'criteo'

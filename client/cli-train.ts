@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { formatTable } from '../bench/table.js';
+import { formatTable } from './cli/table.js';
 import { jsonErrorAt } from './json-position.js';
 import { defaultLocalEntry } from './launchers/local-bundle.js';
 import { applyOverrides, TrainError, type TrainParamsInput } from './train-params.js';

@@ -2,7 +2,8 @@
  * The client room: the stateful side. `import cirrus from 'cirrus-ts'` gives the user-facing API;
  * the named exports are the building blocks.
  */
-import { generateCriteoLike, generateHiggsLike, type CriteoTruth, type HiggsTruth } from './datasets/generate.js';
+import { generateCriteoLike, type CriteoTruth } from './datasets/generate.js';
+import { generateHiggsLike, type HiggsTruth } from './datasets/higgs.js';
 import { preprocess } from './preprocess/preprocess.js';
 import { train } from './train.js';
 import { loadModel, saveModel } from './model-io.js';
@@ -13,9 +14,10 @@ export { buildProgram, main } from './cli.js';
 export { openStore, cirrusHome, EMBEDDED_BUCKET, type StoreHandle } from './store.js';
 export { preprocess, type PreprocessOptions } from './preprocess/preprocess.js';
 export { generateRatings, type RatingsGenOptions, type RatingsTruth } from './datasets/ratings.js';
-export { generateCriteoLike, generateHiggsLike, type CriteoOptions, type CriteoTruth, type HiggsOptions, type HiggsTruth } from './datasets/generate.js';
+export { generateCriteoLike, type CriteoOptions, type CriteoTruth } from './datasets/generate.js';
+export { generateHiggsLike, type HiggsOptions, type HiggsTruth } from './datasets/higgs.js';
 export { LocalLauncher, type LocalLauncherOptions } from './launchers/local.js';
-export type { Launcher, WorkerHandle, WorkerResult } from './launchers/types.js';
+export type { Launcher, WorkerEvent, WorkerHandle, WorkerResult } from './launchers/types.js';
 
 /** Writes a synthetic dataset file: Criteo-like TSV (with its truth: CTR, best log-loss) or Higgs-like CSV. */
 function generate(opts: { kind: 'criteo'; rows: number; seed: number; file: string }): Promise<CriteoTruth>;
@@ -55,8 +57,11 @@ export const datasets = {
 };
 
 export { train, type TrainResult, type TrainCallbacks, type EpochLogs, type HistoryRow, type TrainMetrics, type TrainCost } from './train.js';
-export { parseTrainParams, trainParamsSchema, applyOverrides, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
-export { readJobRecord, jobRecordKey, type JobRecord, type JobStatus } from './job-record.js';
+export { parseTrainParams, trainParamsSchema, applyOverrides, launcherLimits, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
+export { readJobRecord, jobRecordKey, type JobRecord, type JobStatus } from './job/record.js';
+export { formatNumber, formatTable } from './cli/table.js';
+export { FASHION_MNIST_DIR, fashionMnistMissing, writeFashionSubset } from './datasets/fashion-subset.js';
+export { ChaosLauncher, Killer } from './launchers/chaos.js';
 export { TrainedModel, saveModel, loadModel, ModelIoError } from './model-io.js';
 export { jsonErrorAt } from './json-position.js';
 export { inputPipelineSchema, type InputPipeline } from './predict/pipeline.js';
@@ -87,3 +92,4 @@ export { PreprocessError, WorkerFailedError } from './preprocess/index.js';
 export { GenerateError } from './datasets/generate.js';
 export { ModelQueryError } from './model-queries.js';
 export { TfjsExportError, type TfjsExportErrorCode } from './tfjs-export.js';
+export { S3RVER_CREDENTIALS, s3SpecFor, startS3Server, findMemcachedBinary, startMemcached, type S3Server, type S3ServerOptions, type MemcachedServer, type MemcachedServerOptions } from './servers/index.js';

@@ -6,17 +6,46 @@
  *
  *   npm run example        (or: node dist/examples/collectives-demo.js)
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { openChannel, referenceReduce, type ChannelSpecInput } from '../channels/index.js';
-import { findMemcachedBinary, s3SpecFor, startMemcached, startS3Server } from '../client/servers/index.js';
-import { percentile, roundTimes, runCollective } from '../bench/index.js';
-import { makeVector } from '../bench/vectors.js';
-import { formatTable } from '../bench/table.js';
+import { findMemcachedBinary, formatTable, s3SpecFor, startMemcached, startS3Server } from '../client/index.js';
 import { ParamClient, startParamServer } from '../paramserver/index.js';
+import type { DemoRankConfig, DemoRankReport } from './collectives-worker.js';
+import { demoVector } from './demo-vector.js';
 
 const WORLD = 4;
 const FLOATS = 100_000;
 const ROUNDS = 6;
+const WORKER = fileURLToPath(new URL('./collectives-worker.js', import.meta.url));
+/** How long one rank's process may take in all before it is killed. */
+const RANK_DEADLINE_MS = 120_000;
+
+/** Runs one rank in its own process; resolves with its report, rejects with its stderr when it fails. */
+function runRank(config: DemoRankConfig): Promise<DemoRankReport> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WORKER, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), RANK_DEADLINE_MS);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(JSON.parse(out.trim().split('\n').pop()!) as DemoRankReport);
+      else reject(new Error(`rank ${config.rank} exited with ${signal ?? `code ${code}`}: ${err.trim() || '(no output)'}`));
+    });
+  });
+}
+
+/** The median over rounds (the first, a warm-up, left out) of each round's slowest rank. */
+function medianRoundMs(reports: DemoRankReport[]): number {
+  const rounds = reports[0]!.durationsMs.slice(1).map((_, i) => Math.max(...reports.map((r) => r.durationsMs[i + 1]!)));
+  rounds.sort((a, b) => a - b);
+  return rounds[Math.floor((rounds.length - 1) / 2)]!;
+}
 
 async function main(): Promise<void> {
   const s3 = await startS3Server({ buckets: ['cirrus'] });
@@ -31,17 +60,21 @@ async function main(): Promise<void> {
   const rows: Array<Array<string | number>> = [];
   try {
     const expected = Array.from({ length: ROUNDS }, (_, round) => {
-      const sum = referenceReduce(Array.from({ length: WORLD }, (_, rank) => makeVector(5, rank, round, FLOATS)), 'mean');
+      const sum = referenceReduce(Array.from({ length: WORLD }, (_, rank) => demoVector(rank, round, FLOATS)), 'mean');
       return createHash('sha256').update(new Uint8Array(sum.buffer)).digest('hex');
     });
     for (const [name, spec] of channels) {
       for (const pattern of ['allreduce', 'scatterreduce'] as const) {
         const jobId = `demo-${name}-${pattern}`;
-        const result = await runCollective({ channel: spec, jobId, world: WORLD, pattern, op: 'mean', floats: FLOATS, rounds: ROUNDS, seed: 5, varyPerRound: true, hashes: true, bare: false, timeoutMs: 30_000 });
-        const correct = result.collective.every((r) => r.hashes.every((h, i) => h === expected[i]));
+        const ranks = Array.from({ length: WORLD }, (_, rank) => runRank({ channel: spec, jobId, rank, world: WORLD, pattern, floats: FLOATS, rounds: ROUNDS, timeoutMs: 30_000 }));
+        // Every rank's process ends (a failing one lets the others reach their deadlines) before the first failure is reported.
+        const settled = await Promise.allSettled(ranks);
+        const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+        const reports = settled.map((r) => (r as PromiseFulfilledResult<DemoRankReport>).value);
+        const correct = reports.every((r) => r.hashes.length === ROUNDS && r.hashes.every((h, i) => h === expected[i]));
         if (!correct) throw new Error(`${name} ${pattern}: a rank's result differs from the local mean`);
-        const times = roundTimes(result.collective, 1);
-        rows.push([name, pattern, WORLD, FLOATS, percentile(times, 50), 'yes']);
+        rows.push([name, pattern, WORLD, FLOATS, medianRoundMs(reports), 'yes']);
       }
     }
     // Every run closed its communicators: the stores that can list must be empty.

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { cirrusHome, openStore } from '../client/store.js';
+import { cirrusHome, openStore } from '../client/index.js';
 import { renderReport } from './report.js';
 import { loadReportData, type ReportData } from './report-data.js';
 

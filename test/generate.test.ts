@@ -8,7 +8,8 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { GenerateError, generateCriteoLike, generateHiggsLike, type CriteoTruth, type HiggsTruth } from '../client/datasets/generate.js';
+import { GenerateError, generateCriteoLike, type CriteoTruth } from '../client/datasets/generate.js';
+import { generateHiggsLike, type HiggsTruth } from '../client/datasets/higgs.js';
 
 let dir: string;
 before(async () => {

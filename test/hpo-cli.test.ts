@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
-import { generateHiggsLike } from '../client/datasets/generate.js';
+import { generateHiggsLike } from '../client/datasets/higgs.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
 import { openObjectStore } from '../channels/object-stores/index.js';
 import { readSearchState, type SearchState } from '../hpo/index.js';

@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { deploy } from '../client/deploy/deploy.js';
 import { deterministicZip, readZip } from '../client/deploy/zip.js';
 import { LambdaLauncher } from '../client/launchers/lambda/index.js';
-import { generateHiggsLike } from '../client/datasets/generate.js';
+import { generateHiggsLike } from '../client/datasets/higgs.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
 import { train } from '../client/train.js';
 import type { TrainParamsInput } from '../client/train-params.js';

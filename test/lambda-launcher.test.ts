@@ -434,7 +434,20 @@ test('bad options are refused with the field named; a watcher that ignores its s
   assert.throws(() => new LambdaLauncher({ ...base, functionName: 'cirrus@worker' }), { code: 'LAUNCHER_OPTIONS', message: `LambdaLauncher functionName: expected a function name, 'name:alias', or an ARN, got "cirrus@worker"` });
   assert.throws(() => new LambdaLauncher({ ...base, functionName: 'cirrus-worker', concurrency: 0 }), { code: 'LAUNCHER_OPTIONS', message: 'LambdaLauncher concurrency: expected an integer >= 1, got 0' });
   const never = (): Promise<WorkerResult> => new Promise<WorkerResult>(() => undefined);
-  assert.throws(() => new LambdaLauncher({ ...base, functionName: 'cirrus-worker', invocationType: 'RequestResponse', awaitResult: never }), { code: 'LAUNCHER_OPTIONS' });
+  assert.throws(() => new LambdaLauncher({ ...base, functionName: 'cirrus-worker', invocationType: 'RequestResponse', awaitResult: never }), {
+    code: 'LAUNCHER_OPTIONS',
+    message: "LambdaLauncher awaitResult: only applies to invocationType 'Event' (a synchronous invoke returns its result itself)",
+  });
+  // Options read from outside (a JSON config) may carry any type: each is refused naming its field.
+  const loose = (o: Record<string, unknown>) => () => new LambdaLauncher({ ...base, functionName: 'cirrus-worker', ...o } as unknown as ConstructorParameters<typeof LambdaLauncher>[0]);
+  assert.throws(loose({ functionName: 7 }), { code: 'LAUNCHER_OPTIONS', message: "LambdaLauncher functionName: expected a function name, 'name:alias', or an ARN, got 7" });
+  assert.throws(loose({ concurrency: 1.5 }), { code: 'LAUNCHER_OPTIONS', message: 'LambdaLauncher concurrency: expected an integer >= 1, got 1.5' });
+  assert.throws(loose({ invocationType: 'Sync' }), { code: 'LAUNCHER_OPTIONS', message: `LambdaLauncher invocationType: expected 'Event' or 'RequestResponse', got "Sync"` });
+  assert.throws(loose({ retry: { attempts: 0 } }), { code: 'LAUNCHER_OPTIONS', message: 'LambdaLauncher retry.attempts: expected an integer >= 1, got 0' });
+  assert.throws(loose({ retry: { baseDelayMs: 50, maxDelayMs: 10 } }), { code: 'LAUNCHER_OPTIONS', message: 'LambdaLauncher retry: expected 0 <= baseDelayMs <= maxDelayMs, got 50 and 10' });
+  assert.throws(loose({ maxPayloadBytes: '6MB' }), { code: 'LAUNCHER_OPTIONS', message: 'LambdaLauncher maxPayloadBytes: expected a positive integer, got 6MB' });
+  assert.throws(loose({ onLog: 'stderr' }), { code: 'LAUNCHER_OPTIONS', message: 'LambdaLauncher onLog: expected a function (line, worker) => void, got stderr' });
+  assert.throws(loose({ awaitResult: never, resultChannel: { awaitResult: never } }), { code: 'LAUNCHER_OPTIONS', message: 'LambdaLauncher awaitResult: give awaitResult or resultChannel, not both' });
 
   const l = new LambdaLauncher({ ...base, functionName: 'cirrus-worker', invocationType: 'Event', awaitResult: never });
   const h = await l.launch(event({ type: 'noop' }));

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { generateHiggsLike } from '../client/datasets/generate.js';
+import { generateHiggsLike } from '../client/datasets/higgs.js';
 import { loadModel, saveModel } from '../client/model-io.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
 import { openStore } from '../client/store.js';

@@ -1,6 +1,6 @@
 /**
- * Synthetic stand-ins for the Criteo (click logs) and HIGGS (particle physics) data sets, with a
- * known ground truth so training results can be judged against the best achievable.
+ * Synthetic stand-ins for the Criteo (click logs) and HIGGS (particle physics, in higgs.ts) data
+ * sets, with a known ground truth so training results can be judged against the best achievable.
  *
  * Both generators stream rows to `<file>` in batches (memory bounded by the per-column tables,
  * never by the row count), write to a temp file and rename at the end (no half-written file under
@@ -9,7 +9,9 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
-import { CRITEO_CAT_COLUMNS, CRITEO_INT_COLUMNS } from '../../algorithms/index.js';
+import { CRITEO_CAT_COLUMNS, CRITEO_INT_COLUMNS } from '../../algorithms/preprocess/criteo.js';
+import { subRng, type Rng } from './random.js';
+export { Rng, subRng } from './random.js';
 import { CirrusError } from '../../paramserver/index.js';
 
 export class GenerateError extends CirrusError<'GENERATE_ARGUMENT'> {
@@ -19,90 +21,7 @@ export class GenerateError extends CirrusError<'GENERATE_ARGUMENT'> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// PRNG
-
-/**
- * xoshiro128** (Blackman & Vigna): 128 bits of state in four uint32 words, so everything runs in
- * 32-bit integer arithmetic (Math.imul) without BigInt. Seeded through splitmix32 so nearby seeds
- * give unrelated streams.
- */
-export class Rng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-  private spare: number | undefined;
-
-  constructor(seed: number) {
-    let s = seed >>> 0;
-    // Fold in the high bits of large integer seeds too.
-    s = (s ^ Math.floor(seed / 4294967296)) >>> 0;
-    const next = (): number => {
-      s = (s + 0x9e3779b9) >>> 0;
-      let z = s;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      return (z ^ (z >>> 16)) >>> 0;
-    };
-    this.a = next();
-    this.b = next();
-    this.c = next();
-    this.d = next();
-    if ((this.a | this.b | this.c | this.d) === 0) this.a = 1; // the all-zero state is a fixed point
-  }
-
-  /** A uniform uint32. */
-  u32(): number {
-    const result = Math.imul(rotl(Math.imul(this.b, 5), 7), 9) >>> 0;
-    const t = this.b << 9;
-    this.c ^= this.a;
-    this.d ^= this.b;
-    this.b ^= this.c;
-    this.a ^= this.d;
-    this.c ^= t;
-    this.d = rotl(this.d, 11);
-    return result;
-  }
-
-  /** Uniform in [0, 1) with 53 random bits. */
-  float(): number {
-    const hi = this.u32() >>> 5; // 27 bits
-    const lo = this.u32() >>> 6; // 26 bits
-    return (hi * 67108864 + lo) / 9007199254740992;
-  }
-
-  /** Uniform integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.float() * n);
-  }
-
-  /** Standard normal (Box-Muller; the second value of each pair is kept for the next call). */
-  normal(): number {
-    if (this.spare !== undefined) {
-      const v = this.spare;
-      this.spare = undefined;
-      return v;
-    }
-    let u = 0;
-    while (u === 0) u = this.float();
-    const v = this.float();
-    const r = Math.sqrt(-2 * Math.log(u));
-    this.spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  }
-}
-
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
-}
-
-/** An independent stream for one purpose (weights, calibration, rows) of one seed. */
-export function subRng(seed: number, stream: number): Rng {
-  return new Rng((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(stream + 1, 0x85ebca77) ^ Math.floor(seed / 4294967296)) >>> 0);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Zipf
+// Skewed categories
 
 /** P(rank k) proportional to 1 / (k+1)^exponent over n ranks; sampled by binary search in the CDF. */
 export class ZipfSampler {
@@ -213,7 +132,8 @@ export interface CriteoTruth {
 
 const CRITEO_ZIPF_EXPONENT = 1.1;
 const CRITEO_TARGET_CTR = 0.25;
-const CALIBRATION_ROWS = 20_000;
+/** Rows drawn to calibrate a generator's bias or threshold. */
+export const CALIBRATION_ROWS = 20_000;
 
 interface IntColumn {
   mu: number;
@@ -374,135 +294,6 @@ export async function generateCriteoLike(options: CriteoOptions): Promise<Criteo
     return lines.join('\n') + '\n';
   });
   const truth: CriteoTruth = { rows, seed, ctr: rows ? clicks / rows : 0, bayesLogLoss: rows ? entropySum / rows : 0 };
-  await writeTruth(file, truth);
-  return truth;
-}
-
-// ---------------------------------------------------------------------------------------------
-// HIGGS-like
-
-export interface HiggsOptions {
-  rows: number;
-  seed: number;
-  file: string;
-}
-
-export interface HiggsTruth {
-  rows: number;
-  seed: number;
-  /** Observed fraction of positive labels in the file. */
-  positiveRate: number;
-}
-
-export const HIGGS_LOW_LEVEL = 21;
-export const HIGGS_HIGH_LEVEL = 7;
-const HIGGS_TARGET_POSITIVE = 0.53;
-
-/** pT, eta, phi of one object (lepton, missing energy or jet). */
-interface Obj {
-  pt: number;
-  eta: number;
-  phi: number;
-}
-
-/** Invariant mass of massless objects: m^2 = sum over pairs of 2 pT_i pT_j (cosh(d eta) - cos(d phi)). */
-function mass(objs: Obj[]): number {
-  let m2 = 0;
-  for (let i = 0; i < objs.length; i++) {
-    for (let k = i + 1; k < objs.length; k++) {
-      const a = objs[i]!;
-      const b = objs[k]!;
-      m2 += 2 * a.pt * b.pt * (Math.cosh(a.eta - b.eta) - Math.cos(a.phi - b.phi));
-    }
-  }
-  return Math.sqrt(Math.max(0, m2));
-}
-
-/**
- * One row: 21 low-level features (lepton pT/eta/phi, missing energy magnitude/phi, 4 jets x
- * pT/eta/phi/b-tag), 7 high-level masses, and the label score before thresholding.
- */
-function drawHiggsRow(rng: Rng, out: Float64Array): number {
-  const obj = (etaScale: number): Obj => ({
-    pt: Math.exp(0.45 * rng.normal()) * 0.9,
-    eta: etaScale * rng.normal(),
-    phi: Math.PI * (2 * rng.float() - 1),
-  });
-  const lepton = obj(1);
-  const met: Obj = { pt: Math.exp(0.5 * rng.normal()) * 0.8, eta: 0, phi: Math.PI * (2 * rng.float() - 1) };
-  const jets = [obj(1), obj(1), obj(1), obj(1)];
-  const btag = jets.map(() => [0, 1.1, 2.2][rng.int(3)]!);
-  let i = 0;
-  out[i++] = lepton.pt;
-  out[i++] = lepton.eta;
-  out[i++] = lepton.phi;
-  out[i++] = met.pt;
-  out[i++] = met.phi;
-  jets.forEach((j, k) => {
-    out[i++] = j.pt;
-    out[i++] = j.eta;
-    out[i++] = j.phi;
-    out[i++] = btag[k]!;
-  });
-  const [j1, j2, j3, j4] = jets as [Obj, Obj, Obj, Obj];
-  const mjj = mass([j1, j2]);
-  const mjjj = mass([j1, j2, j3]);
-  const mlv = mass([lepton, met]);
-  const mjlv = mass([j3, lepton, met]);
-  const mbb = mass([j3, j4]);
-  const mwbb = mass([j1, j2, j3, j4]);
-  const mwwbb = mass([j1, j2, j3, j4, lepton, met]);
-  out[i++] = mjj;
-  out[i++] = mjjj;
-  out[i++] = mlv;
-  out[i++] = mjlv;
-  out[i++] = mbb;
-  out[i++] = mwbb;
-  out[i++] = mwwbb;
-  // Non-linear rule: a mass window (radial in log-mass space), a b-tag interaction, central
-  // leptons, plus Gaussian noise so the classes overlap like real signal and background.
-  const r2 = (Math.log(mbb + 1e-9) - 0.4) ** 2 + (Math.log(mwwbb + 1e-9) - 1.3) ** 2;
-  return -1.5 * r2 + 0.35 * btag[2]! * btag[3]! / 2.2 - 0.3 * lepton.eta * lepton.eta + 0.4 * rng.normal();
-}
-
-/** The threshold leaving HIGGS_TARGET_POSITIVE of a calibration sample's scores above it. */
-function calibrateHiggs(seed: number): number {
-  const rng = subRng(seed, 12);
-  const row = new Float64Array(HIGGS_LOW_LEVEL + HIGGS_HIGH_LEVEL);
-  // A quantile needs more samples than a mean for the same precision: 5x the Criteo sample.
-  const n = 5 * CALIBRATION_ROWS;
-  const scores = new Float64Array(n);
-  for (let r = 0; r < n; r++) scores[r] = drawHiggsRow(rng, row);
-  scores.sort();
-  return scores[Math.floor((1 - HIGGS_TARGET_POSITIVE) * n)]!;
-}
-
-function fmt(v: number): string {
-  // Fixed precision keeps lines short and the bytes identical across runs.
-  return v.toPrecision(7);
-}
-
-/** HIGGS-like CSV: label (1/0) then 28 float features; `<file>.truth.json` records the positive rate. */
-export async function generateHiggsLike(options: HiggsOptions): Promise<HiggsTruth> {
-  const { rows, seed, file } = options;
-  checkCommon(rows, seed, file, 'generateHiggsLike');
-  const threshold = calibrateHiggs(seed);
-  const rng = subRng(seed, 11);
-  const row = new Float64Array(HIGGS_LOW_LEVEL + HIGGS_HIGH_LEVEL);
-  let positives = 0;
-  await streamRows(file, rows, (n) => {
-    const lines: string[] = new Array(n);
-    const fields: string[] = new Array(1 + row.length);
-    for (let r = 0; r < n; r++) {
-      const label = drawHiggsRow(rng, row) > threshold ? 1 : 0;
-      positives += label;
-      fields[0] = label === 1 ? '1' : '0';
-      for (let j = 0; j < row.length; j++) fields[1 + j] = fmt(row[j]!);
-      lines[r] = fields.join(',');
-    }
-    return lines.join('\n') + '\n';
-  });
-  const truth: HiggsTruth = { rows, seed, positiveRate: rows ? positives / rows : 0 };
   await writeTruth(file, truth);
   return truth;
 }

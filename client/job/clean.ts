@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { type ObjectStore, openChannel, psModelName, jobPrefix, parseChannelUrl, type ChannelSpec } from '../../channels/index.js';
 import { ParamClient } from '../../paramserver/index.js';
-import { readJobRecord, writeJobRecord, type JobRecord } from '../job-record.js';
+import { readJobRecord, writeJobRecord, type JobRecord } from './record.js';
 import type { StoreHandle } from '../store.js';
 
 export interface CleanReport {

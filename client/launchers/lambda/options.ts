@@ -1,8 +1,9 @@
 /**
- * The LambdaLauncher's options: their types, their defaults, and the check that turns bad ones
- * into one LauncherError naming the field (before any client or request exists).
+ * The LambdaLauncher's options: their types, their defaults, and the check (a zod schema) that
+ * turns bad ones into one LauncherError naming the field (before any client or request exists).
  */
 import type { LambdaClientConfig } from '@aws-sdk/client-lambda';
+import { z } from 'zod';
 import { LauncherError, type WorkerEvent, type WorkerResult } from '../types.js';
 
 export type LambdaInvocationType = 'Event' | 'RequestResponse';
@@ -90,26 +91,58 @@ export function regionOfArn(functionName: string): string | undefined {
   return ARN_REGION.exec(functionName)?.[1];
 }
 
+/** A zod error option: `expected <what>, got <the value>` (the value shown by `show`). */
+function expected(what: string, show: (v: unknown) => string = String): { error: (issue: { input?: unknown }) => string } {
+  return { error: (issue) => `expected ${what}, got ${show(issue.input)}` };
+}
+const NAME = expected("a function name, 'name:alias', or an ARN", (v) => JSON.stringify(v));
+const POSITIVE_INT = expected('an integer >= 1');
+const isFunction = (v: unknown): boolean => typeof v === 'function';
+
+/** The options as read from the caller: types, ranges and defaults (functions are checked to be functions). */
+const optionsSchema = z
+  .object({
+    functionName: z.string(NAME).max(170, NAME).regex(FUNCTION_NAME, NAME),
+    region: z.string(expected('a region name')).optional(),
+    endpoint: z.string(expected('an endpoint URL')).optional(),
+    credentials: z.unknown().optional(),
+    invocationType: z.enum(['Event', 'RequestResponse'], expected("'Event' or 'RequestResponse'", (v) => JSON.stringify(v))).default('Event'),
+    // Infinity (no cap) is the default, and zod's numbers are finite: one check for both.
+    concurrency: z.custom<number>((v) => v === Infinity || (Number.isInteger(v) && (v as number) >= 1), POSITIVE_INT).default(Infinity),
+    awaitResult: z.custom<AwaitResult>(isFunction, expected('a function (event, context) => Promise<WorkerResult>')).optional(),
+    resultChannel: z.custom<LambdaResultChannel>((v) => typeof v === 'object' && v !== null && isFunction((v as LambdaResultChannel).awaitResult), expected('an object with awaitResult(event, context)')).optional(),
+    retry: z
+      .object({
+        attempts: z.number(POSITIVE_INT).int(POSITIVE_INT).min(1, POSITIVE_INT).default(6),
+        baseDelayMs: z.number(expected('a number of ms')).default(200),
+        maxDelayMs: z.number(expected('a number of ms')).default(20_000),
+      })
+      .default({ attempts: 6, baseDelayMs: 200, maxDelayMs: 20_000 })
+      .refine((r) => r.baseDelayMs >= 0 && r.maxDelayMs >= r.baseDelayMs, { error: (issue) => {
+        const r = issue.input as { baseDelayMs: number; maxDelayMs: number };
+        return `expected 0 <= baseDelayMs <= maxDelayMs, got ${r.baseDelayMs} and ${r.maxDelayMs}`;
+      } }),
+    maxPayloadBytes: z.number(expected('a positive integer')).int(expected('a positive integer')).min(1, expected('a positive integer')).optional(),
+    onLog: z.custom<LambdaLauncherOptions['onLog']>(isFunction, expected('a function (line, worker) => void')).optional(),
+  })
+  .superRefine((o, ctx) => {
+    if (o.awaitResult && o.resultChannel) ctx.addIssue({ code: 'custom', path: ['awaitResult'], message: 'give awaitResult or resultChannel, not both' });
+    else if ((o.awaitResult || o.resultChannel) && o.invocationType === 'RequestResponse') {
+      ctx.addIssue({ code: 'custom', path: ['awaitResult'], message: "only applies to invocationType 'Event' (a synchronous invoke returns its result itself)" });
+    }
+  });
+
 /** Checks the options and fills in defaults; throws LauncherError('LAUNCHER_OPTIONS') naming the field. */
 export function resolveOptions(options: LambdaLauncherOptions): ResolvedOptions {
-  const bad = (field: string, msg: string): LauncherError => new LauncherError('LAUNCHER_OPTIONS', `LambdaLauncher ${field}: ${msg}`);
-  const fn = options.functionName;
-  if (typeof fn !== 'string' || !FUNCTION_NAME.test(fn) || fn.length > 170) {
-    throw bad('functionName', `expected a function name, 'name:alias', or an ARN, got ${JSON.stringify(fn)}`);
+  const r = optionsSchema.safeParse(options);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new LauncherError('LAUNCHER_OPTIONS', `LambdaLauncher ${issue.path.map(String).join('.') || 'options'}: ${issue.message}`);
   }
-  const invocationType = options.invocationType ?? 'Event';
-  if (invocationType !== 'Event' && invocationType !== 'RequestResponse') throw bad('invocationType', `expected 'Event' or 'RequestResponse', got ${JSON.stringify(invocationType)}`);
-  const concurrency = options.concurrency ?? Infinity;
-  if (concurrency !== Infinity && (!Number.isInteger(concurrency) || concurrency < 1)) throw bad('concurrency', `expected an integer >= 1, got ${concurrency}`);
-  if (options.awaitResult && options.resultChannel) throw bad('awaitResult', 'give awaitResult or resultChannel, not both');
-  const awaitResult = options.awaitResult ?? (options.resultChannel ? (e: WorkerEvent, c: AwaitResultContext) => options.resultChannel!.awaitResult(e, c) : undefined);
-  if (awaitResult && invocationType === 'RequestResponse') throw bad('awaitResult', "only applies to invocationType 'Event' (a synchronous invoke returns its result itself)");
-  const attempts = options.retry?.attempts ?? 6;
-  const baseDelayMs = options.retry?.baseDelayMs ?? 200;
-  const maxDelayMs = options.retry?.maxDelayMs ?? 20_000;
-  if (!Number.isInteger(attempts) || attempts < 1) throw bad('retry.attempts', `expected an integer >= 1, got ${attempts}`);
-  if (!(baseDelayMs >= 0) || !(maxDelayMs >= baseDelayMs)) throw bad('retry', `expected 0 <= baseDelayMs <= maxDelayMs, got ${baseDelayMs} and ${maxDelayMs}`);
-  const maxPayloadBytes = options.maxPayloadBytes ?? LAMBDA_PAYLOAD_LIMITS[invocationType];
-  if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1) throw bad('maxPayloadBytes', `expected a positive integer, got ${maxPayloadBytes}`);
-  return { functionName: fn, invocationType, concurrency, awaitResult, attempts, baseDelayMs, maxDelayMs, maxPayloadBytes, endpoint: options.endpoint, onLog: options.onLog };
+  const o = r.data;
+  const channel = o.resultChannel;
+  const awaitResult = o.awaitResult ?? (channel ? (e: WorkerEvent, c: AwaitResultContext) => channel.awaitResult(e, c) : undefined);
+  const { attempts, baseDelayMs, maxDelayMs } = o.retry;
+  const maxPayloadBytes = o.maxPayloadBytes ?? LAMBDA_PAYLOAD_LIMITS[o.invocationType];
+  return { functionName: o.functionName, invocationType: o.invocationType, concurrency: o.concurrency, awaitResult, attempts, baseDelayMs, maxDelayMs, maxPayloadBytes, endpoint: o.endpoint, onLog: options.onLog };
 }

@@ -5,9 +5,10 @@
  * A failing write never fails the training: the record is a by-product.
  */
 import { hostname } from 'node:os';
-import type { ObjectStore } from '../channels/index.js';
-import type { RelaunchRecord } from './job/supervise.js';
-import type { EpochLogs, TrainCost, TrainMetrics } from './train.js';
+import type { ObjectStore } from '../../channels/datasets/types.js';
+import { TrainError } from '../train-params.js';
+import type { RelaunchRecord } from './supervise.js';
+import type { EpochLogs, TrainCost, TrainMetrics } from './types.js';
 
 export type JobStatus = 'running' | 'done' | 'failed' | 'stopped' | 'diverged';
 
@@ -75,12 +76,12 @@ export class JobRecordWriter {
     private readonly startedAt: Date,
   ) {}
 
-  /** Queues a write of the whole record with this status (history: the newest known when omitted). */
   /** A server process started for the job, recorded with the next save. */
   addServer(kind: string, pid: number, address: string): void {
     this.servers.push({ kind, pid, address });
   }
 
+  /** Queues a write of the whole record with this status (history: the newest known when omitted). */
   save(update: JobRecordUpdate): void {
     if (update.history) this.history = update.history;
     if (update.relaunches) this.relaunches = update.relaunches;
@@ -106,4 +107,11 @@ export class JobRecordWriter {
   flush(): Promise<void> {
     return this.chain;
   }
+}
+
+/** The record of a run that threw `e`: stopped, diverged or failed, with the error's code as the end reason. */
+export function failureUpdate(e: unknown): JobRecordUpdate {
+  const code = e instanceof TrainError ? e.code : undefined;
+  const status: JobStatus = code === 'TRAIN_STOPPED' ? 'stopped' : code === 'TRAIN_DIVERGED' ? 'diverged' : 'failed';
+  return { status, error: (e as Error).message, endReason: code ?? (e as { code?: string }).code ?? 'error' };
 }

@@ -1,4 +1,4 @@
-/** Plain-text table printing for benchmark results. */
+/** Plain-text tables (left-aligned first column, numbers right-aligned): the CLI's reports and the benchmarks' results. */
 
 export function formatTable(headers: string[], rows: Array<Array<string | number>>): string {
   const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? formatNumber(c) : c)));
