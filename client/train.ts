@@ -485,7 +485,8 @@ function defaultLauncher(params: TrainParams): Launcher {
       ...(l.endpoint ? { endpoint: l.endpoint } : {}),
     });
   }
-  return new LocalLauncher({ ...launcherLimits(params), concurrency: l.concurrency ?? params.workers });
+  // One warm spare for relaunches: a lost worker's successor skips node's start-up.
+  return new LocalLauncher({ ...launcherLimits(params), concurrency: l.concurrency ?? params.workers, standby: 1 });
 }
 
 function estimateCost(params: TrainParams, m: DatasetManifest, results: WorkerResult[], wallSeconds: number, channelKind: string): TrainCost {

@@ -142,7 +142,10 @@ export class Supervisor {
       for (;;) {
         // Launches waiting for their grant are served sooner: a relaunch waits on them.
         const claiming = this.slots.some((s) => s.nonce === undefined && !s.over);
-        await Promise.race([sleep(claiming ? CLAIM_POLL_MS : POLL_MS), new Promise<void>((r) => (this.wake = r))]);
+        // A worker that ended while the loop was busy is acted on now, not after another sleep.
+        if (this.ended.length === 0) await Promise.race([sleep(claiming ? CLAIM_POLL_MS : POLL_MS), new Promise<void>((r) => (this.wake = r))]);
+        // Ends first (a lost rank stalls every BSP rank): before the tick and the store reads.
+        await this.drainEnded();
         if (claiming && Date.now() - this.lastTick < POLL_MS) {
           await this.readControlRecords();
           continue;
@@ -152,10 +155,7 @@ export class Supervisor {
         if (stop) return await this.finish(stop);
         await this.readControlRecords();
         // Results before leases: a worker that ended must not also count as a lease that expired.
-        while (this.ended.length > 0) {
-          const { slot, result } = this.ended.shift()!;
-          if (this.slots[slot.rank] === slot && !slot.over) await this.onResult(slot, result);
-        }
+        await this.drainEnded();
         await this.checkLeases();
         await this.checkChannel();
         if (this.slots.every((s) => s.value)) {
@@ -167,6 +167,13 @@ export class Supervisor {
       this.killAll('the run failed');
       await this.settle();
       throw e;
+    }
+  }
+
+  private async drainEnded(): Promise<void> {
+    while (this.ended.length > 0) {
+      const { slot, result } = this.ended.shift()!;
+      if (this.slots[slot.rank] === slot && !slot.over) await this.onResult(slot, result);
     }
   }
 
@@ -408,16 +415,19 @@ export class Supervisor {
       s.attempt = 0;
       // A full lease to read the directive and heartbeat as the new generation.
       s.hbSeenAt = Date.now();
-      await this.o.store.put(ownerKey(this.o.jobId, s.rank), packRecord({ generation: gen, attempt: 0, grant: s.nonce!, inPlace: true, ...(resumeFrom !== undefined ? { resumeFrom } : {}) }));
     }
-    for (const rank of launched) {
-      const old = this.slots[rank]!;
-      if (!old.over) {
-        old.over = true;
-        old.handle?.kill(`relaunching rank ${rank} after ${cause.code}`);
-      }
-      await this.launch({ rank, generation: gen, attempt: 0, ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
-    }
+    // The lost ranks first: their start is the longest step of the recovery.
+    await Promise.all(
+      launched.map(async (rank) => {
+        const old = this.slots[rank]!;
+        if (!old.over) {
+          old.over = true;
+          old.handle?.kill(`relaunching rank ${rank} after ${cause.code}`);
+        }
+        await this.launch({ rank, generation: gen, attempt: 0, ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
+      }),
+    );
+    await Promise.all(live.map((s) => this.o.store.put(ownerKey(this.o.jobId, s.rank), packRecord({ generation: gen, attempt: 0, grant: s.nonce!, inPlace: true, ...(resumeFrom !== undefined ? { resumeFrom } : {}) }))));
   }
 
   /** Every rank checkpointed at its deadline: the next generation continues from those checkpoints. */
