@@ -48,7 +48,10 @@ export interface KillTimeline {
   exit?: number;
   decided?: number;
   relaunched?: number;
+  /** The new copy entered its handler, was granted its rank, and had loaded its checkpoint. */
+  entered?: number;
   granted?: number;
+  ready?: number;
   adopted?: number;
   firstRound?: number;
   /** The generation the rank was relaunched as. */
@@ -63,7 +66,7 @@ interface Mark {
   at: number;
 }
 
-const MARK = /^cirrus timeline (granted|adopted|first-round) rank (\d+) generation (\d+) attempt (\d+) at (\d+)$/;
+const MARK = /^cirrus timeline (entered|granted|adopted|ready|first-round) rank (\d+) generation (\d+) attempt (\d+) at (\d+)$/;
 
 export interface ChaosBenchOptions {
   quick?: boolean;
@@ -159,7 +162,10 @@ function killTimeline(k: Killer['kills'][number], launches: Launch[], r: TrainRe
   t.decided = since(Date.parse(rec.at));
   const next = launches.find((l) => !l.twin && l.event.rank === k.rank && (l.event.task as { generation?: number }).generation === gen && l.launchedAt >= k.at);
   t.relaunched = since(next?.launchedAt);
-  t.granted = since(marks.find((m) => m.what === 'granted' && m.rank === k.rank && m.generation === gen && m.attempt === next?.event.attempt)?.at);
+  const own = (what: string) => since(marks.find((m) => m.what === what && m.rank === k.rank && m.generation === gen && m.attempt === next?.event.attempt)?.at);
+  t.entered = own('entered');
+  t.granted = own('granted');
+  t.ready = own('ready');
   const last = (what: string): number | undefined => {
     const ats = marks.filter((m) => m.what === what && m.generation === gen).map((m) => m.at);
     return ats.length > 0 ? Math.max(...ats) : undefined;
@@ -176,7 +182,7 @@ const median = (xs: number[]): number => {
 
 /** Medians of each recovery step over a run's kills (ms after the kill). */
 export function timelineTable(rows: ChaosBenchRow[]): string {
-  const steps = ['exit', 'decided', 'relaunched', 'granted', 'adopted', 'firstRound'] as const;
+  const steps = ['exit', 'decided', 'relaunched', 'entered', 'granted', 'ready', 'adopted', 'firstRound'] as const;
   const body = rows
     .filter((r) => r.timeline && r.timeline.length > 0)
     .map((r) => [`${r.run}, ${r.relaunch}`, r.timeline!.length, ...steps.map((s) => {

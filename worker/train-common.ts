@@ -130,6 +130,8 @@ export interface CheckpointWriter {
   due(): boolean;
   /** Writes the state (unless this position is already written) and reports it; resolves with its id. */
   write(state: TrainState): Promise<number>;
+  /** Like write, but in the background: the loop goes on while the checkpoint is written and reported. */
+  writeBehind(state: TrainState): void;
 }
 
 /**

@@ -50,7 +50,7 @@ export { TrainError, batchesPerRank, type TrainErrorCode, type TrainEvent, type 
  * Recovery timeline marks (CIRRUS_TIMELINE=1, set by `cirrus bench chaos`): one log line per step a
  * relaunch goes through, so the bench can tell where the time after a kill goes.
  */
-function mark(what: 'granted' | 'adopted' | 'first-round', rank: number, generation: number, attempt: number): void {
+function mark(what: 'entered' | 'granted' | 'adopted' | 'ready' | 'first-round', rank: number, generation: number, attempt: number): void {
   if (process.env.CIRRUS_TIMELINE === '1') console.log(`cirrus timeline ${what} rank ${rank} generation ${generation} attempt ${attempt} at ${Date.now()}`);
 }
 
@@ -153,6 +153,7 @@ export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise
   let datasets: DatasetStore | undefined;
   let lease: Lease | undefined;
   const owned: Array<{ close(): Promise<void> }> = [];
+  if (event.task.lease) mark('entered', rank, event.task.generation, event.attempt);
   try {
     if (deps.datasets) datasets = deps.datasets;
     else owned.push((datasets = await DatasetStore.open(event.endpoints.store)));
@@ -272,6 +273,7 @@ async function trainLoop(event: TrainEvent, deps: TrainDeps, datasets: DatasetSt
   }
   const ctx: TrainContext = { ...base, batchesPerRank: perRank, roundsPerEpoch, rowsTrained: 0, updateBytes: 0 };
   checkpoints.bind(ctx);
+  if (lease) mark('ready', rank, task.generation, event.attempt);
 
   let outcome: LoopOutcome;
   let comm: Communicator | undefined;
