@@ -199,6 +199,14 @@ export class ShardCache implements Pick<DatasetStore, 'readShard'> {
     private readonly budgetBytes = declaredMemoryBytes() * SHARD_CACHE_SHARE,
   ) {}
 
+  /** Starts reading the shards the cache can keep (a worker waiting for its grant may read ahead). */
+  prefetch(refs: readonly ShardRef[]): void {
+    for (const ref of refs) {
+      if (this.shards.has(ref.key) || this.used + ref.bytes > this.budgetBytes) continue;
+      this.readShard(ref).catch(() => undefined);
+    }
+  }
+
   readShard(ref: ShardRef): Promise<Shard> {
     const hit = this.shards.get(ref.key);
     if (hit) return hit;

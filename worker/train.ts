@@ -158,9 +158,11 @@ export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise
     if (deps.datasets) datasets = deps.datasets;
     else owned.push((datasets = await DatasetStore.open(event.endpoints.store)));
     const spec = event.task.lease;
+    const data = new ShardCache(datasets);
+    // Reads are not fenced: this rank's shards load while its claim waits for the grant.
+    if (spec) void datasets.manifest(event.task.dataset).then((m) => data.prefetch(m.train.shards.filter((_, i) => i % event.world === rank)), () => undefined);
     if (spec) lease = await Lease.acquire(datasets.store, { jobId: event.jobId, rank, generation: event.task.generation, attempt: event.attempt }, spec);
     if (lease) mark('granted', rank, event.task.generation, event.attempt);
-    const data = new ShardCache(datasets);
     const result = lease ? await trainSupervised(event, deps, datasets, data, lease) : await trainOwned(event, deps, datasets, data, undefined, undefined);
     await lease?.writeResult({ ok: true, value: result });
     return result;
