@@ -78,11 +78,6 @@ function installExitHook(): void {
   });
 }
 
-function defaultEntry(): string {
-  // The bundle with its code cache starts faster (local-bundle.ts); without it, the ES modules.
-  return defaultLocalEntry();
-}
-
 interface ResolvedOptions {
   timeoutMs: number;
   memoryMb: number;
@@ -119,7 +114,8 @@ export class LocalLauncher implements Launcher {
       concurrency,
       nodeArgs: options.nodeArgs ?? [],
       onLog: options.onLog,
-      entry: options.entry ?? defaultEntry(),
+      // The bundle with its code cache starts faster (local-bundle.ts); without it, the ES modules.
+      entry: options.entry ?? defaultLocalEntry(),
       rssPollMs: options.rssPollMs ?? 100,
       env: options.env ?? {},
     };
@@ -128,6 +124,11 @@ export class LocalLauncher implements Launcher {
     // A worker holds its slot until its process ends.
     this.queue = new StartQueue(concurrency, (worker) => worker.start());
     installExitHook();
+  }
+
+  /** Pids of the standby's waiting spares (tests check none outlives the launcher). */
+  get standbyPids(): number[] {
+    return this.standby?.pids() ?? [];
   }
 
   /** Workers running now (not counting queued ones). */
@@ -160,6 +161,8 @@ export class LocalLauncher implements Launcher {
 export interface LocalWorkerHandle extends WorkerHandle {
   /** Set once the child is spawned. */
   readonly pid: number | undefined;
+  /** Whether its process was prewarmed (a standby spare or a prewarmed child) rather than spawned for it. */
+  readonly warm: boolean;
 }
 
 type Protocol = { cirrusWorker: 'start'; t: number; pid: number } | { cirrusWorker: 'result'; ok: boolean; value?: unknown; error?: { code?: string; message?: string }; maxRssKb?: number; cpuUs?: number };
@@ -168,6 +171,7 @@ class LocalWorker implements LocalWorkerHandle {
   readonly result: Promise<WorkerResult>;
   /** The child's pid once spawned. */
   pid: number | undefined;
+  warm = false;
   private settle!: (r: WorkerResult) => void;
   private state: 'queued' | 'running' | 'done' = 'queued';
   private child: ChildProcess | undefined;
@@ -263,6 +267,7 @@ class LocalWorker implements LocalWorkerHandle {
     }
     this.child = child;
     this.pid = child.pid;
+    this.warm = warm !== undefined;
     liveChildren.add(child);
     this.standby?.starting();
     this.starting = true;

@@ -103,6 +103,11 @@ export class WarmPool {
     return child;
   }
 
+  pids(): number[] {
+    this.prune();
+    return this.ready.map((c) => c.pid!);
+  }
+
   /** Kills every child still waiting. */
   release(): void {
     for (const child of this.ready.splice(0)) {

@@ -48,6 +48,10 @@ export class Standby {
     if (missing > 0) this.pool.spawn(missing, this.nice);
   }
 
+  pids(): number[] {
+    return this.pool.pids();
+  }
+
   close(): void {
     this.closed = true;
     this.pool.close();
