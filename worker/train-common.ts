@@ -130,7 +130,7 @@ export interface CheckpointWriter {
   due(): boolean;
   /** Writes the state (unless this position is already written) and reports it; resolves with its id. */
   write(state: TrainState): Promise<number>;
-  /** Like write, but in the background: the loop goes on while the checkpoint is written and reported. */
+  /** Like write, in the background: the loop goes on while it is written and reported. */
   writeBehind(state: TrainState): void;
 }
 
@@ -201,10 +201,7 @@ export class ShardCache implements Pick<DatasetStore, 'readShard'> {
 
   /** Starts reading the shards the cache can keep (a worker waiting for its grant may read ahead). */
   prefetch(refs: readonly ShardRef[]): void {
-    for (const ref of refs) {
-      if (this.shards.has(ref.key) || this.used + ref.bytes > this.budgetBytes) continue;
-      this.readShard(ref).catch(() => undefined);
-    }
+    for (const ref of refs) if (!this.shards.has(ref.key) && this.used + ref.bytes <= this.budgetBytes) this.readShard(ref).catch(() => undefined);
   }
 
   readShard(ref: ShardRef): Promise<Shard> {

@@ -33,7 +33,8 @@ import type { RankLaunch, RelaunchRecord, SuperviseOptions, SuperviseResult, Slo
 export type { RankLaunch, RelaunchRecord, SuperviseOptions, SuperviseResult, WorkerValue } from './supervise-types.js';
 
 const POLL_MS = 200;
-const CLAIM_POLL_MS = 50;
+/** While a launch waits for its grant (a relaunch stalls every BSP rank until it is granted). */
+const CLAIM_POLL_MS = 25;
 /** Heartbeats are read this often (at most; a quarter of the lease when that is shorter). */
 const HEARTBEAT_POLL_MS = 1_000;
 /** How long an unclaimed launch may take to claim its rank (cold start, a concurrency queue). */
@@ -285,8 +286,6 @@ export class Supervisor {
     for (const s of live) {
       s.generation = gen;
       s.attempt = 0;
-      // A full lease to read the directive and heartbeat as the new generation.
-      s.hbSeenAt = Date.now();
     }
     // The lost ranks first: their start is the longest step of the recovery.
     await Promise.all(
@@ -300,6 +299,8 @@ export class Supervisor {
       }),
     );
     await Promise.all(live.map((s) => this.o.store.put(ownerKey(this.o.jobId, s.rank), packRecord({ generation: gen, attempt: 0, grant: s.nonce!, inPlace: true, ...(resumeFrom !== undefined ? { resumeFrom } : {}) }))));
+    // A full lease from the directive to read it and heartbeat as the new generation.
+    for (const s of live) s.hbSeenAt = Date.now();
   }
 
   /** Every rank checkpointed at its deadline: the next generation continues from those checkpoints. */
