@@ -2,7 +2,11 @@
  * `cirrus bench chaos`: the same 4-worker Fashion-MNIST softmax run (a 12,000-image subset), fault
  * free and under the killer (kill -9 of a random worker every ~2 s with probability 0.5, seeded),
  * side by side: wall time, worker-seconds, cost, kills and relaunches, accuracy, and whether the
- * final weights are bit-identical (BSP). Target: under the killer at most 1.5x the fault-free time.
+ * final weights are bit-identical (BSP). Under the killer each run goes twice, with the same seed:
+ * lost ranks relaunched in new processes (cold) and in the launcher's warm spare (standby, what
+ * train() does). Per kill, the JSON has the recovery's timeline (KillTimeline) from the workers'
+ * timeline marks; the table has their medians. Target: under the killer (standby) at most 1.5x
+ * the fault-free time.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
