@@ -48,7 +48,11 @@ export function checkpointId(ctx: Pick<TrainContext, 'roundsPerEpoch'>, state: P
 }
 
 export async function writeCheckpoint(ctx: TrainContext, state: TrainState, id: number): Promise<string> {
-  const key = checkpointKey(ctx.jobId, id, ctx.rank);
+  return putCheckpoint(ctx, id, packCheckpoint(ctx, state, id));
+}
+
+/** The checkpoint message of `state`, encoded now (the state may change once this returns). */
+function packCheckpoint(ctx: TrainContext, state: TrainState, id: number): Uint8Array {
   const msg: CheckpointMessage = {
     format: FORMAT,
     version: VERSION,
@@ -74,8 +78,13 @@ export async function writeCheckpoint(ctx: TrainContext, state: TrainState, id: 
     rng: null,
     time: Date.now(),
   };
+  return packMessage(msg);
+}
+
+async function putCheckpoint(ctx: TrainContext, id: number, bytes: Uint8Array): Promise<string> {
+  const key = checkpointKey(ctx.jobId, id, ctx.rank);
   const t0 = performance.now();
-  await ctx.objects.put(key, packMessage(msg));
+  await ctx.objects.put(key, bytes);
   ctx.timings.commMs += performance.now() - t0;
   return key;
 }
@@ -85,6 +94,9 @@ export class Checkpointer implements CheckpointWriter {
   private last = performance.now();
   private lastId: number | undefined;
   private ctx: TrainContext | undefined;
+  /** The write-behind in flight (writeBehind), and how it failed. */
+  private pending: Promise<void> = Promise.resolve();
+  private failed: unknown;
 
   constructor(
     private readonly everyMs: number,
@@ -102,6 +114,7 @@ export class Checkpointer implements CheckpointWriter {
   }
 
   async write(state: TrainState): Promise<number> {
+    await this.flush();
     const ctx = this.ctx!;
     const id = checkpointId(ctx, state);
     this.last = performance.now();
@@ -113,6 +126,39 @@ export class Checkpointer implements CheckpointWriter {
       this.watch?.noteCheckpoint(performance.now() - t0);
     }
     return id;
+  }
+
+  /**
+   * A periodic checkpoint that does not stall the loop: the state is encoded now, then written and
+   * reported in the background (one at a time, in order). The supervisor commits only what was
+   * reported, so a rank lost meanwhile rolls back to the one before. A failure surfaces at the next
+   * write or flush.
+   */
+  writeBehind(state: TrainState): void {
+    if (this.failed !== undefined) throw this.failed;
+    const ctx = this.ctx!;
+    const id = checkpointId(ctx, state);
+    this.last = performance.now();
+    if (id === this.lastId) return;
+    this.lastId = id;
+    const bytes = packCheckpoint(ctx, state, id);
+    this.pending = this.pending.then(async () => {
+      if (this.failed !== undefined) return;
+      try {
+        const t0 = performance.now();
+        await putCheckpoint(ctx, id, bytes);
+        await this.lease?.reportCheckpoint(id);
+        this.watch?.noteCheckpoint(performance.now() - t0);
+      } catch (e) {
+        this.failed = e;
+      }
+    });
+  }
+
+  /** Waits for the write-behind in flight; throws how it failed. */
+  async flush(): Promise<void> {
+    await this.pending;
+    if (this.failed !== undefined) throw this.failed;
   }
 }
 

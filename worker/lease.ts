@@ -42,6 +42,9 @@ export interface LeaseIdentity {
   attempt: number;
 }
 
+/** How long a claiming copy reads its owner record every 20 ms before it backs off. */
+const CLAIM_FAST_MS = 2_000;
+
 /** Checkpoint ids a heartbeat carries (the supervisor needs the newest few). */
 const CHECKPOINTS_REPORTED = 4;
 
@@ -109,17 +112,23 @@ export class Lease {
     if (refusal) throw refusal;
     const started = Date.now();
     await store.put(claimKey(id.jobId, id.rank, id.generation, id.attempt), packRecord({ nonce: lease.nonce }));
-    for (let delay = 20; ; delay = Math.min(200, delay * 1.5)) {
+    let granted: OwnerRecord | undefined;
+    // A supervisor grants within a poll or two (50 ms apart): look often at first, then back off.
+    for (let delay = 20; ; delay = Date.now() - started < CLAIM_FAST_MS ? 20 : Math.min(200, delay * 1.5)) {
       const owner = await lease.readOwner();
       const r = lease.refusal(owner, true);
       if (r) throw r;
-      if (owner?.grant === lease.nonce) break;
+      if (owner?.grant === lease.nonce) {
+        granted = owner;
+        break;
+      }
       if (Date.now() - started > spec.claimTimeoutMs) {
         throw new WorkerTrainError('TRAIN_NO_SUPERVISOR', id.rank, `${lease.who()} claimed the rank but no supervisor granted it within ${spec.claimTimeoutMs} ms (is the client gone?); this copy exits without writing`);
       }
       await sleep(delay);
     }
-    await lease.renew(started);
+    // The owner record just read holds the grant: the first heartbeat need not read it again.
+    await lease.renew(started, granted);
     lease.timer = setInterval(() => void lease.renewNow().catch(() => undefined), spec.heartbeatMs);
     lease.timer.unref();
     return lease;
@@ -209,9 +218,9 @@ export class Lease {
     return run;
   }
 
-  private async renew(started: number): Promise<void> {
+  private async renew(started: number, justRead?: OwnerRecord): Promise<void> {
     if (this.error) return;
-    const owner = await this.readOwner();
+    const owner = justRead ?? (await this.readOwner());
     if (owner?.inPlace && owner.grant === this.nonce && owner.generation > this.id.generation) this.adopt(owner);
     const r = this.refusal(owner, true) ?? (owner?.grant === this.nonce ? undefined : new WorkerTrainError('TRAIN_DUPLICATE', this.id.rank, `${this.who()} lost its grant; this copy exits without writing`));
     if (r) {

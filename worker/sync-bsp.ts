@@ -75,7 +75,7 @@ export async function runGaBsp(ctx: TrainContext, state: TrainState, reduce: Red
       state.epochRows += rows;
       state.slot++;
       const stop = out[n + 2]! > 0;
-      if (out[n + 3]! > 0 && !stop) await ctx.checkpoints.write(state);
+      if (out[n + 3]! > 0 && !stop) ctx.checkpoints.writeBehind(state);
       watch.lap();
       await maybePublishMidEpoch(ctx, state);
       if (stop) return true;
@@ -135,7 +135,7 @@ export async function runMaBsp(ctx: TrainContext, state: TrainState, reduce: Red
         rowsSum = 0;
         watch.lap();
         stop = out[n + 2]! > 0;
-        if (out[n + 3]! > 0 && !stop) await ctx.checkpoints.write(state);
+        if (out[n + 3]! > 0 && !stop) ctx.checkpoints.writeBehind(state);
       }
       await maybePublishMidEpoch(ctx, state);
       if (stop) return true;

@@ -123,6 +123,8 @@ export interface CheckpointWriter {
   due(): boolean;
   /** Writes the state (unless this position is already written) and reports it; resolves with its id. */
   write(state: TrainState): Promise<number>;
+  /** Like write, in the background: the loop goes on while it is written and reported. */
+  writeBehind(state: TrainState): void;
 }
 
 /**
@@ -189,6 +191,11 @@ export class ShardCache implements Pick<DatasetStore, 'readShard'> {
     private readonly source: Pick<DatasetStore, 'readShard'>,
     private readonly budgetBytes = declaredMemoryBytes() * SHARD_CACHE_SHARE,
   ) {}
+
+  /** Starts reading the shards the cache can keep (a worker waiting for its grant may read ahead). */
+  prefetch(refs: readonly ShardRef[]): void {
+    for (const ref of refs) if (!this.shards.has(ref.key) && this.used + ref.bytes <= this.budgetBytes) this.readShard(ref).catch(() => undefined);
+  }
 
   readShard(ref: ShardRef): Promise<Shard> {
     const hit = this.shards.get(ref.key);

@@ -36,6 +36,14 @@ import {
 
 export { WorkerTrainError, batchesPerRank, type WorkerTrainErrorCode, type TrainEvent, type Timings } from './train-common.js';
 
+/**
+ * Recovery timeline marks (CIRRUS_TIMELINE=1, set by `cirrus bench chaos`): one log line per step a
+ * relaunch goes through, so the bench can tell where the time after a kill goes.
+ */
+function mark(what: 'entered' | 'granted' | 'adopted' | 'ready' | 'first-round', rank: number, generation: number, attempt: number): void {
+  if (process.env.CIRRUS_TIMELINE === '1') console.log(`cirrus timeline ${what} rank ${rank} generation ${generation} attempt ${attempt} at ${Date.now()}`);
+}
+
 export interface TrainDeps {
   /** Model factory; default: the algorithms room's createModel. */
   createModel?: (spec: ModelSpec) => Model;
@@ -135,12 +143,16 @@ export async function runTrain(event: TrainEvent, deps: TrainDeps = {}): Promise
   let datasets: DatasetStore | undefined;
   let lease: Lease | undefined;
   const owned: Array<{ close(): Promise<void> }> = [];
+  if (event.task.lease) mark('entered', rank, event.task.generation, event.attempt);
   try {
     if (deps.datasets) datasets = deps.datasets;
     else owned.push((datasets = await DatasetStore.open(event.endpoints.store)));
     const spec = event.task.lease;
-    if (spec) lease = await Lease.acquire(datasets.store, { jobId: event.jobId, rank, generation: event.task.generation, attempt: event.attempt }, spec);
     const data = new ShardCache(datasets);
+    // Reads are not fenced: this rank's shards load while its claim waits for the grant.
+    if (spec) void datasets.manifest(event.task.dataset).then((m) => data.prefetch(m.train.shards.filter((_, i) => i % event.world === rank)), () => undefined);
+    if (spec) lease = await Lease.acquire(datasets.store, { jobId: event.jobId, rank, generation: event.task.generation, attempt: event.attempt }, spec);
+    if (lease) mark('granted', rank, event.task.generation, event.attempt);
     const result = lease ? await trainSupervised(event, deps, datasets, data, lease) : await trainOwned(event, deps, datasets, data, undefined, undefined);
     await lease?.writeResult({ ok: true, value: result });
     return result;
@@ -178,6 +190,7 @@ async function trainSupervised(event: TrainEvent, deps: TrainDeps, datasets: Dat
     abandon.abort();
     await Promise.race([loop.catch(() => undefined), sleep(ABANDON_WAIT_MS)]);
     const { generation, attempt, resumeFrom } = next.directive;
+    mark('adopted', ev.rank, generation, attempt);
     const { resumeFrom: _old, ...task } = ev.task;
     ev = { ...ev, attempt, task: { ...task, generation, ...(resumeFrom !== undefined ? { resumeFrom } : {}) } };
   }
@@ -252,6 +265,7 @@ async function trainLoop(event: TrainEvent, deps: TrainDeps, datasets: DatasetSt
   }
   const ctx: TrainContext = { ...base, batchesPerRank: perRank, roundsPerEpoch, rowsTrained: 0, updateBytes: 0 };
   checkpoints.bind(ctx);
+  if (lease) mark('ready', rank, task.generation, event.attempt);
 
   let outcome: LoopOutcome;
   let comm: Communicator | undefined;
@@ -272,11 +286,16 @@ async function trainLoop(event: TrainEvent, deps: TrainDeps, datasets: DatasetSt
     const c = comm;
     // The loops consume each result before the next round, so one result buffer serves them all.
     let out = new Float32Array(0);
+    let firstRound = lease !== undefined;
     const reduce: Reduce = c
       ? (v, op) => {
           if (out.length !== v.length) out = new Float32Array(v.length);
           const r = task.collective === 'allreduce' ? c.allReduce(v, op, undefined, out) : c.scatterReduce(v, op, out);
           state.round = c.round; // a checkpoint taken after this round resumes at the next one
+          if (firstRound) {
+            firstRound = false;
+            void r.then(() => mark('first-round', rank, task.generation, event.attempt), () => undefined);
+          }
           return r;
         }
       : async (v) => v.slice();

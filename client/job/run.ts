@@ -90,6 +90,7 @@ export function defaultLauncher(params: TrainParams): Launcher {
       ...(l.endpoint ? { endpoint: l.endpoint } : {}),
     });
   }
-  return new LocalLauncher({ ...launcherLimits(params), concurrency: l.concurrency ?? params.workers });
+  // One warm spare for relaunches: a lost worker's successor skips node's start-up.
+  return new LocalLauncher({ ...launcherLimits(params), concurrency: l.concurrency ?? params.workers, standby: 1 });
 }
 

@@ -18,76 +18,23 @@
  * A rank may fail maxAttempts times without progress (a newer checkpoint) before the run fails;
  * errors another attempt would repeat (a bad dataset, divergence) fail it at once. Either way the
  * error names the first failure and its cause; ranks stopped because of it are listed as such.
+ *
+ * Its parts: control-records.ts reads what workers write to the store, progress.ts keeps the
+ * commits and counts the attempts, supervise-types.ts has the shapes it is given and returns.
  */
-import { heartbeatKey, ownerKey, claimKey, packRecord, readRecord, resultKey, type HeartbeatRecord, type OwnerRecord, type ResultRecord, checkpointKey, type ObjectStore } from '../../channels/index.js';
-import type { Launcher, WorkerEvent, WorkerHandle, WorkerResult } from '../launchers/types.js';
+import { ownerKey, packRecord, type OwnerRecord } from '../../channels/index.js';
+import type { WorkerResult } from '../launchers/types.js';
 import { TrainError } from '../train-params.js';
 import { causeOf, describe, isPermanent, rankList, type Cause } from './causes.js';
+import { ControlRecords } from './control-records.js';
+import { Progress } from './progress.js';
+import type { RankLaunch, RelaunchRecord, SuperviseOptions, SuperviseResult, Slot, WorkerValue } from './supervise-types.js';
 
-export interface RankLaunch {
-  rank: number;
-  generation: number;
-  attempt: number;
-  /** Checkpoint id to resume from; absent: from the seed. */
-  resumeFrom?: number;
-}
-
-/** What a train worker returns (worker/train.ts). */
-export interface WorkerValue {
-  status: 'done' | 'checkpointed';
-  checkpoint?: number;
-  /** The generation the copy ended as (an in-place rollback moves a copy on). */
-  generation?: number;
-  [k: string]: unknown;
-}
-
-export interface RelaunchRecord {
-  /** ISO time of the relaunch. */
-  at: string;
-  generation: number;
-  /** The ranks that went back to a checkpoint (or the seed), as this generation. */
-  ranks: number[];
-  /** Of those, the ranks launched anew; the others rolled back in place. */
-  launched: number[];
-  /** Why: the lost attempt's cause, or 'time limit' for a generation that checkpointed at its deadline. */
-  cause: string;
-  resumeFrom?: number;
-}
-
-export interface SuperviseOptions {
-  jobId: string;
-  world: number;
-  launcher: Launcher;
-  /** The object store holding the control records and checkpoints. */
-  store: ObjectStore;
-  recovery: 'rollback' | 'rank';
-  leaseMs: number;
-  maxAttempts: number;
-  /** The worker event of one launch. */
-  event(l: RankLaunch): WorkerEvent;
-  /** Called every POLL_MS; a returned reason stops every worker and ends supervision. */
-  tick(): Promise<string | undefined>;
-  /**
-   * Called about once a second: a reason when the channel lost the job's state or cannot be
-   * reached (every rank is relaunched once it answers again); undefined when it is fine.
-   */
-  channelHealth?(): Promise<string | undefined>;
-  onGeneration?(generation: number): void;
-  onRelaunch?(r: RelaunchRecord): void;
-}
-
-export interface SuperviseResult {
-  /** Each rank's final value (status 'done'). */
-  values: WorkerValue[];
-  /** Every launcher result (every attempt, every generation), for the cost. */
-  results: WorkerResult[];
-  stopped?: string;
-  generations: number;
-  relaunches: RelaunchRecord[];
-}
+export type { RankLaunch, RelaunchRecord, SuperviseOptions, SuperviseResult, WorkerValue } from './supervise-types.js';
 
 const POLL_MS = 200;
-const CLAIM_POLL_MS = 50;
+/** While a launch waits for its grant (a relaunch stalls every BSP rank until it is granted). */
+const CLAIM_POLL_MS = 25;
 /** Heartbeats are read this often (at most; a quarter of the lease when that is shorter). */
 const HEARTBEAT_POLL_MS = 1_000;
 /** How long an unclaimed launch may take to claim its rank (cold start, a concurrency queue). */
@@ -95,30 +42,14 @@ const START_GRACE_MS = 60_000;
 /** How long a channel that failed may take to answer again before the run fails. */
 const CHANNEL_RECOVERY_MS = 30_000;
 
-interface Slot extends RankLaunch {
-  handle: WorkerHandle | undefined;
-  /** The launcher reported our copy a duplicate: an unseen twin holds the rank, watched through the store. */
-  hidden: boolean;
-  launchedAt: number;
-  nonce: string | undefined;
-  hbSeq: number;
-  hbSeenAt: number;
-  value: WorkerValue | undefined;
-  over: boolean;
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 
 export class Supervisor {
   private readonly slots: Slot[] = [];
   private readonly results: WorkerResult[] = [];
   private readonly relaunches: RelaunchRecord[] = [];
-  /** Failures of each rank since the job (rollback) or the rank (rank mode) last made progress. */
-  private readonly failures: Cause[][];
-  /** Checkpoint ids each rank reported in the current generation (rollback) or ever (rank). */
-  private readonly reported: Array<Set<number>>;
-  private committed: number | undefined;
+  private readonly progress: Progress;
+  private readonly records: ControlRecords;
   private generation = 0;
   private wake: (() => void) | undefined;
   private readonly ended: Array<{ slot: Slot; result: WorkerResult }> = [];
@@ -128,8 +59,12 @@ export class Supervisor {
   private lastHealthCheck = Date.now();
 
   constructor(private readonly o: SuperviseOptions) {
-    this.failures = Array.from({ length: o.world }, () => []);
-    this.reported = Array.from({ length: o.world }, () => new Set<number>());
+    this.progress = new Progress(o);
+    this.records = new ControlRecords(o.jobId, o.store, {
+      current: (s) => this.slots[s.rank] === s,
+      report: (rank, id) => this.progress.report(rank, id),
+      ended: (slot, result) => this.ended.push({ slot, result }),
+    });
   }
 
   async run(): Promise<SuperviseResult> {
@@ -140,7 +75,10 @@ export class Supervisor {
       for (;;) {
         // Launches waiting for their grant are served sooner: a relaunch waits on them.
         const claiming = this.slots.some((s) => s.nonce === undefined && !s.over);
-        await Promise.race([sleep(claiming ? CLAIM_POLL_MS : POLL_MS), new Promise<void>((r) => (this.wake = r))]);
+        // A worker that ended while the loop was busy is acted on now, not after another sleep.
+        if (this.ended.length === 0) await Promise.race([sleep(claiming ? CLAIM_POLL_MS : POLL_MS), new Promise<void>((r) => (this.wake = r))]);
+        // Ends first (a lost rank stalls every BSP rank): before the tick and the store reads.
+        await this.drainEnded();
         if (claiming && Date.now() - this.lastTick < POLL_MS) {
           await this.readControlRecords();
           continue;
@@ -150,10 +88,7 @@ export class Supervisor {
         if (stop) return await this.finish(stop);
         await this.readControlRecords();
         // Results before leases: a worker that ended must not also count as a lease that expired.
-        while (this.ended.length > 0) {
-          const { slot, result } = this.ended.shift()!;
-          if (this.slots[slot.rank] === slot && !slot.over) await this.onResult(slot, result);
-        }
+        await this.drainEnded();
         await this.checkLeases();
         await this.checkChannel();
         if (this.slots.every((s) => s.value)) {
@@ -165,6 +100,13 @@ export class Supervisor {
       this.killAll('the run failed');
       await this.settle();
       throw e;
+    }
+  }
+
+  private async drainEnded(): Promise<void> {
+    while (this.ended.length > 0) {
+      const { slot, result } = this.ended.shift()!;
+      if (this.slots[slot.rank] === slot && !slot.over) await this.onResult(slot, result);
     }
   }
 
@@ -189,8 +131,11 @@ export class Supervisor {
    */
   private async readControlRecords(): Promise<void> {
     try {
-      await this.grantClaims();
-      if (Date.now() - this.lastHeartbeatPoll >= this.heartbeatPollMs()) await this.pollHeartbeats();
+      await this.records.grantClaims(this.slots);
+      if (Date.now() - this.lastHeartbeatPoll >= this.heartbeatPollMs()) {
+        this.lastHeartbeatPoll = Date.now();
+        await this.records.pollHeartbeats(this.slots);
+      }
       this.storeFailingSince = undefined;
     } catch (e) {
       this.storeFailingSince ??= Date.now();
@@ -199,60 +144,6 @@ export class Supervisor {
         throw this.failure(cause, describe(cause));
       }
     }
-  }
-
-  /** Grants each unclaimed launch to the first claim read; the grant is written once, never changed. */
-  private async grantClaims(): Promise<void> {
-    const { jobId, store } = this.o;
-    await Promise.all(
-      this.slots.map(async (s) => {
-        if (s.nonce !== undefined || s.over) return;
-        const claim = readRecord<{ nonce: string }>(await store.get(claimKey(jobId, s.rank, s.generation, s.attempt)));
-        if (!claim || typeof claim.nonce !== 'string' || this.slots[s.rank] !== s) return;
-        s.nonce = claim.nonce;
-        s.hbSeenAt = Date.now();
-        await store.put(ownerKey(jobId, s.rank), packRecord({ generation: s.generation, attempt: s.attempt, grant: claim.nonce }));
-      }),
-    );
-  }
-
-  private async pollHeartbeats(): Promise<void> {
-    const { jobId, store } = this.o;
-    this.lastHeartbeatPoll = Date.now();
-    await Promise.all(
-      this.slots.map(async (s) => {
-        if (s.nonce === undefined || s.over) return;
-        const hb = readRecord<HeartbeatRecord>(await store.get(heartbeatKey(jobId, s.rank)));
-        if (hb && hb.nonce === s.nonce && hb.generation === s.generation && hb.attempt === s.attempt && hb.seq > s.hbSeq) {
-          s.hbSeq = hb.seq;
-          s.hbSeenAt = Date.now();
-          for (const id of hb.checkpoints ?? []) this.report(s.rank, id);
-        }
-        // A copy the launcher cannot show us reports its end in the store.
-        if (s.hidden && !s.value) {
-          const r = readRecord<ResultRecord>(await store.get(resultKey(jobId, s.rank)));
-          if (r && r.nonce === s.nonce && r.generation === s.generation && r.attempt === s.attempt) {
-            const result: WorkerResult = r.ok ? { status: 'ok', value: r.value, durationMs: 0, coldStartMs: 0 } : { status: 'error', error: r.error ?? { code: 'WORKER_ERROR', message: 'no message' }, durationMs: 0, coldStartMs: 0 };
-            this.ended.push({ slot: s, result });
-          }
-        }
-      }),
-    );
-  }
-
-  /**
-   * Reads the newest heartbeat of every rank of this generation, the lost one's too (its last record
-   * outlives it): the newest checkpoint every rank wrote is then committed, not one a poll behind.
-   */
-  private async refreshReports(): Promise<void> {
-    const { jobId, store } = this.o;
-    await Promise.all(
-      this.slots.map(async (s) => {
-        if (s.nonce === undefined || s.generation !== this.generation) return;
-        const hb = readRecord<HeartbeatRecord>(await store.get(heartbeatKey(jobId, s.rank)).catch(() => undefined));
-        if (hb && hb.nonce === s.nonce && hb.generation === s.generation && hb.attempt === s.attempt) for (const id of hb.checkpoints ?? []) this.report(s.rank, id);
-      }),
-    );
   }
 
   private async onResult(s: Slot, r: WorkerResult): Promise<void> {
@@ -266,7 +157,7 @@ export class Supervisor {
       const v = r.value as WorkerValue;
       s.value = v;
       s.over = true;
-      if (v.checkpoint !== undefined) this.report(s.rank, v.checkpoint);
+      if (v.checkpoint !== undefined) this.progress.report(s.rank, v.checkpoint);
       return;
     }
     if (r.error?.code === 'TRAIN_DUPLICATE' && !s.hidden) {
@@ -338,7 +229,7 @@ export class Supervisor {
     } else if (this.o.recovery === 'rollback') {
       await this.rollbackInPlace(cause);
     } else {
-      const resumeFrom = this.newest(s.rank);
+      const resumeFrom = this.progress.newest(s.rank);
       const l: RankLaunch = { rank: s.rank, generation: s.generation, attempt: s.attempt + 1, ...(resumeFrom !== undefined ? { resumeFrom } : {}) };
       this.record({ at: new Date().toISOString(), generation: s.generation, ranks: [s.rank], launched: [s.rank], cause: describe(cause), ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
       await this.launch(l);
@@ -347,17 +238,8 @@ export class Supervisor {
 
   /** Counts a failure against the ranks; throws once one failed maxAttempts times without progress. */
   private count(cause: Cause, ranks: number[]): void {
-    for (const r of ranks) {
-      const f = this.failures[r]!;
-      f.push(cause);
-      if (f.length >= this.o.maxAttempts) {
-        // The same cause every time (a missing file, a bad deployment) is said once.
-        const same = f.length > 1 && f.every((c) => c.code === f[0]!.code && c.message === f[0]!.message);
-        const all = same ? `  attempts 1-${f.length}, each: ${describe(f[0]!)}` : f.map((c, i) => `  attempt ${i + 1}: ${describe(c)}`).join('\n');
-        const times = f.length === 1 ? 'once' : `${f.length} times in a row`;
-        throw this.failure(cause, `rank ${r} failed ${times} without progress (maxAttempts ${this.o.maxAttempts}):\n${all}`);
-      }
-    }
+    const over = this.progress.count(cause, ranks);
+    if (over) throw this.failure(cause, over.why);
   }
 
   /** The run's error: the root cause first, then the ranks stopped because of it. */
@@ -374,14 +256,14 @@ export class Supervisor {
   /** Stops every rank and launches them all as the next generation from the committed checkpoint. */
   private async relaunchAll(cause: Cause): Promise<void> {
     this.killAll(`relaunching every rank after ${cause.code}`);
-    const resumeFrom = this.o.recovery === 'rollback' ? this.committed : undefined;
+    const resumeFrom = this.o.recovery === 'rollback' ? this.progress.committed : undefined;
     const gen = ++this.generation;
     const all = [...Array(this.o.world).keys()];
     this.record({ at: new Date().toISOString(), generation: gen, ranks: all, launched: all, cause: describe(cause), ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
     this.o.onGeneration?.(gen);
     for (let rank = 0; rank < this.o.world; rank++) {
-      const from = this.o.recovery === 'rollback' ? resumeFrom : this.newest(rank);
-      if (this.o.recovery === 'rollback') this.reported[rank]!.clear();
+      const from = this.o.recovery === 'rollback' ? resumeFrom : this.progress.newest(rank);
+      if (this.o.recovery === 'rollback') this.progress.forgetReports(rank);
       await this.launch({ rank, generation: gen, attempt: 0, ...(from !== undefined ? { resumeFrom: from } : {}) });
     }
   }
@@ -393,66 +275,46 @@ export class Supervisor {
    * launched anew.
    */
   private async rollbackInPlace(cause: Cause): Promise<void> {
-    await this.refreshReports();
-    const resumeFrom = this.committed;
+    await this.records.refreshReports(this.slots, this.generation);
+    const resumeFrom = this.progress.committed;
     const gen = ++this.generation;
     const live = this.slots.filter((s) => !s.over && s.nonce !== undefined);
     const launched = this.slots.filter((s) => !live.includes(s)).map((s) => s.rank);
     this.record({ at: new Date().toISOString(), generation: gen, ranks: [...Array(this.o.world).keys()], launched, cause: describe(cause), ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
     this.o.onGeneration?.(gen);
-    for (const set of this.reported) set.clear();
+    this.progress.forgetReports();
     for (const s of live) {
       s.generation = gen;
       s.attempt = 0;
-      // A full lease to read the directive and heartbeat as the new generation.
-      s.hbSeenAt = Date.now();
-      await this.o.store.put(ownerKey(this.o.jobId, s.rank), packRecord({ generation: gen, attempt: 0, grant: s.nonce!, inPlace: true, ...(resumeFrom !== undefined ? { resumeFrom } : {}) }));
     }
-    for (const rank of launched) {
-      const old = this.slots[rank]!;
-      if (!old.over) {
-        old.over = true;
-        old.handle?.kill(`relaunching rank ${rank} after ${cause.code}`);
-      }
-      await this.launch({ rank, generation: gen, attempt: 0, ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
-    }
+    // The lost ranks first: their start is the longest step of the recovery.
+    await Promise.all(
+      launched.map(async (rank) => {
+        const old = this.slots[rank]!;
+        if (!old.over) {
+          old.over = true;
+          old.handle?.kill(`relaunching rank ${rank} after ${cause.code}`);
+        }
+        await this.launch({ rank, generation: gen, attempt: 0, ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
+      }),
+    );
+    await Promise.all(live.map((s) => this.o.store.put(ownerKey(this.o.jobId, s.rank), packRecord({ generation: gen, attempt: 0, grant: s.nonce!, inPlace: true, ...(resumeFrom !== undefined ? { resumeFrom } : {}) }))));
+    // A full lease from the directive to read it and heartbeat as the new generation.
+    for (const s of live) s.hbSeenAt = Date.now();
   }
 
   /** Every rank checkpointed at its deadline: the next generation continues from those checkpoints. */
   private async nextGeneration(): Promise<void> {
     const gen = ++this.generation;
-    const ids = this.slots.map((s) => s.value!.checkpoint ?? this.newest(s.rank));
+    const ids = this.slots.map((s) => s.value!.checkpoint ?? this.progress.newest(s.rank));
     const all = [...Array(this.o.world).keys()];
     this.record({ at: new Date().toISOString(), generation: gen, ranks: all, launched: all, cause: 'the generation checkpointed before its time limit' });
     this.o.onGeneration?.(gen);
     for (let rank = 0; rank < this.o.world; rank++) {
       const from = ids[rank];
-      if (this.o.recovery === 'rollback') this.reported[rank]!.clear();
+      if (this.o.recovery === 'rollback') this.progress.forgetReports(rank);
       await this.launch({ rank, generation: gen, attempt: 0, ...(from !== undefined ? { resumeFrom: from } : {}) });
     }
-  }
-
-  /** Records a checkpoint a rank wrote; commits (and prunes) when that is progress. */
-  private report(rank: number, id: number): void {
-    const before = this.newest(rank);
-    this.reported[rank]!.add(id);
-    if (this.o.recovery === 'rank') {
-      if (before === undefined || id > before) this.failures[rank]!.length = 0;
-      return;
-    }
-    const common = [...this.reported[0]!].filter((c) => this.reported.every((set) => set.has(c)));
-    const newest = common.length > 0 ? Math.max(...common) : undefined;
-    if (newest !== undefined && (this.committed === undefined || newest > this.committed)) {
-      const old = this.committed;
-      this.committed = newest;
-      for (const f of this.failures) f.length = 0;
-      if (old !== undefined) void this.o.store.delete([...Array(this.o.world).keys()].map((r) => checkpointKey(this.o.jobId, old, r))).catch(() => undefined);
-    }
-  }
-
-  private newest(rank: number): number | undefined {
-    const ids = [...this.reported[rank]!];
-    return ids.length > 0 ? Math.max(...ids) : undefined;
   }
 
   private record(r: RelaunchRecord): void {

@@ -23,6 +23,9 @@ export interface Launch {
   handle: LocalWorkerHandle;
   /** A copy the supervisor never sees (a duplicate delivery). */
   twin: boolean;
+  /** Epoch ms of the launch call, and of the end the launcher saw (its exit). */
+  launchedAt: number;
+  endedAt?: number;
 }
 
 export interface ChaosLauncherOptions extends LocalLauncherOptions {
@@ -115,9 +118,13 @@ export class ChaosLauncher implements Launcher {
   private readonly deliveries: Array<Promise<unknown>> = [];
 
   private async start(event: WorkerEvent, twin: boolean): Promise<LocalWorkerHandle> {
+    const launchedAt = Date.now();
     const handle = await this.local.launch(structuredClone(event));
-    void handle.result.then(() => settled.add(handle));
-    const l: Launch = { event, handle, twin };
+    const l: Launch = { event, handle, twin, launchedAt };
+    void handle.result.then(() => {
+      settled.add(handle);
+      l.endedAt = Date.now();
+    });
     this.launches.push(l);
     if (twin) this.twinResults.push(handle.result);
     else void pidOf(handle).then((pid) => pid !== undefined && this.o.onSpawn?.(l));

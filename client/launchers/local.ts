@@ -8,7 +8,9 @@
  *   child's resident set and kills it above memoryMb (off-heap Buffers escape the heap cap);
  *   either way the status is 'error' with code 'OUT_OF_MEMORY';
  * - concurrency: at most `concurrency` children at once, further launches queue in order;
- * - cold start: spawn to handler entry, as the worker reports it.
+ * - cold start: spawn to handler entry, as the worker reports it;
+ * - warm start: with `standby`, spare processes wait with their modules loaded (local/standby.ts),
+ *   and a launch takes one when there is one, as Lambda reuses a warm container.
  *
  * No child outlives the launcher: close() kills them all, a process 'exit' hook kills whatever is
  * left if the parent exits without closing, and the worker itself exits when its parent dies.
@@ -21,6 +23,7 @@ import { LauncherError, type Launcher, type WorkerError, type WorkerEvent, type 
 import { StartQueue } from './start-queue.js';
 import { defaultLocalEntry } from './local-bundle.js';
 import { takePrewarmed } from './prewarm.js';
+import { Standby } from './local/standby.js';
 
 export interface LocalLauncherOptions {
   /** Time limit per worker in seconds. Default 900 (Lambda's maximum). */
@@ -39,6 +42,13 @@ export interface LocalLauncherOptions {
   rssPollMs?: number;
   /** Extra environment variables for the workers. */
   env?: Record<string, string>;
+  /**
+   * Warm spare processes to keep for launches (relaunches after a lost worker skip node's start-up
+   * and module loading). Default 0.
+   */
+  standby?: number;
+  /** Niceness of a spare while it waits (restored when taken). Default 10. */
+  standbyNice?: number;
 }
 
 /** Lines of the worker protocol start with this (see worker/main.ts). */
@@ -68,11 +78,6 @@ function installExitHook(): void {
   });
 }
 
-function defaultEntry(): string {
-  // The bundle with its code cache starts faster (local-bundle.ts); without it, the ES modules.
-  return defaultLocalEntry();
-}
-
 interface ResolvedOptions {
   timeoutMs: number;
   memoryMb: number;
@@ -90,6 +95,7 @@ export class LocalLauncher implements Launcher {
   private readonly workers = new Set<LocalWorker>();
   private closed = false;
   private seq = 0;
+  private readonly standby: Standby | undefined;
 
   constructor(options: LocalLauncherOptions = {}) {
     const timeoutS = options.timeoutS ?? 900;
@@ -98,19 +104,31 @@ export class LocalLauncher implements Launcher {
     if (!(timeoutS > 0) || !Number.isFinite(timeoutS)) throw new LauncherError('LAUNCHER_OPTIONS', `timeoutS: expected a positive number of seconds, got ${timeoutS}`);
     if (!Number.isInteger(memoryMb) || memoryMb < 16) throw new LauncherError('LAUNCHER_OPTIONS', `memoryMb: expected an integer >= 16, got ${memoryMb}`);
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new LauncherError('LAUNCHER_OPTIONS', `concurrency: expected an integer >= 1, got ${concurrency}`);
+    const standby = options.standby ?? 0;
+    const nice = options.standbyNice ?? 10;
+    if (!Number.isInteger(standby) || standby < 0) throw new LauncherError('LAUNCHER_OPTIONS', `standby: expected an integer >= 0, got ${standby}`);
+    if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new LauncherError('LAUNCHER_OPTIONS', `standbyNice: expected an integer from 0 to 19, got ${nice}`);
     this.opts = {
       timeoutMs: Math.round(timeoutS * 1000),
       memoryMb,
       concurrency,
       nodeArgs: options.nodeArgs ?? [],
       onLog: options.onLog,
-      entry: options.entry ?? defaultEntry(),
+      // The bundle with its code cache starts faster (local-bundle.ts); without it, the ES modules.
+      entry: options.entry ?? defaultLocalEntry(),
       rssPollMs: options.rssPollMs ?? 100,
       env: options.env ?? {},
     };
+    const o = this.opts;
+    this.standby = standby > 0 ? new Standby({ entry: o.entry, memoryMb: o.memoryMb, nodeArgs: o.nodeArgs, env: o.env }, standby, nice) : undefined;
     // A worker holds its slot until its process ends.
     this.queue = new StartQueue(concurrency, (worker) => worker.start());
     installExitHook();
+  }
+
+  /** Pids of the standby's waiting spares (tests check none outlives the launcher). */
+  get standbyPids(): number[] {
+    return this.standby?.pids() ?? [];
   }
 
   /** Workers running now (not counting queued ones). */
@@ -121,7 +139,7 @@ export class LocalLauncher implements Launcher {
   async launch(event: WorkerEvent): Promise<LocalWorkerHandle> {
     if (this.closed) throw new LauncherError('LAUNCHER_CLOSED', 'launch() after close()');
     const rank = typeof (event as { rank?: unknown }).rank === 'number' ? (event as { rank: number }).rank : -1;
-    const worker = new LocalWorker(`local-${process.pid}-${++this.seq}`, rank, event, this.opts, (w) => this.queue.remove(w));
+    const worker = new LocalWorker(`local-${process.pid}-${++this.seq}`, rank, event, this.opts, (w) => this.queue.remove(w), this.standby);
     this.workers.add(worker);
     void worker.result.then(() => this.workers.delete(worker));
     this.queue.push(worker);
@@ -130,6 +148,7 @@ export class LocalLauncher implements Launcher {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.standby?.close();
     const stopping = this.queue.stop();
     const all = [...this.workers];
     for (const w of all) w.kill('launcher closed');
@@ -142,6 +161,8 @@ export class LocalLauncher implements Launcher {
 export interface LocalWorkerHandle extends WorkerHandle {
   /** Set once the child is spawned. */
   readonly pid: number | undefined;
+  /** Whether its process was prewarmed (a standby spare or a prewarmed child) rather than spawned for it. */
+  readonly warm: boolean;
 }
 
 type Protocol = { cirrusWorker: 'start'; t: number; pid: number } | { cirrusWorker: 'result'; ok: boolean; value?: unknown; error?: { code?: string; message?: string }; maxRssKb?: number; cpuUs?: number };
@@ -150,6 +171,7 @@ class LocalWorker implements LocalWorkerHandle {
   readonly result: Promise<WorkerResult>;
   /** The child's pid once spawned. */
   pid: number | undefined;
+  warm = false;
   private settle!: (r: WorkerResult) => void;
   private state: 'queued' | 'running' | 'done' = 'queued';
   private child: ChildProcess | undefined;
@@ -157,6 +179,8 @@ class LocalWorker implements LocalWorkerHandle {
   private killReason: string | undefined;
   private timedOut = false;
   private overMemory = false;
+  /** Between its process's start and its handler's start line (see Standby). */
+  private starting = false;
   private peakRssKb = 0;
   private startedAt: number | undefined;
   private report: Extract<Protocol, { cirrusWorker: 'result' }> | undefined;
@@ -170,6 +194,7 @@ class LocalWorker implements LocalWorkerHandle {
     private readonly event: WorkerEvent,
     private readonly opts: ResolvedOptions,
     private readonly dequeue: (w: LocalWorker) => void,
+    private readonly standby: Standby | undefined,
   ) {
     this.result = new Promise((resolve) => (this.settle = resolve));
   }
@@ -196,9 +221,17 @@ class LocalWorker implements LocalWorkerHandle {
     return this.state === 'done';
   }
 
+  /** Tells the standby this launch's process has started (or ended): spares may be spawned now. */
+  private doneStarting(): void {
+    if (!this.starting) return;
+    this.starting = false;
+    this.standby?.started();
+  }
+
   private finish(r: WorkerResult): void {
     if (this.state === 'done') return;
     this.state = 'done';
+    this.doneStarting();
     clearTimeout(this.limitTimer);
     clearTimeout(this.rssTimer);
     this.settle(r);
@@ -218,7 +251,8 @@ class LocalWorker implements LocalWorkerHandle {
     let child: ChildProcess;
     // A prewarmed child (prewarm.ts) has started node and loaded its modules already; it gets its
     // deadline with the event. Its time limit counts from here, as a spawned child's does.
-    const warm = takePrewarmed({ entry: this.opts.entry, memoryMb: this.opts.memoryMb, nodeArgs: this.opts.nodeArgs, env: this.opts.env });
+    // So is a spare of the launcher's standby.
+    const warm = takePrewarmed({ entry: this.opts.entry, memoryMb: this.opts.memoryMb, nodeArgs: this.opts.nodeArgs, env: this.opts.env }) ?? this.standby?.take();
     try {
       child = warm ?? spawn(process.execPath, [...this.opts.nodeArgs, `--max-old-space-size=${this.opts.memoryMb}`, this.opts.entry], {
         stdio: ['pipe', 'pipe', 'pipe'],
@@ -233,7 +267,10 @@ class LocalWorker implements LocalWorkerHandle {
     }
     this.child = child;
     this.pid = child.pid;
+    this.warm = warm !== undefined;
     liveChildren.add(child);
+    this.standby?.starting();
+    this.starting = true;
 
     return new Promise<void>((done) => {
       let spawnError: Error | undefined;
@@ -319,6 +356,7 @@ class LocalWorker implements LocalWorkerHandle {
       }
       if (msg?.cirrusWorker === 'start') {
         this.startedAt = typeof msg.t === 'number' ? msg.t : Date.now();
+        this.doneStarting();
         return;
       }
       if (msg?.cirrusWorker === 'result') {
