@@ -11,11 +11,11 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FASHION_MNIST_DIR, fashionMnistMissing, writeFashionSubset } from '../client/datasets/fashion-subset.js';
-import { ChaosLauncher, Killer, type Launch } from '../client/launchers/chaos.js';
-import { openStore } from '../client/store.js';
-import { train, type TrainResult } from '../client/train.js';
-import type { TrainParamsInput } from '../client/train-params.js';
+import { FASHION_MNIST_DIR, fashionMnistMissing, writeFashionSubset } from '../client/index.js';
+import { ChaosLauncher, Killer, type Launch } from '../client/index.js';
+import { openStore } from '../client/index.js';
+import { train, type TrainResult } from '../client/index.js';
+import type { TrainParamsInput } from '../client/index.js';
 import { formatTable } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';

@@ -3,7 +3,7 @@
  * a file into the store, or iterates a dataset with a simulated compute step. Prints one JSON line.
  */
 import { openObjectStore, DatasetStore } from '../channels/index.js';
-import { preprocessLocal, type PreprocessFormat } from '../algorithms/preprocess/pipeline.js';
+import { preprocessLocal, type PreprocessFormat } from '../algorithms/index.js';
 import { ShardIterator } from '../worker/index.js';
 
 export type DataChildTask =

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { s3SpecFor, startS3Server } from '../client/index.js';
 import { formatTable, generateCriteoLike } from '../client/index.js';
-import type { PreprocessFormat } from '../algorithms/preprocess/pipeline.js';
+import type { PreprocessFormat } from '../algorithms/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import type { DataChildTask, IterateReport, LoadReport } from './data-child.js';
 import { machineInfo } from './machine.js';

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ModelSpec } from '../algorithms/model.js';
+import type { ModelSpec } from '../algorithms/index.js';
 import { generateHiggsLike, openStore, preprocess, train } from '../client/index.js';
 import { FASHION_MNIST_DIR } from './data.js';
 import type { PlainReport, PlainSpec } from './train-plain.js';

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { LloydAccumulator, centroidNorms, initialCentroids, moveCentroids, KMeans } from '../algorithms/index.js';
-import type { DenseBatch } from '../algorithms/model.js';
+import type { DenseBatch } from '../algorithms/index.js';
 import { generateHiggsLike, openStore, preprocess, train } from '../client/index.js';
 import { withScratchHome, writeResult } from './scratch.js';
 

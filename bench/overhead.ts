@@ -17,7 +17,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Evaluator } from '../algorithms/metrics.js';
+import { Evaluator } from '../algorithms/index.js';
 import { formatTable, generateHiggsLike, type Launcher, launcherLimits, LocalLauncher, openStore, preprocess, train, type TrainParamsInput, type WorkerEvent, type WorkerResult } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';

@@ -5,14 +5,14 @@
  * counts, as it does for a worker): it reads a PlainSpec as JSON on stdin and prints one JSON
  * PlainReport line on stdout.
  */
-import { Evaluator } from '../algorithms/metrics.js';
-import type { Batch, ModelSpec } from '../algorithms/model.js';
+import { Evaluator } from '../algorithms/index.js';
+import type { Batch, ModelSpec } from '../algorithms/index.js';
 import { createModel, enableTfjsKernels } from '../algorithms/index.js';
-import { createOptimizer } from '../algorithms/optimizers.js';
-import type { ShardRef } from '../channels/datasets/manifest.js';
-import type { Shard } from '../channels/datasets/shard.js';
-import { DatasetStore } from '../channels/datasets/store.js';
-import type { S3Spec } from '../channels/spec.js';
+import { createOptimizer } from '../algorithms/index.js';
+import type { ShardRef } from '../channels/index.js';
+import type { Shard } from '../channels/index.js';
+import { DatasetStore } from '../channels/index.js';
+import type { S3Spec } from '../channels/index.js';
 import { ShardIterator } from '../worker/index.js';
 
 export interface PlainSpec {

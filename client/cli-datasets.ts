@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { DatasetManifest } from '../channels/index.js';
-import { PREPROCESS_FORMATS, type HashOptions, type PreprocessFormat } from '../algorithms/preprocess/pipeline.js';
+import { PREPROCESS_FORMATS, type HashOptions, type PreprocessFormat } from '../algorithms/index.js';
 
 // What the commands run loads when they run: `cirrus train` and others do not pay for it at start-up.
 const loadStore = () => import('./store.js');

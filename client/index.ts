@@ -93,3 +93,4 @@ export { GenerateError } from './datasets/generate.js';
 export { ModelQueryError } from './model-queries.js';
 export { TfjsExportError, type TfjsExportErrorCode } from './tfjs-export.js';
 export { S3RVER_CREDENTIALS, s3SpecFor, startS3Server, findMemcachedBinary, startMemcached, type S3Server, type S3ServerOptions, type MemcachedServer, type MemcachedServerOptions } from './servers/index.js';
+export { type Launch } from './launchers/chaos.js';

@@ -4,7 +4,7 @@
  * prefix: cirrus.save(model, 'file:///dir' | 'dir' | 's3://bucket/prefix?endpoint=...').
  */
 import { createModel } from '../algorithms/index.js';
-import type { Batch, Model, ModelSpec } from '../algorithms/model.js';
+import type { Batch, Model, ModelSpec } from '../algorithms/index.js';
 import { openObjectStore, decodeFloat32, encodeTensor } from '../channels/index.js';
 import { CirrusError } from '../paramserver/index.js';
 import { centroids, predictRatings, recommend } from './model-queries.js';

@@ -19,7 +19,7 @@
  *
  * This module does not import tfjs: it only builds JSON and bytes, so the CLI can use it cheaply.
  */
-import type { ModelSpec } from '../algorithms/model.js';
+import type { ModelSpec } from '../algorithms/index.js';
 import { openObjectStore } from '../channels/index.js';
 import { CirrusError } from '../paramserver/index.js';
 import type { TrainedModel } from './model-io.js';

@@ -3,7 +3,7 @@
  * the epoch reader over a ShardIterator, the deadline watch and progress publishing.
  */
 import { type Channel, type DatasetManifest, type ShardRef, type Shard, type DatasetStore, type ObjectStore, epochModelKey, finalModelKey, modelLatestKey, progressKey, packMessage } from '../channels/index.js';
-import type { Model, ModelBatch, Optimizer } from '../algorithms/model.js';
+import type { Model, ModelBatch, Optimizer } from '../algorithms/index.js';
 import { CirrusError } from '../paramserver/index.js';
 import type { TrainTask, WorkerEvent } from './event.js';
 import { ShardIterator, type Batch as IteratorBatch } from './shard-iterator.js';

@@ -9,7 +9,7 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
-import { CRITEO_CAT_COLUMNS, CRITEO_INT_COLUMNS } from '../../algorithms/preprocess/criteo.js';
+import { CRITEO_CAT_COLUMNS, CRITEO_INT_COLUMNS } from '../../algorithms/index.js';
 import { subRng, type Rng } from './random.js';
 export { Rng, subRng } from './random.js';
 import { CirrusError } from '../../paramserver/index.js';

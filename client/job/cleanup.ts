@@ -5,7 +5,7 @@
  * does not stop the others. What a killed client left is swept by the next run (job/clean.ts).
  */
 import { jobPrefix, type Channel, type ObjectStore } from '../../channels/index.js';
-import { aspKey, epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../../channels/job-keys.js';
+import { aspKey, epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../../channels/index.js';
 import { sentinelKey } from './run-workers.js';
 
 export class Cleanup {

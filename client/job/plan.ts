@@ -5,7 +5,7 @@
  * against the dataset (a misfit names params.model and what would fit).
  */
 import { createModel } from '../../algorithms/index.js';
-import type { Model, ModelSpec } from '../../algorithms/model.js';
+import type { Model, ModelSpec } from '../../algorithms/index.js';
 import type { DatasetManifest } from '../../channels/index.js';
 import { misfitHint } from '../preprocess/task-hint.js';
 import type { StoreHandle } from '../store.js';

@@ -3,8 +3,8 @@
  * checkpoint (rollback: the newest id every rank reported; older ones are deleted from the store),
  * and each rank's failures since it last made progress (a newer checkpoint), against maxAttempts.
  */
-import { checkpointKey } from '../../channels/job-keys.js';
-import type { ObjectStore } from '../../channels/datasets/types.js';
+import { checkpointKey } from '../../channels/index.js';
+import type { ObjectStore } from '../../channels/index.js';
 import { describe, type Cause } from './causes.js';
 
 export interface ProgressOptions {

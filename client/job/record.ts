@@ -5,7 +5,7 @@
  * A failing write never fails the training: the record is a by-product.
  */
 import { hostname } from 'node:os';
-import type { ObjectStore } from '../../channels/datasets/types.js';
+import type { ObjectStore } from '../../channels/index.js';
 import { TrainError } from '../train-params.js';
 import type { RelaunchRecord } from './supervise.js';
 import type { EpochLogs, TrainCost, TrainMetrics } from './types.js';

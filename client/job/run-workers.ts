@@ -3,7 +3,7 @@
  * checkpoint, ASP and async-sgd relaunch only the lost rank; a sentinel key on the channel tells
  * a channel server that lost the job's state (restarted, flushed) or stopped answering.
  */
-import type { ModelSpec } from '../../algorithms/model.js';
+import type { ModelSpec } from '../../algorithms/index.js';
 import { type Channel, jobKey } from '../../channels/index.js';
 import type { Launcher } from '../launchers/types.js';
 import type { TrainParams } from '../train-params.js';

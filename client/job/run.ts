@@ -5,7 +5,7 @@
  * the lost rank. Between its polls it lets the model watch evaluate what was published and checks
  * the stop conditions (an abort, the time limit). run-workers.ts builds the supervisor.
  */
-import type { ModelSpec } from '../../algorithms/model.js';
+import type { ModelSpec } from '../../algorithms/index.js';
 import { LambdaLauncher } from '../launchers/lambda/index.js';
 import { LocalLauncher } from '../launchers/local.js';
 import type { Launcher, WorkerResult } from '../launchers/types.js';

@@ -2,7 +2,7 @@
  * What the supervisor (supervise.ts) is given and gives back: the launch of one rank, the records
  * of its relaunches, its options and its result.
  */
-import type { ObjectStore } from '../../channels/datasets/types.js';
+import type { ObjectStore } from '../../channels/index.js';
 import type { Launcher, WorkerEvent, WorkerHandle, WorkerResult } from '../launchers/types.js';
 
 export interface RankLaunch {

@@ -3,7 +3,7 @@
  * (history rows, metrics, the result) and what workers publish. A module of their own so the job's
  * steps, its record and train() can share them without importing each other.
  */
-import type { ChannelStats } from '../../channels/channel.js';
+import type { ChannelStats } from '../../channels/index.js';
 import type { TrainCost } from '../cost.js';
 import type { Launcher } from '../launchers/types.js';
 import type { TrainedModel } from '../model-io.js';

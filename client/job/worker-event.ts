@@ -1,5 +1,5 @@
 /** The worker event of one launch of one rank of a training job (small JSON: keys, not data). */
-import type { ModelSpec } from '../../algorithms/model.js';
+import type { ModelSpec } from '../../algorithms/index.js';
 import type { ChannelSpec } from '../../channels/index.js';
 import type { WorkerEvent } from '../launchers/types.js';
 import type { StoreHandle } from '../store.js';

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { columnStats, datasetTask, type DatasetManifest } from '../../channels/index.js';
-import type { FinalStats } from '../../algorithms/stats.js';
+import type { FinalStats } from '../../algorithms/index.js';
 
 export const INPUT_PIPELINE_VERSION = 1;
 

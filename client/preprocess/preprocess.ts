@@ -10,8 +10,8 @@ import { openStore, type StoreHandle } from '../store.js';
 import { preprocessLocal, type HashOptions, type PreprocessFormat } from '../../algorithms/index.js';
 import { distributedTransform, PreprocessError, type ScalingOp } from './transform.js';
 import { DISTRIBUTED_FORMATS, preprocessDistributed, type DistributedFormat } from './distributed.js';
-import type { PreprocessLocalOptions } from '../../algorithms/preprocess/pipeline.js';
-import { DEFAULT_SPLIT } from '../../algorithms/preprocess/sharder.js';
+import type { PreprocessLocalOptions } from '../../algorithms/index.js';
+import { DEFAULT_SPLIT } from '../../algorithms/index.js';
 import { planLabels, scanLabels } from './labels.js';
 import { chooseRowsPerShard, stratifiedSplit } from './stratify.js';
 

@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { DATASET_NAME, manifestKey, manifestSchema, shardKey, shardRef, type DatasetManifest, type ShardRef, type ObjectStore, type S3Spec } from '../../channels/index.js';
-import { emptyStats, finalizeStats, mergeAll, statsFromJSON, type FinalStats, type PartialStats } from '../../algorithms/stats.js';
+import { emptyStats, finalizeStats, mergeAll, statsFromJSON, type FinalStats, type PartialStats } from '../../algorithms/index.js';
 import { CirrusError } from '../../paramserver/index.js';
 import type { Launcher, WorkerError, WorkerEvent, WorkerHandle, WorkerResult, WorkerStatus } from '../launchers/types.js';
 
