@@ -8,10 +8,10 @@ import { Evaluator, type EvalReport } from './metrics.js';
 import type { Batch, Model } from './model.js';
 
 /** Rows per slice: bounds the activations a deep model holds at once. */
-export const EVAL_SLICE_ROWS = 8192;
+const EVAL_SLICE_ROWS = 8192;
 
 /** Whether a model's results carry one binary score per row (for AUC). */
-export function scoresBinary(model: Pick<Model, 'spec'>): boolean {
+function scoresBinary(model: Pick<Model, 'spec'>): boolean {
   const t = model.spec.type;
   return model.spec.classes <= 2 && t !== 'softmax' && t !== 'mlp' && t !== 'kmeans' && t !== 'mf';
 }

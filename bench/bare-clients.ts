@@ -8,7 +8,7 @@ import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, S3Client } fr
 import { openBulkConnection, SMALL_ITEM_BYTES, createLinearClient, type ChannelSpec } from '../channels/index.js';
 import { ParamClient } from '../paramserver/index.js';
 
-export interface BareClient {
+interface BareClient {
   put(key: string, value: Uint8Array): Promise<void>;
   /** Reads the value and returns its length. */
   get(key: string): Promise<number>;

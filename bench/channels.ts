@@ -16,8 +16,7 @@ import { startParamServer } from '../paramserver/index.js';
 import { percentile, roundTimes, runCollective } from './collective-runner.js';
 import { machineInfo } from './machine.js';
 
-export type BenchChannel = 'memcached' | 's3' | 'ps';
-export type { BenchPattern } from './collective-worker.js';
+type BenchChannel = 'memcached' | 's3' | 'ps';
 import type { BenchPattern } from './collective-worker.js';
 
 export interface ChannelBenchOptions {

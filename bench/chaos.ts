@@ -20,7 +20,7 @@ import { formatTable } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
 
-export interface ChaosBenchRow {
+interface ChaosBenchRow {
   run: string;
   faults: 'none' | 'killer';
   /** How a lost rank's process starts: spawned anew (cold) or taken from the launcher's standby. */
@@ -46,7 +46,7 @@ export interface ChaosBenchRow {
  * rank finished the new generation's first round (firstRound). Absent: that step did not happen
  * (the run ended, or another kill came first).
  */
-export interface KillTimeline {
+interface KillTimeline {
   rank: number;
   generation: number;
   exit?: number;
@@ -72,7 +72,7 @@ interface Mark {
 
 const MARK = /^cirrus timeline (entered|granted|adopted|ready|first-round) rank (\d+) generation (\d+) attempt (\d+) at (\d+)$/;
 
-export interface ChaosBenchOptions {
+interface ChaosBenchOptions {
   quick?: boolean;
   seed?: number;
   periodMs?: number;
@@ -185,7 +185,7 @@ const median = (xs: number[]): number => {
 };
 
 /** Medians of each recovery step over a run's kills (ms after the kill). */
-export function timelineTable(rows: ChaosBenchRow[]): string {
+function timelineTable(rows: ChaosBenchRow[]): string {
   const steps = ['exit', 'decided', 'relaunched', 'entered', 'granted', 'ready', 'adopted', 'firstRound'] as const;
   const body = rows
     .filter((r) => r.timeline && r.timeline.length > 0)

@@ -28,7 +28,7 @@ interface Workload {
   inQuick: boolean;
 }
 
-export interface ChannelRow {
+interface ChannelRow {
   workload: string;
   channel: Channel;
   workers: number;
@@ -43,7 +43,7 @@ export interface ChannelRow {
   slowdown: number;
 }
 
-export interface AlgorithmRow {
+interface AlgorithmRow {
   workload: string;
   algorithm: string;
   target: number;
@@ -56,7 +56,7 @@ export interface AlgorithmRow {
 }
 
 /** LambdaML's published ratios (Table: communication channels; cost, slowdown vs S3). */
-export const LAMBDAML_PUBLISHED: ReadonlyArray<{ workload: string; memcached: [number, number]; ps: [number, number] }> = [
+const LAMBDAML_PUBLISHED: ReadonlyArray<{ workload: string; memcached: [number, number]; ps: [number, number] }> = [
   { workload: 'LR,Higgs,W=10', memcached: [5, 4.17], ps: [4.7, 3.85] },
   { workload: 'LR,Higgs,W=50', memcached: [4.5, 3.7], ps: [4.47, 3.7] },
   { workload: 'KMeans,Higgs,W=50,k=10', memcached: [1.58, 1.32], ps: [1.48, 1.23] },
@@ -65,7 +65,7 @@ export const LAMBDAML_PUBLISHED: ReadonlyArray<{ workload: string; memcached: [n
   { workload: 'MobileNet,Cifar10,W=50', memcached: [0.89, 0.75], ps: [4.85, 4.03] },
 ];
 
-export interface CompareOptions {
+interface CompareOptions {
   quick?: boolean;
   workers?: number;
   log?: (line: string) => void;

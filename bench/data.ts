@@ -22,7 +22,7 @@ const run = promisify(execFile);
 const CHILD = fileURLToPath(new URL('./data-child.js', import.meta.url));
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
-export interface DataBenchRow {
+interface DataBenchRow {
   dataset: string;
   inputMB: number;
   rows: number;

@@ -14,7 +14,7 @@ import { generateHiggsLike, openStore, preprocess, train } from '../client/index
 import { FASHION_MNIST_DIR } from './data.js';
 import type { PlainReport, PlainSpec } from './train-plain.js';
 
-export interface EfficiencyWorkload {
+interface EfficiencyWorkload {
   name: string;
   dataset: string;
   model: 'mlp' | 'dense-lr';
@@ -75,7 +75,7 @@ export async function efficiencyWorkloads(work: string, which: ReadonlyArray<'ml
 }
 
 /** The plain process's CPU-seconds to the target (or over all its epochs). */
-export async function plainCpu(w: EfficiencyWorkload): Promise<EfficiencyRow> {
+async function plainCpu(w: EfficiencyWorkload): Promise<EfficiencyRow> {
   const handle = await openStore();
   try {
     const spec: PlainSpec = { store: handle.workerTarget, dataset: w.dataset, model: w.spec, batchSize: w.batchSize, lr: w.lr, seed: 0, epochs: w.epochs, target: w.target };
@@ -96,7 +96,7 @@ export async function plainCpu(w: EfficiencyWorkload): Promise<EfficiencyRow> {
 }
 
 /** cirrus.train with MA-SGD (the same global batch split over W workers), stopping at the target. */
-export async function runCpu(w: EfficiencyWorkload, workers: number, plainCpuSeconds: number, batch: EfficiencyBatch = 'split', averageEvery = 0): Promise<EfficiencyRow> {
+async function runCpu(w: EfficiencyWorkload, workers: number, plainCpuSeconds: number, batch: EfficiencyBatch = 'split', averageEvery = 0): Promise<EfficiencyRow> {
   const r = await train({
     dataset: w.dataset,
     model: w.model,

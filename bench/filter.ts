@@ -12,7 +12,7 @@ import { withScratchHome, writeResult } from './scratch.js';
 /** A threshold no real update stays under: the filtered GA-SGD path sending every touched coordinate. */
 const SEND_ALL = 1e-12;
 
-export interface FilterRow {
+interface FilterRow {
   algorithm: string;
   filterThreshold: number;
   testLogLoss: number;
@@ -23,7 +23,7 @@ export interface FilterRow {
   secondsToLoss: number | null;
 }
 
-export interface FilterBenchOptions {
+interface FilterBenchOptions {
   rows?: number;
   epochs?: number;
   workers?: number;

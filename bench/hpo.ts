@@ -16,7 +16,7 @@ import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { FASHION_MNIST_DIR } from './data.js';
 import { machineInfo } from './machine.js';
 
-export interface HpoBenchRow {
+interface HpoBenchRow {
   search: 'full grid' | 'successive halving';
   trials: number;
   completed: number;
@@ -28,7 +28,7 @@ export interface HpoBenchRow {
   wallSeconds: number;
 }
 
-export interface HpoBenchResult {
+interface HpoBenchResult {
   quick: boolean;
   grid: Record<string, unknown[]>;
   base: Record<string, unknown>;

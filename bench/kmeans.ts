@@ -10,7 +10,7 @@ import type { DenseBatch } from '../algorithms/index.js';
 import { generateHiggsLike, openStore, preprocess, train } from '../client/index.js';
 import { withScratchHome, writeResult } from './scratch.js';
 
-export interface KMeansBenchOptions {
+interface KMeansBenchOptions {
   rows?: number;
   k?: number;
   iterations?: number;

@@ -23,7 +23,7 @@ import { buildWorkerPackage, createWorkerNetwork, formatTable, generateHiggsLike
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
 
-export interface LambdaBenchRow {
+interface LambdaBenchRow {
   model: string;
   launcher: 'packaged' | 'local';
   runs: number;
@@ -34,7 +34,7 @@ export interface LambdaBenchRow {
   firstStepMs: number;
 }
 
-export interface LambdaBenchResult {
+interface LambdaBenchResult {
   rows: LambdaBenchRow[];
   packageBytes: { zipped: number; unzipped: number; files: number; sha256: string };
   network: string;

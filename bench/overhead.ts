@@ -22,14 +22,14 @@ import { formatTable, generateHiggsLike, type Launcher, launcherLimits, LocalLau
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
 
-export interface OverheadOptions {
+interface OverheadOptions {
   rows?: number;
   runs?: number;
   resultsDir?: string;
   log?: (line: string) => void;
 }
 
-export interface OverheadResult {
+interface OverheadResult {
   table: string;
   breakdown: string;
   cliMs: number;

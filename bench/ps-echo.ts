@@ -10,7 +10,7 @@ import net from 'node:net';
 export const ECHO_PUSH = 1;
 export const ECHO_PULL = 2;
 
-export interface EchoServer {
+interface EchoServer {
   address: string;
   stop(): Promise<void>;
 }

@@ -13,7 +13,7 @@ import { DatasetStore } from '../channels/index.js';
 import { generateCriteoLike, preprocess } from '../client/index.js';
 import { pathToFileURL } from 'node:url';
 
-export interface TrafficBatch {
+interface TrafficBatch {
   indices: Uint32Array;
   values: Float32Array;
 }

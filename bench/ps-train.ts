@@ -20,7 +20,7 @@ export interface PsTrainRow {
   updatesPerSec: number;
 }
 
-export interface PsTrainOptions {
+interface PsTrainOptions {
   rows: number;
   epochs: number;
   log: (line: string) => void;

@@ -24,7 +24,7 @@ const ECHO_MAIN = fileURLToPath(new URL('./ps-echo-main.js', import.meta.url));
 const MODEL = 'bench/ps/model';
 const START_TIMEOUT_MS = 30_000;
 
-export interface PsBenchRow {
+interface PsBenchRow {
   clients: number;
   pairsPerSec: number;
   p50Ms: number;
@@ -33,7 +33,7 @@ export interface PsBenchRow {
   ratio: number;
 }
 
-export interface PsBenchOptions {
+interface PsBenchOptions {
   clients?: number[];
   /** Criteo-like rows for the training comparison (0 skips it). */
   trainRows?: number;
@@ -44,7 +44,7 @@ export interface PsBenchOptions {
   log?: (line: string) => void;
 }
 
-export interface PsBenchResult {
+interface PsBenchResult {
   rows: PsBenchRow[];
   training: PsTrainRow[];
   table: string;

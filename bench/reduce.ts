@@ -13,7 +13,7 @@ import { machineInfo } from './machine.js';
 import { formatTable } from '../client/index.js';
 import { makeVector } from './vectors.js';
 
-export interface ReduceBenchRow {
+interface ReduceBenchRow {
   floats: number;
   world: number;
   jsUs: number;

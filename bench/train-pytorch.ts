@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export interface PytorchSpec {
+interface PytorchSpec {
   dataDir: string;
   /** Little-endian float32 initial weights in the MLP's layout (W0 128x784, b0, W1 10x128, b1), which is torch's Linear layout. */
   weightsFile: string;
@@ -21,7 +21,7 @@ export interface PytorchSpec {
   seed: number;
 }
 
-export interface PytorchReport {
+interface PytorchReport {
   torch: string;
   /** Paths of the BLAS libraries the process mapped. */
   blas: string;

@@ -28,7 +28,7 @@ import type { PlainReport, PlainSpec } from './train-plain.js';
 import { findTorchPython, runPytorch } from './train-pytorch.js';
 import { sparseThroughput, type SparseThroughput } from './train-sparse.js';
 
-export interface TimeToTargetRow {
+interface TimeToTargetRow {
   runner: string;
   algorithm: string;
   workers: number;
@@ -42,7 +42,7 @@ export interface TimeToTargetRow {
   vsPlain: number | null;
 }
 
-export interface PytorchResult {
+interface PytorchResult {
   status: string;
   /** From the script's spawn (python and torch start-up included), median over the repeats. */
   seconds?: number | null;
@@ -56,7 +56,7 @@ export interface PytorchResult {
   perEpochRatio?: number | null;
 }
 
-export interface TrainBenchResult {
+interface TrainBenchResult {
   dataset: string;
   model: string;
   target: number;
@@ -69,7 +69,7 @@ export interface TrainBenchResult {
   file: string;
 }
 
-export interface TrainBenchOptions {
+interface TrainBenchOptions {
   log?: (l: string) => void;
   /** 'mlp' (default) or 'softmax'. */
   model?: 'mlp' | 'softmax';

@@ -1,7 +1,7 @@
 /** Deterministic test vectors: the same (seed, rank, round, length) gives the same floats in any process. */
 
 /** xorshift32 over a seed mixed from several integers. */
-export function rng(...parts: number[]): () => number {
+function rng(...parts: number[]): () => number {
   let s = 0x9e3779b9;
   for (const p of parts) {
     s ^= (p + 0x7f4a7c15) | 0;

@@ -38,8 +38,8 @@ const DTYPES: Record<DType, DTypeInfo> = {
 };
 const BY_CODE = new Map<number, DType>(Object.entries(DTYPES).map(([name, info]) => [info.code, name as DType]));
 
-export const FRAME_MAGIC = Uint8Array.of(0x43, 0x54, 0x4e, 0x53); // "CTNS"
-export const FRAME_VERSION = 1;
+const FRAME_MAGIC = Uint8Array.of(0x43, 0x54, 0x4e, 0x53); // "CTNS"
+const FRAME_VERSION = 1;
 const FIXED_HEADER = 16;
 const MAX_NDIM = 16;
 

@@ -24,10 +24,10 @@ import { OrderedReducer, SIMD_MIN_FLOATS, type ReduceOp } from './reduce.js';
 import { SimdArena, arenaFits, simdAvailable } from './simd-reduce.js';
 
 export type CollectivePattern = 'allreduce' | 'scatterreduce';
-export type AllReduceAlgorithm = 'auto' | 'leader' | 'gather';
+type AllReduceAlgorithm = 'auto' | 'leader' | 'gather';
 
 /** 'auto' gathers when each rank would read at most this many bytes of contributions. */
-export const GATHER_MAX_BYTES = 64 * 1024;
+const GATHER_MAX_BYTES = 64 * 1024;
 
 export interface CommunicatorOptions {
   jobId: string;

@@ -10,7 +10,7 @@ const hostPort = z
   .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, { message: "expected 'host:port', e.g. '127.0.0.1:11211'" })
   .refine((s) => Number(s.split(':')[1]) > 0 && Number(s.split(':')[1]) < 65536, { message: 'port must be 1-65535' });
 
-export const memorySpec = z.object({ kind: z.literal('memory') }).strict();
+const memorySpec = z.object({ kind: z.literal('memory') }).strict();
 
 export const memcachedSpec = z
   .object({

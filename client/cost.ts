@@ -75,7 +75,7 @@ export interface RequestCounts {
   delete: number;
 }
 
-export function requestCounts(stats: ChannelStats): RequestCounts {
+function requestCounts(stats: ChannelStats): RequestCounts {
   return { put: stats.put.requests, get: stats.get.requests, list: stats.list.requests, delete: stats.delete.requests };
 }
 

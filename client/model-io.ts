@@ -13,8 +13,8 @@ import { predictRaw, type Prediction } from './predict/predict-rows.js';
 import type { RawRow } from './predict/prepare.js';
 import { jsonErrorAt } from './json-position.js';
 
-export const MODEL_FORMAT = 'cirrus-model';
-export const MODEL_FORMAT_VERSION = 1;
+const MODEL_FORMAT = 'cirrus-model';
+const MODEL_FORMAT_VERSION = 1;
 
 export type ModelIoErrorCode = 'MODEL_NOT_FOUND' | 'MODEL_FORMAT';
 

@@ -32,7 +32,7 @@ export type TfjsExportErrorCode = 'TFJS_EXPORT_TOO_LARGE' | 'TFJS_EXPORT_UNSUPPO
 
 export class TfjsExportError extends CirrusError<TfjsExportErrorCode> {}
 
-export type TfjsActivation = 'linear' | 'sigmoid' | 'softmax' | 'relu';
+type TfjsActivation = 'linear' | 'sigmoid' | 'softmax' | 'relu';
 
 export interface TfjsWeightSpec {
   name: string;
@@ -40,7 +40,7 @@ export interface TfjsWeightSpec {
   dtype: 'float32';
 }
 
-export interface TfjsDenseLayer {
+interface TfjsDenseLayer {
   class_name: 'Dense';
   config: Record<string, unknown> & { name: string; units: number; activation: TfjsActivation };
 }
@@ -60,13 +60,13 @@ export interface TfjsModelJson {
   weightsManifest: { paths: string[]; weights: TfjsWeightSpec[] }[];
 }
 
-export interface TfjsExport {
+interface TfjsExport {
   modelJson: TfjsModelJson;
   /** Little-endian float32 tensors in weightsManifest order. */
   weightData: ArrayBuffer;
 }
 
-export const TFJS_WEIGHTS_FILE = 'weights.bin';
+const TFJS_WEIGHTS_FILE = 'weights.bin';
 
 /** One Dense layer: kernel [inDim, units] row-major, bias [units]. */
 interface DenseParams {

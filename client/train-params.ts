@@ -7,7 +7,7 @@ import { SPARSE_GRADIENT_MODELS } from '../algorithms/index.js';
 import { parseAddress } from '../paramserver/index.js';
 import { CirrusError } from '../paramserver/index.js';
 
-export const MODEL_TYPES = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp', 'kmeans', 'mf'] as const;
+const MODEL_TYPES = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp', 'kmeans', 'mf'] as const;
 
 const launcherSchema = z.discriminatedUnion('type', [
   z

@@ -11,7 +11,7 @@ import type { HalvingConfig } from './halving.js';
 import { applyTrialOverrides, distributionSchema, expandGrid, sampleSpace, trialId, type Distribution, type TrialOverrides } from './space.js';
 
 /** Trials running at once when the options do not say. */
-export const DEFAULT_MAX_CONCURRENT_TRIALS = 2;
+const DEFAULT_MAX_CONCURRENT_TRIALS = 2;
 
 /** The validated, JSON-serialisable description of a search, stored in its state for resume. */
 export interface SearchConfig {

@@ -8,7 +8,7 @@ import { channelKindOf, loadPrices, trainCost, type Prices, type TrainParams } f
 import type { SearchEvent } from './search.js';
 import type { TrialState } from './state.js';
 
-export interface LiveView {
+interface LiveView {
   update(event: SearchEvent): void;
   stop(): void;
 }

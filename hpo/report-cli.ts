@@ -6,7 +6,7 @@ import { cirrusHome, openStore } from '../client/index.js';
 import { renderReport } from './report.js';
 import { loadReportData, type ReportData } from './report-data.js';
 
-export interface WriteReportOptions {
+interface WriteReportOptions {
   /** Object store URL; default: the embedded S3 server under `home`. */
   store?: string;
   /** Output file; default `cirrus-report-<id>.html` in `cwd`. */
@@ -16,7 +16,7 @@ export interface WriteReportOptions {
   home?: string;
 }
 
-export interface WrittenReport {
+interface WrittenReport {
   path: string;
   data: ReportData;
 }

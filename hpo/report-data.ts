@@ -17,7 +17,7 @@ export type ReportErrorCode =
 
 export class ReportError extends CirrusError<ReportErrorCode> {}
 
-export type ObjectiveMetric = 'testAccuracy' | 'testLoss';
+type ObjectiveMetric = 'testAccuracy' | 'testLoss';
 
 export interface ReportObjective {
   metric: ObjectiveMetric;
@@ -124,8 +124,8 @@ const jobRecord = z.object({
   error: errorField.optional(),
 });
 
-export const searchStateKey = (id: string): string => `searches/${id}/state.json`;
-export const jobRecordKey = (id: string): string => `jobs/${id}/record.json`;
+const searchStateKey = (id: string): string => `searches/${id}/state.json`;
+const jobRecordKey = (id: string): string => `jobs/${id}/record.json`;
 
 /** Loads a search (preferred) or a job by id from `objects`. */
 export async function loadReportData(objects: ObjectStore, id: string, storeName: string = objects.url): Promise<ReportData> {
@@ -162,7 +162,7 @@ function fieldPath(path: readonly PropertyKey[]): string {
 }
 
 /** 'lr=0.1, batchSize=32'; strings bare, everything else as JSON. */
-export function paramsLabel(p: Record<string, unknown>): string {
+function paramsLabel(p: Record<string, unknown>): string {
   return Object.entries(p)
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v))}`)
     .join(', ');

@@ -8,7 +8,7 @@ export function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-export interface Domain {
+interface Domain {
   min: number;
   max: number;
 }
@@ -25,7 +25,7 @@ export function extent(values: Iterable<number | null | undefined>): Domain | un
   return min <= max ? { min, max } : undefined;
 }
 
-export interface Ticks {
+interface Ticks {
   /** The axis domain, widened to whole steps so the first and last tick sit on the frame. */
   domain: Domain;
   values: number[];
@@ -58,7 +58,7 @@ function round(v: number, step: number): number {
   return Number(v.toFixed(Math.min(digits, 15)));
 }
 
-export interface Frame {
+interface Frame {
   width: number;
   height: number;
   left: number;

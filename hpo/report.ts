@@ -7,12 +7,10 @@
 import { FRAME, Plot, esc, extent, fmt, niceTicks, padded } from './report-svg.js';
 import type { ReportData, ReportPoint, ReportRun } from './report-data.js';
 
-export type { ReportData, ReportRun, ReportPoint } from './report-data.js';
-
 // Ten hues far apart, then golden-angle hues, so neighbours in the legend never look alike.
 const PALETTE = ['#1f77b4', '#e6550d', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#636363', '#bcbd22', '#17becf'];
 
-export function colorOf(index: number): string {
+function colorOf(index: number): string {
   return index < PALETTE.length ? PALETTE[index]! : `hsl(${Math.round((index * 137.508) % 360)} 65% 42%)`;
 }
 
@@ -28,7 +26,7 @@ interface Styled {
 type Series = 'testLoss' | 'testAccuracy';
 
 /** The run's points that have a finite value of `series`, in time order. */
-export function curvePoints(run: ReportRun, series: Series): { t: number; v: number }[] {
+function curvePoints(run: ReportRun, series: Series): { t: number; v: number }[] {
   return run.history
     .filter((p) => Number.isFinite(p.wallSeconds) && isNum(p[series]))
     .map((p) => ({ t: p.wallSeconds, v: p[series] as number }))
@@ -40,7 +38,7 @@ function isNum(v: number | null | undefined): v is number {
 }
 
 /** The value the search ranks by: the final metric, else the best seen in the history. */
-export function objectiveValue(run: ReportRun, data: ReportData): number | undefined {
+function objectiveValue(run: ReportRun, data: ReportData): number | undefined {
   const { metric, mode } = data.objective;
   const final = run.metrics?.[metric];
   if (isNum(final)) return final;
@@ -50,7 +48,7 @@ export function objectiveValue(run: ReportRun, data: ReportData): number | undef
 }
 
 /** Runs best first; runs with nothing to rank by last, in their original order. */
-export function rankRuns(data: ReportData): ReportRun[] {
+function rankRuns(data: ReportData): ReportRun[] {
   const sign = data.objective.mode === 'max' ? -1 : 1;
   return data.runs
     .map((run, i) => ({ run, i, v: objectiveValue(run, data) }))

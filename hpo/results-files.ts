@@ -11,7 +11,7 @@ function csvCell(v: unknown): string {
 }
 
 /** One row per trial (best first): its params as columns, then status, metrics, cost and job. */
-export function resultsCsv(trials: readonly TrialState[]): string {
+function resultsCsv(trials: readonly TrialState[]): string {
   const paramKeys = [...new Set(trials.flatMap((t) => Object.keys(t.params)))];
   const headers = ['id', ...paramKeys, 'status', 'testAccuracy', 'testLoss', 'trainLoss', 'epochs', 'steps', 'wallSeconds', 'updatesPerSec', 'workerSeconds', 'usd', 'jobId', 'error'];
   const rows = trials.map((t) => [

@@ -80,7 +80,7 @@ interface RunOptions {
   callbacks: SearchCallbacks;
 }
 
-export function newSearchId(): string {
+function newSearchId(): string {
   return `search-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 }
 

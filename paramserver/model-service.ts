@@ -30,7 +30,7 @@ interface Parked {
   answer: (entry: Entry) => Uint8Array[];
 }
 
-export interface ModelServiceOptions {
+interface ModelServiceOptions {
   /** Bound on the floats held for all models (weights, optimizer state, scratch, BSP accumulators). */
   maxModelFloats: number;
   /** Bound on pulls parked by one connection. */

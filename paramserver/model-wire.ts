@@ -14,8 +14,8 @@ if (endianness() !== 'LE') throw new Error('the parameter server wire format nee
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder('utf-8', { fatal: true });
 
-export const GRADIENT_DENSE = 0;
-export const GRADIENT_SPARSE = 1;
+const GRADIENT_DENSE = 0;
+const GRADIENT_SPARSE = 1;
 
 function u32s(...values: number[]): Uint8Array {
   const out = new Uint8Array(4 * values.length);
@@ -28,17 +28,17 @@ function u32s(...values: number[]): Uint8Array {
 }
 
 /** A typed array's bytes as a view (sent without copying). */
-export function bytesOf(a: Float32Array | Uint32Array): Uint8Array {
+function bytesOf(a: Float32Array | Uint32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
 /** Reads `count` f32 values: a view when they are 4-byte aligned in memory, else a copy. */
-export function readF32(r: PayloadReader, count: number, what: string): Float32Array {
+function readF32(r: PayloadReader, count: number, what: string): Float32Array {
   const bytes = r.take(count * 4, what);
   return bytes.byteOffset % 4 === 0 ? new Float32Array(bytes.buffer, bytes.byteOffset, count) : new Float32Array(bytes.slice().buffer);
 }
 
-export function readU32s(r: PayloadReader, count: number, what: string): Uint32Array {
+function readU32s(r: PayloadReader, count: number, what: string): Uint32Array {
   const bytes = r.take(count * 4, what);
   return bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, count) : new Uint32Array(bytes.slice().buffer);
 }
@@ -149,7 +149,7 @@ export function encodePull(name: string, minClock: number, timeoutMs: number, in
   return [new HeadWriter(name, 12).u32(minClock).u32(timeoutMs).u32(indices.length).done(), bytesOf(indices)];
 }
 
-export interface PullRequest {
+interface PullRequest {
   name: string;
   minClock: number;
   timeoutMs: number;

@@ -12,7 +12,7 @@ export function helloReply(state: AuthState, token: string | undefined): Uint8Ar
   return encodeHelloReply(token !== undefined, state.nonce);
 }
 
-export type AuthResult = { ok: true; proof: Uint8Array } | { ok: false; message: string };
+type AuthResult = { ok: true; proof: Uint8Array } | { ok: false; message: string };
 
 /** Checks an AUTH payload (client nonce + client proof); on success returns the server's proof. */
 export function authenticate(state: AuthState, token: string | undefined, payload: Uint8Array): AuthResult {

@@ -30,7 +30,7 @@ export interface Connection extends WaitOwner {
 }
 
 /** What the connections need from the rest of the server. */
-export interface ConnectionEvents {
+interface ConnectionEvents {
   /** Handles one complete request frame. */
   onFrame(conn: Connection, frame: Frame): void;
   /** Drops what the connection has parked elsewhere (WAITs, pulls): it will never read the answers. */
@@ -40,7 +40,7 @@ export interface ConnectionEvents {
   log(line: string): void;
 }
 
-export interface ConnectionOptions {
+interface ConnectionOptions {
   maxFrameBytes: number;
   /** 0 disables the idle timeout. */
   idleTimeoutMs: number;

@@ -17,7 +17,7 @@ import type { Connection, Connections } from './server-connections.js';
 import type { ParamServerStats } from './server-types.js';
 
 /** What the dispatcher works on and asks of the server. */
-export interface DispatchDeps {
+interface DispatchDeps {
   kv: KvStore;
   models: ModelService;
   registry: Registry;

@@ -7,7 +7,7 @@ import { PsModelError } from './model.js';
 
 const packr = new Packr({ moreTypes: true, useRecords: false, mapsAsObjects: true });
 
-export interface ServerState {
+interface ServerState {
   values: Array<[string, Uint8Array]>;
   registrations: Array<[string, string, boolean]>;
 }

@@ -32,7 +32,7 @@ export interface ModelSync {
  * Checks a gradient against the model before anything is touched. The model checks again when
  * applying, but BSP accumulates first, so a bad push must be caught here.
  */
-export function checkGradient(model: ParamModel, grad: Gradient): void {
+function checkGradient(model: ParamModel, grad: Gradient): void {
   if (grad.kind === 'dense') {
     if (grad.values.length !== model.size) {
       throw new PsError('PS_BAD_REQUEST', `dense gradient has ${grad.values.length} values, the model size is ${model.size}`);

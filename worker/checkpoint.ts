@@ -43,11 +43,11 @@ interface CheckpointMessage {
 }
 
 /** The checkpoint id of a position. */
-export function checkpointId(ctx: Pick<TrainContext, 'roundsPerEpoch'>, state: Pick<TrainState, 'epoch' | 'slot'>): number {
+function checkpointId(ctx: Pick<TrainContext, 'roundsPerEpoch'>, state: Pick<TrainState, 'epoch' | 'slot'>): number {
   return state.epoch * ctx.roundsPerEpoch + state.slot;
 }
 
-export async function writeCheckpoint(ctx: TrainContext, state: TrainState, id: number): Promise<string> {
+async function writeCheckpoint(ctx: TrainContext, state: TrainState, id: number): Promise<string> {
   return putCheckpoint(ctx, id, packCheckpoint(ctx, state, id));
 }
 

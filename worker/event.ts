@@ -19,7 +19,7 @@ export class EventError extends CirrusError<'EVENT_INVALID'> {
 const objectKey = z.string().min(1, { message: 'expected a non-empty object key' });
 
 /** Reads shards and returns their merged partial column statistics. */
-export const datasetStatsTask = z
+const datasetStatsTask = z
   .object({
     type: z.literal('dataset-stats'),
     shards: z.array(objectKey).min(1, { message: 'expected at least one shard key' }),
@@ -33,7 +33,7 @@ export const transformOp = z.discriminatedUnion('type', [
 export type TransformOp = z.infer<typeof transformOp>;
 
 /** Reads shards, scales them with global statistics stored at statsKey, writes each to its target key. */
-export const datasetTransformTask = z
+const datasetTransformTask = z
   .object({
     type: z.literal('dataset-transform'),
     op: transformOp,
@@ -82,7 +82,7 @@ export const datasetParseTask = z
   .strict();
 export type DatasetParseTask = z.infer<typeof datasetParseTask>;
 
-export const modelSpecSchema = z
+const modelSpecSchema = z
   .object({
     type: z.enum(['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp', 'kmeans', 'mf']),
     features: z.number().int().positive(),
@@ -97,7 +97,7 @@ export const modelSpecSchema = z
   })
   .strict();
 
-export const optimizerSpecSchema = z
+const optimizerSpecSchema = z
   .object({
     type: z.enum(['sgd', 'momentum', 'adagrad', 'adam']),
     lr: z.number().positive(),
@@ -169,7 +169,7 @@ export const trainTask = z
   .strict();
 export type TrainTask = z.infer<typeof trainTask>;
 
-export const workerTask = z.discriminatedUnion('type', [datasetStatsTask, datasetTransformTask, datasetParseTask, trainTask]);
+const workerTask = z.discriminatedUnion('type', [datasetStatsTask, datasetTransformTask, datasetParseTask, trainTask]);
 export type WorkerTask = z.infer<typeof workerTask>;
 export const TASK_TYPES = ['dataset-stats', 'dataset-transform', 'dataset-parse', 'train'] as const;
 

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { claimKey, heartbeatKey, ownerKey, packRecord, readRecord, resultKey, type HeartbeatRecord, type OwnerRecord, type ResultRecord, type ObjectStore } from '../channels/index.js';
 import { WorkerTrainError } from './train-common.js';
 
-export interface LeaseSpec {
+interface LeaseSpec {
   /** The supervisor replaces a worker whose heartbeat has not changed for this long. */
   leaseMs: number;
   heartbeatMs: number;
@@ -29,13 +29,13 @@ export interface LeaseSpec {
 }
 
 /** Where a copy rolled back in place goes on: a new generation, from a committed checkpoint (or the seed). */
-export interface RollbackDirective {
+interface RollbackDirective {
   generation: number;
   attempt: number;
   resumeFrom: number | undefined;
 }
 
-export interface LeaseIdentity {
+interface LeaseIdentity {
   jobId: string;
   rank: number;
   generation: number;

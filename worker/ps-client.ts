@@ -7,7 +7,7 @@ import { ParamClient, PsError, ShardedParamClient } from '../paramserver/index.j
 import type { PsModelClient } from './sync-ps.js';
 import { WorkerTrainError, type TrainEvent } from './train-common.js';
 
-export interface WorkerPsClient extends PsModelClient {
+interface WorkerPsClient extends PsModelClient {
   /** `launch`: generation * 1000 + attempt, registered once ever (a second delivery of one launch is refused). */
   register(task: string, rank: number, launch: number): Promise<void>;
   close(): Promise<void>;

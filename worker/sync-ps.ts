@@ -52,7 +52,7 @@ const EMPTY_INDICES = new Uint32Array(0);
 const EMPTY_VALUES = new Float32Array(0);
 
 /** The server-side optimizer for the task's optimizer spec and L2. */
-export function psOptimizerConfig(task: Pick<TrainTask, 'optimizer' | 'l2'>): OptimizerConfig {
+function psOptimizerConfig(task: Pick<TrainTask, 'optimizer' | 'l2'>): OptimizerConfig {
   const o = task.optimizer;
   return {
     type: o.type,
@@ -65,13 +65,13 @@ export function psOptimizerConfig(task: Pick<TrainTask, 'optimizer' | 'l2'>): Op
   };
 }
 
-export function psSyncConfig(task: Pick<TrainTask, 'sync' | 'staleness'>, world: number): SyncConfig {
+function psSyncConfig(task: Pick<TrainTask, 'sync' | 'staleness'>, world: number): SyncConfig {
   if (task.sync === 'async') return { mode: 'async' };
   if (task.sync === 'bsp') return { mode: 'bsp', workers: world, reduce: 'mean' };
   return { mode: 'ssp', workers: world, staleness: task.staleness };
 }
 
-export function psModelConfig(task: TrainTask, size: number, world: number): ModelConfig {
+function psModelConfig(task: TrainTask, size: number, world: number): ModelConfig {
   return { size, optimizer: psOptimizerConfig(task), sync: psSyncConfig(task, world) };
 }
 

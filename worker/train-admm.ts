@@ -14,7 +14,7 @@ import type { Reduce } from './sync-bsp.js';
 import { DeadlineWatch, EpochReader, WorkerTrainError, checkFinite, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 
 /** Models ADMM is offered for: convex linear models whose local solve is plain SGD. */
-export const ADMM_MODELS: readonly string[] = ['sparse-lr', 'dense-lr', 'svm', 'softmax'];
+const ADMM_MODELS: readonly string[] = ['sparse-lr', 'dense-lr', 'svm', 'softmax'];
 
 export async function runAdmm(ctx: TrainContext, state: TrainState, reduce: Reduce, watch: DeadlineWatch): Promise<LoopOutcome> {
   const { model, optimizer, task, rank, world } = ctx;

@@ -371,7 +371,7 @@ export async function runEpochs(
 }
 
 /** Publishes the finished epoch (loss over the whole epoch) and moves the position to the next one. */
-export async function endEpoch(ctx: TrainContext, state: TrainState): Promise<void> {
+async function endEpoch(ctx: TrainContext, state: TrainState): Promise<void> {
   checkFinite(ctx, state, 0, state.weights);
   await publishModel(ctx, state);
   await publishProgress(ctx, state);

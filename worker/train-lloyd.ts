@@ -45,7 +45,7 @@ async function sampleRows(ctx: TrainContext, want: number): Promise<{ x: Float32
 }
 
 /** The starting centroids from the data (see the file comment). */
-export async function lloydStart(ctx: TrainContext): Promise<Float32Array> {
+async function lloydStart(ctx: TrainContext): Promise<Float32Array> {
   const spec = ctx.model.spec;
   const k = spec.clusters!;
   const F = spec.features;

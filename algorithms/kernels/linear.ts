@@ -6,7 +6,7 @@ import type { Batch, DenseBatch, SparseBatch } from '../model.js';
 
 export type BinaryLoss = 'logistic' | 'hinge';
 
-export interface BinaryOut {
+interface BinaryOut {
   loss: number;
   correct: number;
 }

@@ -29,6 +29,6 @@ export class Grow<T extends Packed> {
 }
 
 export type GrowF32 = Grow<Float32Array>;
-export type GrowU32 = Grow<Uint32Array>;
+type GrowU32 = Grow<Uint32Array>;
 export const growF32 = (capacity?: number): GrowF32 => new Grow((n) => new Float32Array(n), capacity);
 export const growU32 = (capacity?: number): GrowU32 => new Grow((n) => new Uint32Array(n), capacity);

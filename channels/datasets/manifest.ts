@@ -25,7 +25,7 @@ export const shardRef = z
   .strict();
 export type ShardRef = z.infer<typeof shardRef>;
 
-export const splitInfo = z.object({ rows: z.number().int().nonnegative(), shards: z.array(shardRef) }).strict();
+const splitInfo = z.object({ rows: z.number().int().nonnegative(), shards: z.array(shardRef) }).strict();
 
 /** Per-column statistics (dense: one entry per column; sparse: per feature index that occurs). */
 export const columnStats = z

@@ -57,7 +57,7 @@ export class ShardFormatError extends CirrusError<'SHARD_FORMAT'> {
 
 const MAGIC = [0x43, 0x44, 0x53, 0x48]; // "CDSH"
 const VERSION = 1;
-export const SHARD_HEADER_BYTES = 32;
+const SHARD_HEADER_BYTES = 32;
 const KIND_CODE: Record<DatasetKind, number> = { sparse: 1, dense: 2, ratings: 3 };
 const CODE_KIND: Record<number, DatasetKind> = { 1: 'sparse', 2: 'dense', 3: 'ratings' };
 

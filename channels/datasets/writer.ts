@@ -9,7 +9,7 @@ import { encodeShard, type Shard } from './shard.js';
 import type { DatasetWriter, ManifestFields, ObjectStore, Split } from './types.js';
 
 /** What a writer needs from the DatasetStore that made it. */
-export interface WriterOwner {
+interface WriterOwner {
   readonly store: ObjectStore;
   isActive(runId: string): boolean;
   runFinished(runId: string): void;

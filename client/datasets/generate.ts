@@ -11,7 +11,7 @@ import { createWriteStream } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { CRITEO_CAT_COLUMNS, CRITEO_INT_COLUMNS } from '../../algorithms/index.js';
 import { subRng, type Rng } from './random.js';
-export { Rng, subRng } from './random.js';
+export { subRng } from './random.js';
 import { CirrusError } from '../../paramserver/index.js';
 
 export class GenerateError extends CirrusError<'GENERATE_ARGUMENT'> {
@@ -24,7 +24,7 @@ export class GenerateError extends CirrusError<'GENERATE_ARGUMENT'> {
 // Skewed categories
 
 /** P(rank k) proportional to 1 / (k+1)^exponent over n ranks; sampled by binary search in the CDF. */
-export class ZipfSampler {
+class ZipfSampler {
   private readonly cdf: Float64Array;
 
   constructor(

@@ -20,8 +20,8 @@ export interface HiggsTruth {
   positiveRate: number;
 }
 
-export const HIGGS_LOW_LEVEL = 21;
-export const HIGGS_HIGH_LEVEL = 7;
+const HIGGS_LOW_LEVEL = 21;
+const HIGGS_HIGH_LEVEL = 7;
 const HIGGS_TARGET_POSITIVE = 0.53;
 
 /** pT, eta, phi of one object (lepton, missing energy or jet). */

@@ -33,7 +33,7 @@ import { buildWorkerPackage, checkPackageLimits, NODE_RUNTIMES, type WorkerPacka
 import { probePackage } from './emulator/probe.js';
 import { ensureRole, removeRole } from './role.js';
 
-export const deployOptionsSchema = z
+const deployOptionsSchema = z
   .object({
     functionName: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, { message: 'expected a function name of 1-64 letters, digits, - or _' }).default('cirrus-worker'),
     memoryMb: z.number().int().min(128, { message: "expected at least 128 MB (Lambda's minimum)" }).max(10_240, { message: "expected at most 10240 MB (Lambda's maximum)" }).default(2048),
@@ -57,7 +57,7 @@ export const deployOptionsSchema = z
   });
 
 export type DeployOptionsInput = z.input<typeof deployOptionsSchema>;
-export type DeploySettings = z.infer<typeof deployOptionsSchema>;
+type DeploySettings = z.infer<typeof deployOptionsSchema>;
 
 export interface DeployHooks {
   /** One line per step as it completes (the CLI prints them). */
@@ -102,7 +102,7 @@ function clients(s: DeploySettings, hooks: DeployHooks): { lambda: LambdaClient;
   return { lambda, iam };
 }
 
-export function bucketAndPrefix(url: string): { bucket: string; prefix: string } {
+function bucketAndPrefix(url: string): { bucket: string; prefix: string } {
   const rest = url.slice('s3://'.length);
   const slash = rest.indexOf('/');
   if (slash < 0) return { bucket: rest, prefix: '' };

@@ -21,10 +21,9 @@ import { deterministicZip, type PackageFile } from './zip.js';
 export const LAMBDA_ZIPPED_LIMIT = 50 * 1024 * 1024;
 export const LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024;
 
-export const PACKAGE_HANDLER = 'index.handler';
-export const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'] as const;
+const PACKAGE_HANDLER = 'index.handler';
+const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'] as const;
 export const NODE_RUNTIMES = ['nodejs20.x', 'nodejs22.x'] as const;
-export type NodeRuntime = (typeof NODE_RUNTIMES)[number];
 
 /** Packages a worker never loads: the client's servers, and native add-ons a bundle cannot carry. */
 const EXCLUDED = ['s3rver', '@tensorflow/tfjs-node', 'msgpackr-extract'];
@@ -38,7 +37,7 @@ const BANNER = [
   'const __dirname = __cirrusDirname(__filename);',
 ].join('\n');
 
-export interface WorkerPackageOptions {
+interface WorkerPackageOptions {
   /** The handler module to bundle. Default: this build's dist/worker/handler.js. */
   entry?: string;
 }
@@ -55,7 +54,7 @@ export interface WorkerPackage {
   handler: string;
 }
 
-export function defaultWorkerEntry(): string {
+function defaultWorkerEntry(): string {
   // This file is dist/client/deploy/package.js; the handler is dist/worker/handler.js.
   return fileURLToPath(new URL('../../worker/handler.js', import.meta.url));
 }

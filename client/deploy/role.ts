@@ -20,32 +20,32 @@ import {
 } from '@aws-sdk/client-iam';
 import { DeployError } from './errors.js';
 
-export const BASIC_EXECUTION_POLICY = 'arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole';
-export const VPC_ACCESS_POLICY = 'arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole';
-export const STORE_POLICY_NAME = 'cirrus-store-access';
+const BASIC_EXECUTION_POLICY = 'arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole';
+const VPC_ACCESS_POLICY = 'arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole';
+const STORE_POLICY_NAME = 'cirrus-store-access';
 /** Roles carrying this tag were created by `deploy`, so `deploy --remove` may delete them. */
-export const MANAGED_TAG = { Key: 'cirrus:managed', Value: 'true' } as const;
+const MANAGED_TAG = { Key: 'cirrus:managed', Value: 'true' } as const;
 
-export interface RoleSpec {
+interface RoleSpec {
   name: string;
   vpc: boolean;
   /** S3 bucket and key prefix the workers read and write (datasets, checkpoints, the s3 channel). */
   store: { bucket: string; prefix: string } | undefined;
 }
 
-export interface RoleOutcome {
+interface RoleOutcome {
   arn: string;
   /** True when the role was created now (Lambda may not be able to assume it for a while). */
   created: boolean;
   actions: string[];
 }
 
-export function trustPolicy(): string {
+function trustPolicy(): string {
   return JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
 }
 
 /** Read and write under the prefix, list only the prefix. */
-export function storePolicy(bucket: string, prefix: string): string {
+function storePolicy(bucket: string, prefix: string): string {
   const keys = `arn:aws:s3:::${bucket}/${prefix}*`;
   return JSON.stringify({
     Version: '2012-10-17',

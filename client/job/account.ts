@@ -10,7 +10,7 @@ import type { WorkerResult } from '../launchers/types.js';
 import { launcherLimits, type TrainParams } from '../train-params.js';
 import type { TrainWorkerValue } from './types.js';
 
-export interface AccountInputs {
+interface AccountInputs {
   params: TrainParams;
   manifest: Pick<DatasetManifest, 'test'>;
   /** Every launcher result (every rank, attempt and generation). */

@@ -12,7 +12,7 @@ import { ParamClient } from '../../paramserver/index.js';
 import { readJobRecord, writeJobRecord, type JobRecord } from './record.js';
 import type { StoreHandle } from '../store.js';
 
-export interface CleanReport {
+interface CleanReport {
   jobId: string;
   objects: number;
   channelKeys: number;
@@ -41,7 +41,7 @@ function commandLine(pid: number): string {
 }
 
 /** Whether the record's client is known to be dead: it ran on this host and its pid is gone. */
-export function clientGone(r: JobRecord): boolean {
+function clientGone(r: JobRecord): boolean {
   return r.status === 'running' && r.client?.host === hostname() && !alive(r.client.pid);
 }
 

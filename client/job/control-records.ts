@@ -9,7 +9,7 @@ import type { WorkerResult } from '../launchers/types.js';
 import type { Slot } from './supervise-types.js';
 
 /** Where what the records tell goes. */
-export interface RecordSink {
+interface RecordSink {
   /** Whether `s` is still its rank's current launch. */
   current(s: Slot): boolean;
   /** A rank reported a checkpoint it wrote. */

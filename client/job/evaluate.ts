@@ -148,7 +148,7 @@ function pick(m: PublishedModel): PublishedModel {
 }
 
 /** The mean of the train losses the ranks last reported (NaN when none has). */
-export async function meanTrainLoss(channel: Channel, jobId: string, workers: number): Promise<number> {
+async function meanTrainLoss(channel: Channel, jobId: string, workers: number): Promise<number> {
   const records = await channel.getMany(Array.from({ length: workers }, (_, r) => progressKey(jobId, r)));
   const losses = records.flatMap((b) => (b ? [unpackMessage<{ trainLoss: number }>(b).trainLoss] : [])).filter(Number.isFinite);
   return losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN;

@@ -8,7 +8,7 @@
 import { GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { TrainError } from '../train-params.js';
 
-export interface LambdaLauncherParams {
+interface LambdaLauncherParams {
   functionName: string;
   region?: string | undefined;
   endpoint?: string | undefined;
@@ -16,7 +16,7 @@ export interface LambdaLauncherParams {
   memoryMb?: number | undefined;
 }
 
-export interface FunctionLimits {
+interface FunctionLimits {
   timeoutS: number;
   memoryMb: number;
 }

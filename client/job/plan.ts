@@ -13,7 +13,7 @@ import { TrainError, type TrainParams } from '../train-params.js';
 import { resolveFunctionLimits } from './lambda-function.js';
 import { checkPlanReachable, checkReachableFromWorkers } from './reachable.js';
 
-export interface JobPlan {
+interface JobPlan {
   manifest: DatasetManifest;
   spec: ModelSpec;
   /** The model, for the client's own evaluations. */

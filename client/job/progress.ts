@@ -7,7 +7,7 @@ import { checkpointKey } from '../../channels/index.js';
 import type { ObjectStore } from '../../channels/index.js';
 import { describe, type Cause } from './causes.js';
 
-export interface ProgressOptions {
+interface ProgressOptions {
   jobId: string;
   world: number;
   store: ObjectStore;

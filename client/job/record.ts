@@ -32,14 +32,14 @@ export interface JobRecord {
   servers: Array<{ kind: string; pid: number; address: string }>;
 }
 
-export type JobRecordUpdate = { status: JobStatus; history?: EpochLogs[]; metrics?: TrainMetrics; cost?: TrainCost; error?: string; endReason?: string; relaunches?: RelaunchRecord[] };
+type JobRecordUpdate = { status: JobStatus; history?: EpochLogs[]; metrics?: TrainMetrics; cost?: TrainCost; error?: string; endReason?: string; relaunches?: RelaunchRecord[] };
 
 export function jobRecordKey(jobId: string): string {
   return `jobs/${jobId}/record.json`;
 }
 
 /** The copy written before each record, so a client killed in the middle of a PUT (stores whose PUT is not atomic) leaves one readable. */
-export function jobRecordBackupKey(jobId: string): string {
+function jobRecordBackupKey(jobId: string): string {
   return `jobs/${jobId}/record.bak.json`;
 }
 

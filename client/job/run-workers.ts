@@ -10,7 +10,7 @@ import type { TrainParams } from '../train-params.js';
 import { Supervisor, type RelaunchRecord, type SuperviseResult } from './supervise.js';
 import { trainEvent, type JobEndpoints } from './worker-event.js';
 
-export interface SuperviseHooks {
+interface SuperviseHooks {
   tick(): Promise<string | undefined>;
   onGeneration?(generation: number): void;
   onRelaunch?(r: RelaunchRecord): void;

@@ -17,7 +17,7 @@ import { supervise } from './run-workers.js';
 import type { RelaunchRecord } from './supervise.js';
 import type { TrainCallbacks } from './types.js';
 
-export interface RunOutcome {
+interface RunOutcome {
   /** Every launcher result (every rank, attempt and generation), for the cost. */
   results: WorkerResult[];
   relaunches: RelaunchRecord[];
@@ -32,7 +32,7 @@ export function abortReason(signal: AbortSignal | undefined): string | undefined
   return `aborted: ${r instanceof Error ? r.message : typeof r === 'string' ? r : 'the signal was aborted'}`;
 }
 
-export interface RunContext {
+interface RunContext {
   params: TrainParams;
   jobId: string;
   /** When train() began (Date.now()): stop.maxSeconds counts from there. */
@@ -77,7 +77,7 @@ export async function runJob({ params, jobId, started, spec, js, jc, watch, clea
 }
 
 /** The launcher params.launcher describes: Lambda's Invoke API, or local child processes. */
-export function defaultLauncher(params: TrainParams): Launcher {
+function defaultLauncher(params: TrainParams): Launcher {
   const l = params.launcher;
   if (l.type === 'lambda') {
     // RequestResponse: each invocation's result (done / checkpointed) comes back in its response;

@@ -30,7 +30,7 @@ import { ControlRecords } from './control-records.js';
 import { Progress } from './progress.js';
 import type { RankLaunch, RelaunchRecord, SuperviseOptions, SuperviseResult, Slot, WorkerValue } from './supervise-types.js';
 
-export type { RankLaunch, RelaunchRecord, SuperviseOptions, SuperviseResult, WorkerValue } from './supervise-types.js';
+export type { RankLaunch, RelaunchRecord, SuperviseResult } from './supervise-types.js';
 
 const POLL_MS = 200;
 /** While a launch waits for its grant (a relaunch stalls every BSP rank until it is granted). */

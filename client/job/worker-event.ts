@@ -18,7 +18,7 @@ const HEARTBEATS_PER_LEASE = 5;
 const CLAIM_TIMEOUT_MS = 30_000;
 
 /** The margin before the time limit at which a worker stops to checkpoint, besides its measured step and checkpoint times. */
-export function checkpointMarginMs(params: TrainParams): number {
+function checkpointMarginMs(params: TrainParams): number {
   return params.checkpointMarginMs ?? Math.min(2_000, Math.round(launcherLimits(params).timeoutS * 50));
 }
 

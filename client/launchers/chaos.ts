@@ -134,7 +134,7 @@ export class ChaosLauncher implements Launcher {
 
 const settled = new WeakSet<WorkerHandle>();
 
-export interface KillerOptions {
+interface KillerOptions {
   seed: number;
   /** Mean period between draws, ms (each draw waits period * (0.5..1.5)). */
   periodMs: number;

@@ -43,13 +43,13 @@ if (cached === undefined || script.cachedDataRejected) {
 }
 `;
 
-export function localBundleDir(): string {
+function localBundleDir(): string {
   // This file is dist/client/launchers/local-bundle.js; the bundle lives in dist/worker-bundle/.
   return fileURLToPath(new URL('../../worker-bundle/', import.meta.url));
 }
 
 /** The loader script when the bundle was built and is not turned off, else undefined. */
-export function localBundleEntry(env: NodeJS.ProcessEnv = process.env): string | undefined {
+function localBundleEntry(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.CIRRUS_WORKER_BUNDLE === '0') return undefined;
   const loader = `${localBundleDir()}load.cjs`;
   return existsSync(loader) && existsSync(`${localBundleDir()}worker.cjs`) ? loader : undefined;

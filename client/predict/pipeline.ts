@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { columnStats, datasetTask, type DatasetManifest } from '../../channels/index.js';
 import type { FinalStats } from '../../algorithms/index.js';
 
-export const INPUT_PIPELINE_VERSION = 1;
+const INPUT_PIPELINE_VERSION = 1;
 
 const hashSpec = z
   .object({
@@ -57,16 +57,15 @@ export const inputPipelineSchema = z
   .strict();
 
 export type InputPipeline = z.infer<typeof inputPipelineSchema>;
-export type HashSpec = z.infer<typeof hashSpec>;
 
 /** Reads a stored object's JSON (the fitted statistics a sparse dataset keeps beside its shards). */
-export type ReadJson = (key: string) => Promise<unknown>;
+type ReadJson = (key: string) => Promise<unknown>;
 
 /**
  * The pipeline of a dataset, or undefined when its rows have no raw form a model could take
  * (ratings). `readJson` fetches fitted statistics the manifest names but does not hold.
  */
-export async function pipelineOfDataset(m: DatasetManifest, readJson: ReadJson): Promise<InputPipeline | undefined> {
+async function pipelineOfDataset(m: DatasetManifest, readJson: ReadJson): Promise<InputPipeline | undefined> {
   if (m.kind === 'ratings' || m.features === 0) return undefined;
   const p: InputPipeline = {
     version: INPUT_PIPELINE_VERSION,
@@ -110,11 +109,6 @@ export async function pipelineOfDataset(m: DatasetManifest, readJson: ReadJson):
     }
   }
   return p;
-}
-
-/** Class name of a class index: the stored name, or the index itself. */
-export function className(p: InputPipeline, index: number): string {
-  return p.labelNames?.[index] ?? String(index);
 }
 
 /** The pipeline of a dataset whose objects (fitted statistics) live in `objects`. */

@@ -19,7 +19,7 @@ import type { InputPipeline } from './pipeline.js';
 export type RawCell = string | number | null | undefined;
 export type RawRow = string | readonly RawCell[] | Readonly<Record<string, RawCell>>;
 
-export interface PreparedRows {
+interface PreparedRows {
   batch: Batch;
   /** Per row: whether it carried a label (then batch.labels holds it as a class index). */
   labeled: boolean[];

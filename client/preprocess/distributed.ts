@@ -26,9 +26,9 @@ import { fanOut, PreprocessError } from './transform.js';
 
 export type DistributedFormat = 'csv' | 'criteo' | 'libsvm';
 export const DISTRIBUTED_FORMATS: readonly DistributedFormat[] = ['csv', 'criteo', 'libsvm'];
-export const DEFAULT_CHUNK_LINES = 50_000;
+const DEFAULT_CHUNK_LINES = 50_000;
 
-export interface PreprocessDistributedOptions {
+interface PreprocessDistributedOptions {
   input: string;
   format: DistributedFormat;
   name: string;
@@ -59,7 +59,7 @@ export interface PreprocessDistributedOptions {
   onProgress?(bytesRead: number, totalBytes: number): void;
 }
 
-export interface PreprocessDistributedResult {
+interface PreprocessDistributedResult {
   manifest: DatasetManifest;
   chunks: number;
   workers: number;

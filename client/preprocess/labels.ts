@@ -17,16 +17,16 @@ import { parseNumber } from '../../algorithms/index.js';
 import type { DatasetTask } from '../../channels/index.js';
 
 /** More distinct integer labels than this are taken as numbers (regression) unless --task says otherwise. */
-export const MAX_INFERRED_CLASSES = 50;
+const MAX_INFERRED_CLASSES = 50;
 
-export interface LabelScan {
+interface LabelScan {
   file: string;
   rows: number;
   /** Rows per distinct label cell (trimmed text). */
   counts: Map<string, number>;
 }
 
-export interface LabelPlan {
+interface LabelPlan {
   task: DatasetTask;
   classes: number;
   /** Class names by index, when cells are mapped to indices (strings, or integers outside 0..k-1). */

@@ -25,10 +25,10 @@ export function stratifiedSplit(classCounts: ReadonlyMap<number, number>, train:
 }
 
 /** Enough train shards for a handful of workers: a small file is cut into this many. */
-export const TARGET_TRAIN_SHARDS = 8;
+const TARGET_TRAIN_SHARDS = 8;
 /** ...but no shard smaller than this (below it, per-shard overheads dominate). */
-export const MIN_ROWS_PER_SHARD = 32;
-export const MAX_ROWS_PER_SHARD = 50_000;
+const MIN_ROWS_PER_SHARD = 32;
+const MAX_ROWS_PER_SHARD = 50_000;
 
 /** Rows per shard for a file of `trainRows` training rows, with the reason to print. */
 export function chooseRowsPerShard(trainRows: number): { rowsPerShard: number; reason: string } {

@@ -37,7 +37,7 @@ const MAX_MESSAGE_BYTES = 1024;
  * known): pieces filled in order, whose lengths must add up to the value's, or undefined to only
  * measure the value.
  */
-export type Destination = (valueBytes: number) => Uint8Array[] | undefined;
+type Destination = (valueBytes: number) => Uint8Array[] | undefined;
 
 interface Pending {
   opaque: number;

@@ -12,7 +12,7 @@ import type { LentBuffer } from '../../channel.js';
 import { MAX_KEY_BYTES } from '../../keys.js';
 
 export const TAG_INLINE = 0x00;
-export const TAG_MANIFEST = 0x01;
+const TAG_MANIFEST = 0x01;
 const MANIFEST_VERSION = 1;
 /** tag(1) version(1) count(u32) total(u64) chunkBytes(u32) writeId(8). */
 export const MANIFEST_BYTES = 1 + 1 + 4 + 8 + 4 + 8;

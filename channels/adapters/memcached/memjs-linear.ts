@@ -11,7 +11,7 @@ import memjs from 'memjs';
 
 const HEADER_BYTES = 24;
 
-export class LinearServer extends memjs.Server {
+class LinearServer extends memjs.Server {
   private packets: Buffer[] = [];
   /** The socket corked until the end of the current tick, if any. */
   private corked: Socket | undefined;

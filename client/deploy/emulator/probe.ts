@@ -10,14 +10,14 @@ import type { WorkerPackage } from '../package.js';
 import { runSandbox } from './sandbox.js';
 import { unpackPackage } from './unpack.js';
 
-export interface ProbeResult {
+interface ProbeResult {
   /** Process start to handler loaded. */
   initMs: number;
   /** Event handed over to the answer. */
   durationMs: number;
 }
 
-export const PROBE_EVENT = { jobId: 'probe', rank: 0, world: 1, attempt: 0, deadlineMs: 0, task: { type: 'dataset-stats', shards: ['probe.shard'] }, endpoints: { store: 'memory://' } };
+const PROBE_EVENT = { jobId: 'probe', rank: 0, world: 1, attempt: 0, deadlineMs: 0, task: { type: 'dataset-stats', shards: ['probe.shard'] }, endpoints: { store: 'memory://' } };
 const EXPECTED = "shard 'probe.shard' does not exist in memory://";
 
 /** Minimal Lambda environment for one emulated invocation of `dir`. */

@@ -36,7 +36,7 @@ export class LambdaInvokeError extends CirrusError<LambdaInvokeErrorCode> {
 }
 
 /** An event that cannot be sent as an invoke payload; raised by launch(), before any request. */
-export type LambdaPayloadErrorCode = 'LAMBDA_PAYLOAD_TOO_LARGE' | 'LAMBDA_PAYLOAD_INVALID';
+type LambdaPayloadErrorCode = 'LAMBDA_PAYLOAD_TOO_LARGE' | 'LAMBDA_PAYLOAD_INVALID';
 
 export class LambdaPayloadError extends CirrusError<LambdaPayloadErrorCode> {
   /** Encoded size in bytes (too large only). */
@@ -62,7 +62,7 @@ const ACCESS_ERRORS = new Set([
 ]);
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
 
-export function errorName(err: unknown): string {
+function errorName(err: unknown): string {
   return typeof err === 'object' && err !== null && typeof (err as { name?: unknown }).name === 'string' ? (err as { name: string }).name : 'Error';
 }
 
@@ -72,7 +72,7 @@ export function isThrottle(err: unknown): boolean {
 }
 
 /** What the failed invoke was: the function, where it lives, how many attempts, the payload size. */
-export interface InvokeContext {
+interface InvokeContext {
   functionName: string;
   region: string;
   endpoint: string | undefined;

@@ -32,7 +32,7 @@ export interface LambdaWorkerHandle extends WorkerHandle {
 }
 
 /** What a worker needs from its launcher. */
-export interface LambdaWorkerContext {
+interface LambdaWorkerContext {
   opts: ResolvedOptions;
   client: LambdaClient;
   /** The region for messages, resolving the SDK's chain if need be. */

@@ -20,7 +20,7 @@ export function abortion(signal: AbortSignal): Promise<never> {
 }
 
 /** Exponential backoff with jitter (half fixed, half random), at least Lambda's Retry-After, capped. */
-export function throttleBackoffMs(err: unknown, attempt: number, opts: Pick<ResolvedOptions, 'baseDelayMs' | 'maxDelayMs'>): number {
+function throttleBackoffMs(err: unknown, attempt: number, opts: Pick<ResolvedOptions, 'baseDelayMs' | 'maxDelayMs'>): number {
   const exp = Math.min(opts.maxDelayMs, opts.baseDelayMs * 2 ** (attempt - 1));
   const jittered = exp / 2 + (Math.random() * exp) / 2;
   const retryAfterS = Number((err as { retryAfterSeconds?: unknown }).retryAfterSeconds);

@@ -3,7 +3,7 @@
  * lines, and the REPORT line's init duration (the cold start) and peak memory.
  */
 
-export interface LogTail {
+interface LogTail {
   /** The decoded tail, at most 4 KB (for a worker error's stderr). */
   text: string;
   /** REPORT's 'Init Duration' in ms (cold starts only). */

@@ -17,7 +17,7 @@ export interface LambdaWorkerError extends WorkerError {
 }
 
 /** Who answered, for messages and for the log callback. */
-export interface ResponseSource {
+interface ResponseSource {
   id: string;
   rank: number;
   requestId: string | undefined;
