@@ -38,5 +38,5 @@ export {
   type SparseInputRow,
 } from '../../algorithms/index.js';
 export { CRITEO_DEFAULT_BITS, PREPROCESS_FORMATS, preprocessLocal, type HashOptions, type PreprocessFormat, type PreprocessLocalOptions, type PreprocessResult } from '../../algorithms/index.js';
-export { distributedTransform, PreprocessError, WorkerFailedError, type DistributedTransformOptions, type DistributedTransformResult, type ScalingOp } from './transform.js';
+export { distributedTransform, PreprocessError, WorkerFailedError, type PreprocessErrorCode, type DistributedTransformOptions, type DistributedTransformResult, type ScalingOp } from './transform.js';
 export { preprocess, type PreprocessOptions } from './preprocess.js';

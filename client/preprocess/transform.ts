@@ -49,7 +49,7 @@ export interface DistributedTransformResult {
   workers: { stats: number; transform: number };
 }
 
-type PreprocessErrorCode = 'PREPROCESS_CONFIG' | 'PREPROCESS_TARGET_EXISTS' | 'PREPROCESS_RESULT' | 'PREPROCESS_WORKER_FAILED' | 'PREPROCESS_ABORTED';
+export type PreprocessErrorCode = 'PREPROCESS_CONFIG' | 'PREPROCESS_TARGET_EXISTS' | 'PREPROCESS_RESULT' | 'PREPROCESS_WORKER_FAILED' | 'PREPROCESS_ABORTED';
 
 export class PreprocessError extends CirrusError<PreprocessErrorCode> {}
 

@@ -36,7 +36,7 @@ export class LambdaInvokeError extends CirrusError<LambdaInvokeErrorCode> {
 }
 
 /** An event that cannot be sent as an invoke payload; raised by launch(), before any request. */
-type LambdaPayloadErrorCode = 'LAMBDA_PAYLOAD_TOO_LARGE' | 'LAMBDA_PAYLOAD_INVALID';
+export type LambdaPayloadErrorCode = 'LAMBDA_PAYLOAD_TOO_LARGE' | 'LAMBDA_PAYLOAD_INVALID';
 
 export class LambdaPayloadError extends CirrusError<LambdaPayloadErrorCode> {
   /** Encoded size in bytes (too large only). */
