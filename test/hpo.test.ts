@@ -37,8 +37,11 @@ function workerProcesses(): number[] {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid && /worker\/main\.js|worker-bundle\/load\.cjs/.test(readFileSync(`/proc/${entry}/cmdline`, 'utf8'))) pids.push(Number(entry));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(fields[1]);
+      // A warm spare of the local launcher waits at nice 10 and is not a worker until it is taken.
+      const nice = Number(fields[16]);
+      if (ppid === process.pid && nice === 0 && /worker\/main\.js|worker-bundle\/load\.cjs/.test(readFileSync(`/proc/${entry}/cmdline`, 'utf8'))) pids.push(Number(entry));
     } catch {
       // the process ended while we looked
     }
