@@ -7,11 +7,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { addStats, emptyStats, totalBytes, totalRequests, type ChannelStats } from '../channels/index.js';
-import { findMemcachedBinary, startMemcached } from '../client/index.js';
-import { s3SpecFor, startS3Server } from '../client/index.js';
-import type { ChannelSpecInput } from '../channels/index.js';
-import { channelCostUsd, formatTable, loadPrices } from '../client/index.js';
+import { addStats, emptyStats, totalBytes, totalRequests, type ChannelStats, type ChannelSpecInput } from '../channels/index.js';
+import { findMemcachedBinary, startMemcached, s3SpecFor, startS3Server, channelCostUsd, formatTable, loadPrices } from '../client/index.js';
 import { startParamServer } from '../paramserver/index.js';
 import { percentile, roundTimes, runCollective } from './collective-runner.js';
 import { machineInfo } from './machine.js';

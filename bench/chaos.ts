@@ -11,12 +11,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FASHION_MNIST_DIR, fashionMnistMissing, writeFashionSubset } from '../client/index.js';
-import { ChaosLauncher, Killer, type Launch } from '../client/index.js';
-import { openStore } from '../client/index.js';
-import { train, type TrainResult } from '../client/index.js';
-import type { TrainParamsInput } from '../client/index.js';
-import { formatTable } from '../client/index.js';
+import { FASHION_MNIST_DIR, fashionMnistMissing, writeFashionSubset, ChaosLauncher, Killer, openStore, train, formatTable, type Launch, type TrainResult, type TrainParamsInput } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
 

@@ -8,8 +8,7 @@
  * epoch. A second table compares the algorithms (GA-SGD, MA-SGD, ADMM, async-sgd where they apply)
  * on the ps channel: time to a loss target shared by the workload's algorithms, CPU-seconds, cost.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCriteoLike, generateHiggsLike, generateRatings, preprocess, train, type TrainParamsInput, type TrainResult } from '../client/index.js';

@@ -5,8 +5,7 @@
  * rounding, since both start from the same k-means++ centroids).
  */
 import { join } from 'node:path';
-import { LloydAccumulator, centroidNorms, initialCentroids, moveCentroids, KMeans } from '../algorithms/index.js';
-import type { DenseBatch } from '../algorithms/index.js';
+import { LloydAccumulator, centroidNorms, initialCentroids, moveCentroids, KMeans, type DenseBatch } from '../algorithms/index.js';
 import { generateHiggsLike, openStore, preprocess, train } from '../client/index.js';
 import { withScratchHome, writeResult } from './scratch.js';
 

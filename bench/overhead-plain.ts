@@ -4,10 +4,7 @@
  * dense logistic regression (same optimizer, batch size and epochs) on the first 90% of the rows
  * and evaluate on the rest. Run as a child, timed from its spawn to its exit; prints one JSON line.
  */
-import { Evaluator } from '../algorithms/index.js';
-import { createModel } from '../algorithms/index.js';
-import { createOptimizer } from '../algorithms/index.js';
-import { CsvParser } from '../algorithms/index.js';
+import { Evaluator, createModel, createOptimizer, CsvParser } from '../algorithms/index.js';
 
 export interface OverheadPlainSpec {
   file: string;

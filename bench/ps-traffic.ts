@@ -7,8 +7,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SupportFinder } from '../algorithms/index.js';
-import type { SparseBatch } from '../algorithms/index.js';
+import { SupportFinder, type SparseBatch } from '../algorithms/index.js';
 import { DatasetStore } from '../channels/index.js';
 import { generateCriteoLike, preprocess } from '../client/index.js';
 import { pathToFileURL } from 'node:url';

@@ -4,7 +4,7 @@
  * bare TCP echo server in the same run; the ratio is the server's rate over the echo's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,6 @@ import { DEFAULT_RESULTS_DIR } from './channels.js';
 import type { ChildConfig, ChildResult } from './ps-client-child.js';
 import { machineInfo } from './machine.js';
 import { writeCriteoTraffic, type TrafficInfo } from './ps-traffic.js';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
 import { formatTable } from '../client/index.js';
 import { percentile } from './collective-runner.js';

@@ -5,14 +5,8 @@
  * counts, as it does for a worker): it reads a PlainSpec as JSON on stdin and prints one JSON
  * PlainReport line on stdout.
  */
-import { Evaluator } from '../algorithms/index.js';
-import type { Batch, ModelSpec } from '../algorithms/index.js';
-import { createModel, enableTfjsKernels } from '../algorithms/index.js';
-import { createOptimizer } from '../algorithms/index.js';
-import type { ShardRef } from '../channels/index.js';
-import type { Shard } from '../channels/index.js';
-import { DatasetStore } from '../channels/index.js';
-import type { S3Spec } from '../channels/index.js';
+import { Evaluator, createModel, enableTfjsKernels, createOptimizer, type Batch, type ModelSpec } from '../algorithms/index.js';
+import { DatasetStore, type ShardRef, type Shard, type S3Spec } from '../channels/index.js';
 import { ShardIterator } from '../worker/index.js';
 
 export interface PlainSpec {

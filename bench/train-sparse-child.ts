@@ -4,8 +4,7 @@
  * values), times `reps` gradients of our kernel after a warm-up, and prints nonzeros per second.
  */
 import { readFileSync } from 'node:fs';
-import type { SparseBatch } from '../algorithms/index.js';
-import { createModel } from '../algorithms/index.js';
+import { createModel, type SparseBatch } from '../algorithms/index.js';
 
 const bytes = readFileSync(process.argv[2]!);
 const u32 = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);

@@ -18,8 +18,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ModelSpec } from '../algorithms/index.js';
-import { createModel, enableTfjsKernels } from '../algorithms/index.js';
+import { createModel, enableTfjsKernels, type ModelSpec } from '../algorithms/index.js';
 import { formatTable, generateHiggsLike, openStore, preprocess, train } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { FASHION_MNIST_DIR } from './data.js';

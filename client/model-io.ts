@@ -3,8 +3,7 @@
  * (format, spec, metadata) and `weights.bin` (a tensor frame), to a directory or an object store
  * prefix: cirrus.save(model, 'file:///dir' | 'dir' | 's3://bucket/prefix?endpoint=...').
  */
-import { createModel } from '../algorithms/index.js';
-import type { Batch, Model, ModelSpec } from '../algorithms/index.js';
+import { createModel, type Batch, type Model, type ModelSpec } from '../algorithms/index.js';
 import { openObjectStore, decodeFloat32, encodeTensor } from '../channels/index.js';
 import { CirrusError } from '../paramserver/index.js';
 import { centroids, predictRatings, recommend } from './model-queries.js';

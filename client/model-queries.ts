@@ -2,8 +2,7 @@
  * Queries of trained models beyond predict(batch): a matrix factorization's rating of (user, item)
  * pairs and its top-k items for a user; a k-means model's centroids.
  */
-import { MatrixFactorization } from '../algorithms/index.js';
-import type { ModelSpec } from '../algorithms/index.js';
+import { MatrixFactorization, type ModelSpec } from '../algorithms/index.js';
 import { CirrusError } from '../paramserver/index.js';
 
 export class ModelQueryError extends CirrusError<'MODEL_QUERY'> {

@@ -4,8 +4,7 @@
  */
 import { z } from 'zod';
 import { SPARSE_GRADIENT_MODELS } from '../algorithms/index.js';
-import { parseAddress } from '../paramserver/index.js';
-import { CirrusError } from '../paramserver/index.js';
+import { parseAddress, CirrusError } from '../paramserver/index.js';
 
 const MODEL_TYPES = ['sparse-lr', 'dense-lr', 'svm', 'softmax', 'mlp', 'kmeans', 'mf'] as const;
 

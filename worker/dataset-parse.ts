@@ -8,12 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { type DatasetManifest, type ShardRef, encodeShard, type Shard, type DatasetWriter, type ManifestFields, type ObjectStore, type Split } from '../channels/index.js';
-import { chunkSeed, chunkShardKey, type ChunkParseResult, type DatasetParseResult } from '../algorithms/index.js';
-import { InputError } from '../algorithms/index.js';
-import { parseNumber } from '../algorithms/index.js';
-import { preprocessLocal } from '../algorithms/index.js';
+import { chunkSeed, chunkShardKey, InputError, parseNumber, preprocessLocal, type ChunkParseResult, type DatasetParseResult, type InputErrorCode } from '../algorithms/index.js';
 import { CirrusError } from '../paramserver/index.js';
-import { type InputErrorCode } from '../algorithms/index.js';
 import type { DatasetParseTask } from './event.js';
 
 /** The input's own parse errors (for the input file's line), or a raw chunk that is not in the store. */

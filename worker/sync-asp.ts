@@ -27,8 +27,7 @@
  * checkpoints too, so the next generation has every rank). Flags of earlier generations are ignored.
  */
 import { aspKey, packMessage, unpackMessage, CollectiveTimeoutError, Backoff, type PollPolicy, type Channel } from '../channels/index.js';
-import { DeadlineWatch, checkFinite, maybePublishMidEpoch, meanGradient, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
-import { WorkerTrainError } from './train-common.js';
+import { DeadlineWatch, checkFinite, maybePublishMidEpoch, meanGradient, runEpochs, WorkerTrainError, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 
 interface AspMessage {
   generation: number;

@@ -14,8 +14,7 @@
  * saving): the position is then always the start of an epoch, and a relaunched generation resumes
  * with the centroids of the last committed iteration.
  */
-import { LloydAccumulator, centroidNorms, initialCentroids, moveCentroids, type KMeansInit } from '../algorithms/index.js';
-import type { DenseBatch } from '../algorithms/index.js';
+import { LloydAccumulator, centroidNorms, initialCentroids, moveCentroids, type KMeansInit, type DenseBatch } from '../algorithms/index.js';
 import type { Reduce } from './sync-bsp.js';
 import { DeadlineWatch, WorkerTrainError, checkFinite, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 

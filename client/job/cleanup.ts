@@ -4,8 +4,7 @@
  * order (launcher and workers first, then keys, channel, servers, store), and one failing undo
  * does not stop the others. What a killed client left is swept by the next run (job/clean.ts).
  */
-import { jobPrefix, type Channel, type ObjectStore } from '../../channels/index.js';
-import { aspKey, epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../../channels/index.js';
+import { jobPrefix, aspKey, epochModelKey, finalModelKey, modelLatestKey, progressKey, type Channel, type ObjectStore } from '../../channels/index.js';
 import { sentinelKey } from './run-workers.js';
 
 export class Cleanup {

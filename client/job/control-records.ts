@@ -3,8 +3,7 @@
  * (channels/control.ts): claims (granted to the first one read, once), heartbeats (lease renewals
  * carrying the checkpoint ids a rank wrote), and the results of copies the launcher cannot show.
  */
-import { claimKey, heartbeatKey, ownerKey, packRecord, readRecord, resultKey, type HeartbeatRecord, type ResultRecord } from '../../channels/index.js';
-import type { ObjectStore } from '../../channels/index.js';
+import { claimKey, heartbeatKey, ownerKey, packRecord, readRecord, resultKey, type HeartbeatRecord, type ResultRecord, type ObjectStore } from '../../channels/index.js';
 import type { WorkerResult } from '../launchers/types.js';
 import type { Slot } from './supervise-types.js';
 

@@ -5,10 +5,8 @@
  * saves it in the job record, calls the user's callbacks and notes when a stop target is reached.
  * After the run it settles on the final model and its metrics.
  */
-import { evaluateShards } from '../../algorithms/index.js';
-import type { Model } from '../../algorithms/index.js';
-import { unpackMessage, type Channel, type DatasetManifest, type Shard } from '../../channels/index.js';
-import { epochModelKey, finalModelKey, modelLatestKey, progressKey } from '../../channels/index.js';
+import { evaluateShards, type Model } from '../../algorithms/index.js';
+import { unpackMessage, epochModelKey, finalModelKey, modelLatestKey, progressKey, type Channel, type DatasetManifest, type Shard } from '../../channels/index.js';
 import type { WorkerResult } from '../launchers/types.js';
 import type { StoreHandle } from '../store.js';
 import { TrainError, type TrainParams } from '../train-params.js';

@@ -4,8 +4,7 @@
  * params against the dataset (shards per worker, a test split for the stop targets) and the model
  * against the dataset (a misfit names params.model and what would fit).
  */
-import { createModel } from '../../algorithms/index.js';
-import type { Model, ModelSpec } from '../../algorithms/index.js';
+import { createModel, type Model, type ModelSpec } from '../../algorithms/index.js';
 import type { DatasetManifest } from '../../channels/index.js';
 import { misfitHint } from '../preprocess/task-hint.js';
 import type { StoreHandle } from '../store.js';

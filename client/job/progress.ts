@@ -3,8 +3,7 @@
  * checkpoint (rollback: the newest id every rank reported; older ones are deleted from the store),
  * and each rank's failures since it last made progress (a newer checkpoint), against maxAttempts.
  */
-import { checkpointKey } from '../../channels/index.js';
-import type { ObjectStore } from '../../channels/index.js';
+import { checkpointKey, type ObjectStore } from '../../channels/index.js';
 import { describe, type Cause } from './causes.js';
 
 interface ProgressOptions {

@@ -6,9 +6,8 @@
  * thing started registers its undo with the run's Cleanup.
  */
 import { randomBytes } from 'node:crypto';
-import { openChannel, parseChannelUrl, type Channel, type ChannelSpec } from '../../channels/index.js';
+import { openChannel, parseChannelUrl, psModelName, type Channel, type ChannelSpec } from '../../channels/index.js';
 import { startMemcached, type MemcachedServer } from '../servers/index.js';
-import { psModelName } from '../../channels/index.js';
 import { ShardedParamClient, startParamServer, type ParamServer } from '../../paramserver/index.js';
 import { openStore, type StoreHandle } from '../store.js';
 import { TrainError, type TrainParams } from '../train-params.js';

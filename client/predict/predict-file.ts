@@ -5,10 +5,7 @@
  * training run evaluates its test split (same model code, same evaluator).
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { Evaluator } from '../../algorithms/index.js';
-import { InputError, quote } from '../../algorithms/index.js';
-import { isBlank, parseNumber, readLineBatches } from '../../algorithms/index.js';
-import { CsvParser } from '../../algorithms/index.js';
+import { Evaluator, InputError, quote, isBlank, parseNumber, readLineBatches, CsvParser } from '../../algorithms/index.js';
 import type { InputPipeline } from './pipeline.js';
 import { RowPreparer, type RawRow } from './prepare.js';
 import { isBinaryModel, toPrediction, type PredictingModel } from './predict-rows.js';

@@ -5,13 +5,7 @@
  * and scaling is the very transform the preprocess workers applied. So a raw row predicts exactly
  * as its preprocessed twin does.
  */
-import { CRITEO_CAT_NAMES, CRITEO_INT_NAMES, CriteoParser } from '../../algorithms/index.js';
-import { CsvParser } from '../../algorithms/index.js';
-import { InputError, quote } from '../../algorithms/index.js';
-import { FeatureHasher } from '../../algorithms/index.js';
-import { parseDecimal, parseNumber } from '../../algorithms/index.js';
-import { minMaxScale, zScore } from '../../algorithms/index.js';
-import type { Batch } from '../../algorithms/index.js';
+import { CRITEO_CAT_NAMES, CRITEO_INT_NAMES, CriteoParser, CsvParser, InputError, quote, FeatureHasher, parseDecimal, parseNumber, minMaxScale, zScore, type Batch } from '../../algorithms/index.js';
 import type { DenseShard, SparseShard } from '../../channels/index.js';
 import type { InputPipeline } from './pipeline.js';
 

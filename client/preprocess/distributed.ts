@@ -16,12 +16,8 @@
 import { gzipSync } from 'node:zlib';
 import { datasetPrefix, manifestKey, type DatasetManifest, type DatasetTask, newRunId, type DatasetStore, type ManifestFields, type ObjectStore, type S3Spec } from '../../channels/index.js';
 import type { DatasetParseTask, WorkerEvent } from '../../worker/event.js';
-import { parseResultSchema, rawChunkKey, type ChunkParseResult } from '../../algorithms/index.js';
+import { parseResultSchema, rawChunkKey, InputError, parseNumber, readLines, DEFAULT_SPLIT, type ChunkParseResult, type HashOptions } from '../../algorithms/index.js';
 import type { Launcher } from '../launchers/types.js';
-import { InputError } from '../../algorithms/index.js';
-import { parseNumber, readLines } from '../../algorithms/index.js';
-import type { HashOptions } from '../../algorithms/index.js';
-import { DEFAULT_SPLIT } from '../../algorithms/index.js';
 import { fanOut, PreprocessError } from './transform.js';
 
 export type DistributedFormat = 'csv' | 'criteo' | 'libsvm';

@@ -11,9 +11,7 @@
  * The caller's `task` overrides the inference where the labels allow it. The counts per class
  * also give the stratified split and the row count that chooses the rows per shard.
  */
-import { CsvParser } from '../../algorithms/index.js';
-import { PreprocessOptionsError, quote } from '../../algorithms/index.js';
-import { parseNumber } from '../../algorithms/index.js';
+import { CsvParser, PreprocessOptionsError, quote, parseNumber } from '../../algorithms/index.js';
 import type { DatasetTask } from '../../channels/index.js';
 
 /** More distinct integer labels than this are taken as numbers (regression) unless --task says otherwise. */

@@ -7,11 +7,9 @@ import type { DatasetManifest, DatasetTask } from '../../channels/index.js';
 import { LocalLauncher } from '../launchers/local.js';
 import type { Launcher } from '../launchers/types.js';
 import { openStore, type StoreHandle } from '../store.js';
-import { preprocessLocal, type HashOptions, type PreprocessFormat } from '../../algorithms/index.js';
+import { preprocessLocal, DEFAULT_SPLIT, type HashOptions, type PreprocessFormat, type PreprocessLocalOptions } from '../../algorithms/index.js';
 import { distributedTransform, PreprocessError, type ScalingOp } from './transform.js';
 import { DISTRIBUTED_FORMATS, preprocessDistributed, type DistributedFormat } from './distributed.js';
-import type { PreprocessLocalOptions } from '../../algorithms/index.js';
-import { DEFAULT_SPLIT } from '../../algorithms/index.js';
 import { planLabels, scanLabels } from './labels.js';
 import { chooseRowsPerShard, stratifiedSplit } from './stratify.js';
 

@@ -3,8 +3,7 @@
  * reason); the test hands that to skipOrFail (./skip-or-fail.ts), which fails it under CI and skips
  * it elsewhere.
  */
-import { findMemcachedBinary, startMemcached, type MemcachedServer } from '../../client/servers/index.js';
-import { startS3Server, type S3Server } from '../../client/servers/index.js';
+import { findMemcachedBinary, startMemcached, startS3Server, type MemcachedServer, type S3Server } from '../../client/servers/index.js';
 import { startParamServer, type ParamServer } from '../../paramserver/index.js';
 
 /** Why memcached cannot run here, or undefined when its binary is on PATH. */
