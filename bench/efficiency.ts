@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ModelSpec } from '../algorithms/index.js';
-import { generateHiggsLike, openStore, preprocess, train } from '../client/index.js';
+import { formatTable, generateHiggsLike, openStore, preprocess, train } from '../client/index.js';
 import { FASHION_MNIST_DIR } from './data.js';
 import type { PlainReport, PlainSpec } from './train-plain.js';
 
@@ -95,7 +95,7 @@ async function plainCpu(w: EfficiencyWorkload): Promise<EfficiencyRow> {
   }
 }
 
-/** cirrus.train with MA-SGD (the same global batch split over W workers), stopping at the target. */
+/** cirrus.train with MA-SGD (the batch split over W workers, or the whole batch on each: EfficiencyBatch), stopping at the target. */
 async function runCpu(w: EfficiencyWorkload, workers: number, plainCpuSeconds: number, batch: EfficiencyBatch = 'split', averageEvery = 0): Promise<EfficiencyRow> {
   const r = await train({
     dataset: w.dataset,
@@ -146,10 +146,20 @@ export async function measureEfficiency(workloads: EfficiencyWorkload[], workers
 }
 
 export function renderEfficiency(rows: EfficiencyRow[]): string {
-  const head = 'workload              runner              W  reached  epochs  wall s   CPU-s  (workers/client/servers)  efficiency  workers only';
-  const lines = rows.map((r) => {
-    const parts = r.workerCpuSeconds !== undefined ? `${r.workerCpuSeconds.toFixed(1)}/${(r.clientCpuSeconds ?? 0).toFixed(1)}/${(r.serverCpuSeconds ?? 0).toFixed(1)}` : '';
-    return `${r.workload.padEnd(21)} ${r.runner.padEnd(18)} ${String(r.workers).padStart(2)}  ${(r.reached ? 'yes' : 'no').padEnd(7)} ${String(r.epochs).padStart(6)} ${r.wallSeconds.toFixed(1).padStart(7)} ${r.cpuSeconds.toFixed(1).padStart(7)}  ${parts.padEnd(24)} ${r.efficiency.toFixed(2).padStart(10)}  ${(r.workerEfficiency ?? r.efficiency).toFixed(2).padStart(12)}`;
-  });
-  return [head, ...lines].join('\n');
+  const headers = ['workload', 'runner', 'W', 'reached', 'epochs', 'wall s', 'CPU-s', 'workers/client/servers', 'efficiency', 'workers only'];
+  return formatTable(
+    headers,
+    rows.map((r) => [
+      r.workload,
+      r.runner,
+      String(r.workers),
+      r.reached ? 'yes' : 'no',
+      String(r.epochs),
+      r.wallSeconds.toFixed(1),
+      r.cpuSeconds.toFixed(1),
+      r.workerCpuSeconds !== undefined ? `${r.workerCpuSeconds.toFixed(1)}/${(r.clientCpuSeconds ?? 0).toFixed(1)}/${(r.serverCpuSeconds ?? 0).toFixed(1)}` : '',
+      r.efficiency.toFixed(2),
+      (r.workerEfficiency ?? r.efficiency).toFixed(2),
+    ]),
+  );
 }
