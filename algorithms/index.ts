@@ -50,15 +50,4 @@ export { TrainingError, trainReference, type ReferenceOptions, type ReferenceRes
 export type { Batch, DenseBatch, EvalResult, Model, ModelBatch, ModelSpec, RatingsBatch, ModelType, Optimizer, OptimizerSpec, SparseBatch } from './model.js';
 export { SPARSE_GRADIENT_MODELS, SupportError, SupportFinder } from './support.js';
 export * from './preprocess/index.js';
-
-// The room's error classes not exported above, so other rooms can catch them through this door.
-export { InputError, PreprocessOptionsError, type InputErrorCode } from './preprocess/errors.js';
-export { PREPROCESS_FORMATS, preprocessLocal, type HashOptions, type PreprocessFormat, type PreprocessLocalOptions } from './preprocess/pipeline.js';
-export { parseDecimal, parseNumber } from './preprocess/lines.js';
-export { quote } from './preprocess/errors.js';
-export { chunkSeed, chunkShardKey, type ChunkParseResult, type DatasetParseResult } from './preprocess/chunks.js';
-export { DEFAULT_SPLIT } from './preprocess/sharder.js';
-export { CsvParser } from './preprocess/csv.js';
-export { FeatureHasher } from './preprocess/hashing.js';
-export { CRITEO_CAT_COLUMNS, CRITEO_CAT_NAMES, CRITEO_INT_COLUMNS, CRITEO_INT_NAMES, CriteoParser } from './preprocess/criteo.js';
 export { evaluateShards } from './shard-evaluation.js';

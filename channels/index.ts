@@ -3,8 +3,7 @@
  * (adapters/<name>/), codec, keys, collectives, object stores and datasets. Other rooms import
  * channels only from here.
  */
-export type { Channel, ChannelAbility, ChannelStats, LentBuffer, Listing, OpCounter, OpKind, PutParts, ReadInto } from './channel.js';
-export { ABILITY_METHODS, CHANNEL_ABILITIES, CountingChannel, addStats, canList, canPutParts, canReadInto, emptyStats, hasAbility, totalBytes, totalRequests } from './channel.js';
+export { ABILITY_METHODS, CHANNEL_ABILITIES, CountingChannel, addStats, canList, canPutParts, canReadInto, emptyStats, hasAbility, totalBytes, totalRequests, type Channel, type ChannelAbility, type ChannelStats, type LentBuffer, type Listing, type OpCounter, type OpKind, type PutParts, type ReadInto } from './channel.js';
 export * from './errors.js';
 export { decodeFloat32, decodeTensor, dtypeOf, encodeTensor, isTensorFrame, readFrameHeader, type DType, type FrameHeader, type Tensor, type TypedArray } from './codec.js';
 export { msgpackrPath, packMessage, unpackMessage } from './messages.js';

@@ -14,10 +14,10 @@ export { buildProgram, main } from './cli.js';
 export { openStore, cirrusHome, EMBEDDED_BUCKET, type StoreHandle } from './store.js';
 export { preprocess, type PreprocessOptions } from './preprocess/preprocess.js';
 export { generateRatings, type RatingsGenOptions, type RatingsTruth } from './datasets/ratings.js';
-export { generateCriteoLike, type CriteoOptions, type CriteoTruth } from './datasets/generate.js';
+export { generateCriteoLike, GenerateError, type CriteoOptions, type CriteoTruth } from './datasets/generate.js';
 export { generateHiggsLike, type HiggsOptions, type HiggsTruth } from './datasets/higgs.js';
 export { LocalLauncher, type LocalLauncherOptions } from './launchers/local.js';
-export type { Launcher, WorkerEvent, WorkerHandle, WorkerResult } from './launchers/types.js';
+export { LauncherError, type Launcher, type WorkerEvent, type WorkerHandle, type WorkerResult, type LauncherErrorCode } from './launchers/types.js';
 
 /** Writes a synthetic dataset file: Criteo-like TSV (with its truth: CTR, best log-loss) or Higgs-like CSV. */
 function generate(opts: { kind: 'criteo'; rows: number; seed: number; file: string }): Promise<CriteoTruth>;
@@ -57,19 +57,19 @@ export const datasets = {
 };
 
 export { train, type TrainResult, type TrainCallbacks, type EpochLogs, type HistoryRow, type TrainMetrics, type TrainCost } from './train.js';
-export { parseTrainParams, trainParamsSchema, applyOverrides, launcherLimits, TrainError, type TrainParams, type TrainParamsInput } from './train-params.js';
+export { parseTrainParams, trainParamsSchema, applyOverrides, launcherLimits, TrainError, type TrainParams, type TrainParamsInput, type TrainErrorCode } from './train-params.js';
 export { readJobRecord, jobRecordKey, type JobRecord, type JobStatus } from './job/record.js';
 export { formatNumber, formatTable } from './cli/table.js';
 export { FASHION_MNIST_DIR, fashionMnistMissing, writeFashionSubset } from './datasets/fashion-subset.js';
-export { ChaosLauncher, Killer } from './launchers/chaos.js';
-export { TrainedModel, saveModel, loadModel, ModelIoError } from './model-io.js';
+export { ChaosLauncher, Killer, type Launch } from './launchers/chaos.js';
+export { TrainedModel, saveModel, loadModel, ModelIoError, type ModelIoErrorCode } from './model-io.js';
 export { jsonErrorAt } from './json-position.js';
 export { inputPipelineSchema, type InputPipeline } from './predict/pipeline.js';
 export { predictFile, type PredictFileOptions, type PredictFileResult } from './predict/predict-file.js';
 export type { Prediction } from './predict/predict-rows.js';
 export type { RawRow, RawCell } from './predict/prepare.js';
 export { preprocessForTfjs, PREPROCESSING_FILE, type TfjsPreprocessing, type TfjsRawRow } from './predict/tfjs-preprocessing.js';
-export { LambdaLauncher } from './launchers/lambda/index.js';
+export { LambdaLauncher, LambdaInvokeError, LambdaPayloadError, type LambdaPayloadErrorCode } from './launchers/lambda/index.js';
 export { deploy, deployDryRun, removeDeployment, parseDeployOptions, type DeployOptionsInput, type DeployResult, type DeployHooks } from './deploy/deploy.js';
 export { buildWorkerPackage, checkPackageLimits, LAMBDA_ZIPPED_LIMIT, LAMBDA_UNZIPPED_LIMIT, type WorkerPackage } from './deploy/package.js';
 export { DeployError, type DeployErrorCode } from './deploy/errors.js';
@@ -84,13 +84,7 @@ export default cirrus;
 // The room's error classes not exported above, so other rooms can catch them through this door,
 // and their base, so that the package's users can catch any Cirrus error.
 export { CirrusError, type CirrusErrorOptions } from '../paramserver/index.js';
-export type { TrainErrorCode } from './train-params.js';
-export type { ModelIoErrorCode } from './model-io.js';
-export { LauncherError, type LauncherErrorCode } from './launchers/types.js';
-export { LambdaInvokeError, LambdaPayloadError, type LambdaPayloadErrorCode } from './launchers/lambda/index.js';
 export { PreprocessError, WorkerFailedError, type PreprocessErrorCode } from './preprocess/index.js';
-export { GenerateError } from './datasets/generate.js';
 export { ModelQueryError } from './model-queries.js';
 export { TfjsExportError, type TfjsExportErrorCode } from './tfjs-export.js';
 export { S3RVER_CREDENTIALS, s3SpecFor, startS3Server, findMemcachedBinary, startMemcached, type S3Server, type S3ServerOptions, type MemcachedServer, type MemcachedServerOptions } from './servers/index.js';
-export { type Launch } from './launchers/chaos.js';
