@@ -72,6 +72,8 @@ interface ChaosBenchOptions {
   seed?: number;
   periodMs?: number;
   probability?: number;
+  /** Seconds between committed checkpoints: the most work a BSP rollback redoes (default 0.5). */
+  checkpointEvery?: number;
   log?: (line: string) => void;
 }
 
@@ -99,7 +101,7 @@ export async function benchChaos(o: ChaosBenchOptions = {}): Promise<{ rows: Cha
     try {
       log(`bench chaos: ${FASHION_MNIST_DIR}, the first 12,000 training and 2,000 test images`);
       await writeFashionSubset(store.datasets, 'fm', { train: 12_000, test: 2_000, rowsPerShard: 1_500 });
-      const base: TrainParamsInput = { dataset: 'fm', model: 'softmax', workers: 4, epochs: o.quick ? 12 : 40, batchSize: 100, learningRate: 0.1, seed: 11, checkpointEvery: 1, maxAttempts: 10 };
+      const base: TrainParamsInput = { dataset: 'fm', model: 'softmax', workers: 4, epochs: o.quick ? 12 : 40, batchSize: 100, learningRate: 0.1, seed: 11, checkpointEvery: o.checkpointEvery ?? 0.5, maxAttempts: 10 };
       for (const c of CONFIGS) {
         const params = { ...base, ...c.params };
         log(`bench chaos: ${c.run}, fault-free`);

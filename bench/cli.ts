@@ -20,6 +20,12 @@ function positiveInts(name: string) {
     });
 }
 
+function positiveSeconds(name: string, value: string): number {
+  const n = Number(value.trim());
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name}: '${value}' is not a positive number of seconds`);
+  return n;
+}
+
 /** The options the user gave (commander leaves the others undefined), to spread into a bench's options. */
 function given<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
@@ -230,10 +236,11 @@ export function addBenchCommands(program: Command): void {
     .description('4-worker Fashion-MNIST softmax, fault-free and under a seeded killer (kill -9 every ~2 s, p 0.5): wall time, cost, relaunches, accuracy, side by side')
     .option('--quick', '12 epochs instead of 40')
     .option('--seed <n>', "the killer's seed", (v) => positiveInts('--seed')(v)[0]!)
+    .option('--checkpoint-every <s>', 'seconds between committed checkpoints (default 0.5)', (v) => positiveSeconds('--checkpoint-every', v))
     .option('--json', 'print the rows as one JSON array on stdout')
-    .action(async (o: { quick?: boolean; seed?: number; json?: boolean }) => {
+    .action(async (o: { quick?: boolean; seed?: number; checkpointEvery?: number; json?: boolean }) => {
       const { benchChaos } = await import('./chaos.js');
-      const r = await benchChaos({ quick: o.quick ?? false, ...(o.seed !== undefined ? { seed: o.seed } : {}), log: (l) => process.stderr.write(l + '\n') });
+      const r = await benchChaos({ quick: o.quick ?? false, ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.checkpointEvery !== undefined ? { checkpointEvery: o.checkpointEvery } : {}), log: (l) => process.stderr.write(l + '\n') });
       if (o.json) process.stdout.write(JSON.stringify(r.rows) + '\n');
       else process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
     });
