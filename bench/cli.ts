@@ -185,10 +185,11 @@ export function addBenchCommands(program: Command): void {
     .option('--batch <list>', "with --efficiency: split (the plain batch split over W workers, default), per-worker (each worker the whole batch, LambdaML's MA-SGD), or both", list(['split', 'per-worker'] as const, '--batch'))
     .option('--average-every <n>', 'with --efficiency: MA-SGD averages the models every n local steps (default 0: once per epoch)', (v) => positiveInts('--average-every')(v)[0]!)
     .option('--long', 'with --efficiency: the long workloads (MLP to 87%, 1,000,000 Higgs-like rows) instead of the short ones (85%, 100,000 rows)')
-    .action(async (o: { json?: boolean; model?: 'mlp' | 'softmax'; workers?: number[]; maWorkers?: number[]; repeat?: number; skipPytorch?: boolean; efficiency?: boolean; workloads?: Array<'mlp' | 'higgs-lr'>; long?: boolean; batch?: Array<'split' | 'per-worker'>; averageEvery?: number }) => {
+    .option('--higgs-rows <n>', 'with --efficiency: Higgs-like rows for the dense-LR workload (LambdaML\'s Higgs has 11,000,000)', (v) => positiveInts('--higgs-rows')(v)[0]!)
+    .action(async (o: { json?: boolean; higgsRows?: number; model?: 'mlp' | 'softmax'; workers?: number[]; maWorkers?: number[]; repeat?: number; skipPytorch?: boolean; efficiency?: boolean; workloads?: Array<'mlp' | 'higgs-lr'>; long?: boolean; batch?: Array<'split' | 'per-worker'>; averageEvery?: number }) => {
       if (o.efficiency) {
         const { benchEfficiency } = await import('./efficiency-run.js');
-        const r = await benchEfficiency({ workers: o.workers ?? [1, 2, 4, 8], workloads: o.workloads ?? ['mlp', 'higgs-lr'], size: o.long ? 'long' : 'short', batches: o.batch ?? ['split'], ...(o.averageEvery ? { averageEvery: o.averageEvery } : {}), log: (l) => process.stderr.write(l + '\n') });
+        const r = await benchEfficiency({ workers: o.workers ?? [1, 2, 4, 8], workloads: o.workloads ?? ['mlp', 'higgs-lr'], size: o.long ? 'long' : 'short', batches: o.batch ?? ['split'], ...(o.averageEvery ? { averageEvery: o.averageEvery } : {}), ...(o.higgsRows ? { higgsRows: o.higgsRows } : {}), log: (l) => process.stderr.write(l + '\n') });
         if (o.json) process.stdout.write(JSON.stringify(r.rows) + '\n');
         else process.stdout.write(`${r.table}\n\nresults written to ${r.file}\n`);
         return;
