@@ -41,12 +41,27 @@ export function makeTfjsKernels(tf: Tf): LayerKernels {
     if (scratch.length < rows * cols) scratch = new Float32Array(rows * cols);
     return transpose(A, aOff, rows, cols, scratch.subarray(0, rows * cols));
   };
-  const product = (a: Float32Array, aShape: [number, number], b: Float32Array, bShape: [number, number], out: Float32Array): void => {
+  /**
+   * The WASM backend's result read in place in its heap, so a step allocates no model-sized copy;
+   * undefined on another backend (tfjs-node) or if the backend's layout is not the one expected,
+   * and the caller copies it out with dataSync() instead.
+   */
+  const heapView = (t: ReturnType<Tf['matMul']>): Float32Array | undefined => {
+    const backend = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array }; dataIdMap?: { get(id: object): { memoryOffset?: number | null } | undefined } };
+    const heap = backend.wasm?.HEAPU8;
+    const offset = backend.dataIdMap?.get(t.dataId)?.memoryOffset;
+    if (!heap || typeof offset !== 'number' || t.dtype !== 'float32' || offset % 4 !== 0) return undefined;
+    return new Float32Array(heap.buffer, heap.byteOffset + offset, t.size);
+  };
+  /** a x b into `out` (overwritten) or, with `accumulate`, added into out[outOff ..]. */
+  const product = (a: Float32Array, aShape: [number, number], b: Float32Array, bShape: [number, number], out: Float32Array, accumulate = false, outOff = 0): void => {
     const ta = tf.tensor2d(a, aShape);
     const tb = tf.tensor2d(b, bShape);
     const tc = tf.matMul(ta, tb);
     try {
-      out.set(tc.dataSync());
+      const c = heapView(tc) ?? (tc.dataSync() as Float32Array);
+      if (!accumulate) out.set(c, outOff);
+      else for (let i = 0; i < c.length; i++) out[outOff + i] += c[i];
     } finally {
       ta.dispose();
       tb.dispose();
@@ -59,9 +74,9 @@ export function makeTfjsKernels(tf: Tf): LayerKernels {
       product(H.subarray(0, rows * inDim), [rows, inDim], transposed(w, wOff, outDim, inDim), [inDim, outDim], Z);
     },
     weightGrad(dZ, H, rows, inDim, outDim, grad, gOff) {
-      const g = new Float32Array(outDim * inDim);
-      product(transposed(dZ, 0, rows, outDim), [outDim, rows], H.subarray(0, rows * inDim), [rows, inDim], g);
-      for (let i = 0; i < g.length; i++) grad[gOff + i] += g[i];
+      // Added straight from tfjs's result: no model-sized buffer per step (its garbage made the
+      // collector run often, at a cost that grows with the worker's heap).
+      product(transposed(dZ, 0, rows, outDim), [outDim, rows], H.subarray(0, rows * inDim), [rows, inDim], grad, true, gOff);
     },
     inputGrad(dZ, w, wOff, rows, inDim, outDim, dH) {
       product(dZ.subarray(0, rows * outDim), [rows, outDim], w.subarray(wOff, wOff + outDim * inDim), [outDim, inDim], dH);
