@@ -17,7 +17,16 @@ export interface TrainChildReport {
   serverCpuSeconds?: number;
 }
 
+/** How often the run checks that the bench is still there. */
+const PARENT_POLL_MS = 500;
+
 async function main(): Promise<void> {
+  // A bench killed mid-run must not leave its run going: train() handles SIGTERM by stopping its
+  // workers, deleting its keys and stopping the servers it started.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) process.kill(process.pid, 'SIGTERM');
+  }, PARENT_POLL_MS).unref();
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   const params = JSON.parse(Buffer.concat(chunks).toString('utf8')) as TrainParamsInput;

@@ -1,11 +1,12 @@
 /**
- * Scaling in CPU-seconds (`cirrus bench train --efficiency`, also used by `bench compare`): the
- * CPU-seconds a run spends to reach a target accuracy -- client, workers and servers, each from its
- * own process accounting (TrainCost.cpuSeconds) -- against the plain process's. Both read their
- * shards from one object store in a process of its own (store-process.ts), whose CPU-s is shown
- * per row and counted on neither side (train-plain.ts,
- * process.cpuUsage at the target), and the parallel efficiency plain CPU-s / run CPU-s for
- * W = 1, 2, 4, 8. Workloads: the Fashion-MNIST MLP with MA-SGD and Higgs-like dense LR (MA-SGD).
+ * Scaling in CPU-seconds (`cirrus bench train --efficiency`): the CPU-seconds a run spends to reach
+ * a target accuracy against the plain process's (train-plain.ts), and the parallel efficiency
+ * plain CPU-s / run CPU-s for W = 1, 2, 4, 8. Each run is a process of its own (the plain process,
+ * or cirrus.train in efficiency-train-child.ts, as a user's `cirrus train`), and its CPU-s is what
+ * the kernel accounts to it and to every process it started (child-cpu.ts): the client with its
+ * start-up, the workers, servers and spares. Both sides read their shards from one object store in
+ * a process of its own (store-process.ts), whose CPU-s is shown per row and counted on neither side.
+ * Workloads: the Fashion-MNIST MLP and Higgs-like dense LR, both with MA-SGD.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
