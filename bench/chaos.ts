@@ -8,12 +8,12 @@
  * timeline marks; the table has their medians. Target: under the killer (standby) at most 1.5x
  * the fault-free time.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FASHION_MNIST_DIR, fashionMnistMissing, writeFashionSubset, ChaosLauncher, Killer, openStore, train, formatTable, type Launch, type TrainResult, type TrainParamsInput } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
+import { scratchDir } from './scratch.js';
 
 interface ChaosBenchRow {
   run: string;
@@ -92,7 +92,7 @@ export async function benchChaos(o: ChaosBenchOptions = {}): Promise<{ rows: Cha
   const seed = o.seed ?? 7;
   const periodMs = o.periodMs ?? 2_000;
   const probability = o.probability ?? 0.5;
-  const work = mkdtempSync(join(tmpdir(), 'cirrus-bench-chaos-'));
+  const work = scratchDir('chaos');
   const oldHome = process.env.CIRRUS_HOME;
   process.env.CIRRUS_HOME = join(work, '.cirrus');
   const rows: ChaosBenchRow[] = [];

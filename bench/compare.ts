@@ -8,13 +8,13 @@
  * epoch. A second table compares the algorithms (GA-SGD, MA-SGD, ADMM, async-sgd where they apply)
  * on the ps channel: time to a loss target shared by the workload's algorithms, CPU-seconds, cost.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateCriteoLike, generateHiggsLike, generateRatings, preprocess, train, type TrainParamsInput, type TrainResult } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { FASHION_MNIST_DIR } from './data.js';
 import { machineInfo } from './machine.js';
+import { scratchDir } from './scratch.js';
 
 type Channel = 's3' | 'memcached' | 'ps';
 const CHANNELS: readonly Channel[] = ['s3', 'memcached', 'ps'];
@@ -160,7 +160,7 @@ export async function benchCompare(opts: CompareOptions = {}): Promise<{ channel
   const quick = opts.quick ?? false;
   const W = opts.workers ?? 4;
   const started = Date.now();
-  const work = mkdtempSync(join(tmpdir(), 'cirrus-bench-compare-'));
+  const work = scratchDir('compare');
   const oldHome = process.env.CIRRUS_HOME;
   process.env.CIRRUS_HOME = join(work, '.cirrus');
   try {

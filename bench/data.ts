@@ -6,8 +6,7 @@
  * in child processes so their RSS and event loops are their own.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -16,6 +15,7 @@ import type { PreprocessFormat } from '../algorithms/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import type { DataChildTask, IterateReport, LoadReport } from './data-child.js';
 import { machineInfo } from './machine.js';
+import { scratchDir } from './scratch.js';
 
 const run = promisify(execFile);
 const CHILD = fileURLToPath(new URL('./data-child.js', import.meta.url));
@@ -49,7 +49,7 @@ async function child<T>(task: DataChildTask): Promise<T> {
 export async function benchData(opts: { quick?: boolean; criteoRows?: number; log?: (l: string) => void } = {}): Promise<{ rows: DataBenchRow[]; table: string; file: string }> {
   const log = opts.log ?? (() => {});
   const criteoRows = opts.criteoRows ?? (opts.quick ? 200_000 : 1_000_000);
-  const work = mkdtempSync(join(tmpdir(), 'cirrus-bench-data-'));
+  const work = scratchDir('data');
   const server = await startS3Server({ directory: join(work, 's3'), buckets: ['cirrus'] });
   const store = s3SpecFor(server, 'cirrus');
   const rows: DataBenchRow[] = [];

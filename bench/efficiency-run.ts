@@ -1,14 +1,14 @@
 /** `cirrus bench train --efficiency`: the CPU-seconds table of efficiency.ts in a scratch store, with its JSON. */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { efficiencyWorkloads, measureEfficiency, renderEfficiency, type EfficiencyRow, type EfficiencySize, type EfficiencyBatch } from './efficiency.js';
 import { machineInfo } from './machine.js';
 import { startStoreProcess } from './store-process.js';
+import { scratchDir } from './scratch.js';
 
 export async function benchEfficiency(opts: { workers: number[]; workloads: Array<'mlp' | 'higgs-lr'>; size?: EfficiencySize; batches?: EfficiencyBatch[]; averageEvery?: number; higgsRows?: number; log: (l: string) => void }): Promise<{ rows: EfficiencyRow[]; table: string; file: string }> {
-  const work = mkdtempSync(join(tmpdir(), 'cirrus-bench-eff-'));
+  const work = scratchDir('eff');
   const oldHome = process.env.CIRRUS_HOME;
   process.env.CIRRUS_HOME = join(work, '.cirrus');
   const store = await startStoreProcess(join(work, 's3'));

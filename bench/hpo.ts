@@ -6,8 +6,7 @@
  * `--quick`: a 12,000-row subset and a 4-configuration grid, to show the pipeline works.
  */
 import { gunzipSync } from 'node:zlib';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { formatTable, openStore, preprocess } from '../client/index.js';
@@ -15,6 +14,7 @@ import { gridSearch, type SearchResult } from '../hpo/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { FASHION_MNIST_DIR } from './data.js';
 import { machineInfo } from './machine.js';
+import { scratchDir } from './scratch.js';
 
 interface HpoBenchRow {
   search: 'full grid' | 'successive halving';
@@ -74,7 +74,7 @@ export async function benchHpo(opts: { quick?: boolean; log?: (l: string) => voi
   const quick = opts.quick ?? false;
   const log = opts.log ?? (() => {});
   if (!existsSync(FASHION_MNIST_DIR)) throw new Error(`bench hpo: ${FASHION_MNIST_DIR} is missing (apt-get install dataset-fashion-mnist)`);
-  const work = mkdtempSync(join(tmpdir(), 'cirrus-bench-hpo-'));
+  const work = scratchDir('hpo');
   const oldHome = process.env.CIRRUS_HOME;
   process.env.CIRRUS_HOME = join(work, '.cirrus');
   try {

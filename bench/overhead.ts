@@ -13,14 +13,15 @@
  *    channel, shard fetch), one shard fetch, and the first evaluation.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Evaluator } from '../algorithms/index.js';
 import { formatTable, generateHiggsLike, type Launcher, launcherLimits, LocalLauncher, openStore, preprocess, train, type TrainParamsInput, type WorkerEvent, type WorkerResult } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
+import { scratchDir } from './scratch.js';
 
 interface OverheadOptions {
   rows?: number;
@@ -72,7 +73,7 @@ export async function benchOverhead(opts: OverheadOptions = {}): Promise<Overhea
   const rows = opts.rows ?? 2000;
   const runs = opts.runs ?? 5;
   const log = opts.log ?? (() => undefined);
-  const home = mkdtempSync(join(tmpdir(), 'cirrus-overhead-'));
+  const home = scratchDir('overhead');
   const cirrusHome = join(home, '.cirrus');
   const env = { ...process.env, CIRRUS_HOME: cirrusHome };
   const savedHome = process.env.CIRRUS_HOME;

@@ -4,10 +4,10 @@
  * every batch over the ps channel), same data, epochs, batch size and optimizer. Reports test
  * log-loss, wall time and model updates per second for each.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateCriteoLike, preprocess, train, type TrainParamsInput } from '../client/index.js';
+import { scratchDir } from './scratch.js';
 
 export interface PsTrainRow {
   algorithm: string;
@@ -27,7 +27,7 @@ interface PsTrainOptions {
 }
 
 export async function benchPsTraining(opts: PsTrainOptions): Promise<{ rows: PsTrainRow[]; bayesLogLoss: number }> {
-  const work = mkdtempSync(join(tmpdir(), 'cirrus-bench-ps-'));
+  const work = scratchDir('ps');
   const oldHome = process.env.CIRRUS_HOME;
   process.env.CIRRUS_HOME = join(work, '.cirrus');
   try {

@@ -4,7 +4,7 @@
  * bare TCP echo server in the same run; the ratio is the server's rate over the echo's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -13,10 +13,11 @@ import { DEFAULT_RESULTS_DIR } from './channels.js';
 import type { ChildConfig, ChildResult } from './ps-client-child.js';
 import { machineInfo } from './machine.js';
 import { writeCriteoTraffic, type TrafficInfo } from './ps-traffic.js';
-import { setPriority, tmpdir } from 'node:os';
+import { setPriority } from 'node:os';
 import { formatTable } from '../client/index.js';
 import { percentile } from './collective-runner.js';
 import { benchPsTraining, type PsTrainRow } from './ps-train.js';
+import { scratchDir } from './scratch.js';
 
 const CHILD = fileURLToPath(new URL('./ps-client-child.js', import.meta.url));
 const ECHO_MAIN = fileURLToPath(new URL('./ps-echo-main.js', import.meta.url));
@@ -151,7 +152,7 @@ export async function benchPs(opts: PsBenchOptions = {}): Promise<PsBenchResult>
   const log = opts.log ?? (() => undefined);
   const clientsList = opts.clients ?? [1, 2, 4, 8];
   const durationMs = opts.durationMs ?? 3_000;
-  const work = mkdtempSync(join(tmpdir(), 'cirrus-bench-ps-traffic-'));
+  const work = scratchDir('ps-traffic');
   const servers: ChildProcess[] = [];
   const rows: PsBenchRow[] = [];
   let traffic: TrafficInfo;
