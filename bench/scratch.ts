@@ -2,6 +2,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processAlive } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
 
@@ -9,14 +10,6 @@ import { machineInfo } from './machine.js';
 const OWNER_FILE = 'owner.pid';
 const SCRATCH_PREFIX = 'cirrus-bench-';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Removes the scratch dirs of benches that died without cleaning up (killed with SIGKILL). */
 function sweepStaleScratch(): void {
@@ -29,7 +22,7 @@ function sweepStaleScratch(): void {
     } catch {
       continue; // not marked (or not a dir): not ours to judge
     }
-    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) rmSync(dir, { recursive: true, force: true });
+    if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -11,6 +11,7 @@ import { type ObjectStore, openChannel, psModelName, jobPrefix, parseChannelUrl,
 import { ParamClient } from '../../paramserver/index.js';
 import { readJobRecord, writeJobRecord, type JobRecord } from './record.js';
 import type { StoreHandle } from '../store.js';
+import { processAlive } from '../process-alive.js';
 
 interface CleanReport {
   jobId: string;
@@ -22,14 +23,6 @@ interface CleanReport {
   problems: string[];
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The command line of a live process (Linux), to make sure a recorded pid is still the server it was. */
 function commandLine(pid: number): string {
@@ -42,7 +35,7 @@ function commandLine(pid: number): string {
 
 /** Whether the record's client is known to be dead: it ran on this host and its pid is gone. */
 function clientGone(r: JobRecord): boolean {
-  return r.status === 'running' && r.client?.host === hostname() && !alive(r.client.pid);
+  return r.status === 'running' && r.client?.host === hostname() && !processAlive(r.client.pid);
 }
 
 /** Jobs whose record says running but whose client died. */
@@ -82,7 +75,7 @@ async function cleanChannel(record: JobRecord, jobId: string, report: CleanRepor
   const servers = record.servers ?? [];
   const targets: string[] = [];
   if (typeof params.channel === 'string' && params.channel.includes('://')) targets.push(params.channel);
-  for (const s of servers) if (s.kind === 'memcached' && alive(s.pid)) targets.push(`memcached://${s.address}`);
+  for (const s of servers) if (s.kind === 'memcached' && processAlive(s.pid)) targets.push(`memcached://${s.address}`);
   for (const url of targets) {
     try {
       const spec = parseChannelUrl(url);
@@ -101,7 +94,7 @@ async function cleanChannel(record: JobRecord, jobId: string, report: CleanRepor
   }
   // Servers the dead client started for this job alone: stop them (only if the pid is still that server).
   for (const s of servers) {
-    if (!alive(s.pid) || !commandLine(s.pid).includes(s.kind) || !commandLine(s.pid).includes(s.address.split(':').pop()!)) continue;
+    if (!processAlive(s.pid) || !commandLine(s.pid).includes(s.kind) || !commandLine(s.pid).includes(s.address.split(':').pop()!)) continue;
     process.kill(s.pid, 'SIGKILL');
     report.servers.push(s.pid);
   }

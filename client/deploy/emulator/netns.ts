@@ -9,6 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { processAlive } from '../../process-alive.js';
 
 const run = promisify(execFile);
 const PREFIX = 'cirrus-w';
@@ -36,21 +37,13 @@ async function ip(...args: string[]): Promise<string> {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Deletes namespaces of earlier test runs whose process is gone. */
 async function sweepStale(): Promise<void> {
   const list = await ip('netns', 'list');
   for (const line of list.split('\n')) {
     const m = new RegExp(`^(${PREFIX}-(\\d+)-\\d+)\\b`).exec(line.trim());
-    if (m && !pidAlive(Number(m[2]))) await ip('netns', 'del', m[1]!).catch(() => undefined);
+    if (m && !processAlive(Number(m[2]))) await ip('netns', 'del', m[1]!).catch(() => undefined);
   }
 }
 
