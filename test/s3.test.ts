@@ -268,7 +268,8 @@ describe('S3Channel on s3rver', () => {
       await assert.rejects(strict.wait('env/trailer', Date.now() + 2_000), isChannelError('CHANNEL_CORRUPT', 'env/trailer'));
       const halfway = full.byteLength >> 1;
       await rawPut('env/partial', full.subarray(0, halfway));
-      for (let i = 0; i < 3; i++) assert.equal(await strict.get('env/partial'), undefined);
+      // Two reads stay under the minimum of reads before a verdict, so no load can make them late.
+      for (let i = 0; i < 2; i++) assert.equal(await strict.get('env/partial'), undefined);
       await new Promise((resolve) => setTimeout(resolve, 80));
       await assert.rejects(strict.get('env/partial'), (err: unknown) => {
         isChannelError('CHANNEL_CORRUPT', "'env/partial'")(err);
