@@ -42,6 +42,17 @@ function percent(accuracy: number): string {
   return Number.isNaN(accuracy) ? 'none (no test rows)' : `${(100 * accuracy).toFixed(2)}%`;
 }
 
+/**
+ * How a run's quality reads: test accuracy for the classifiers, test RMSE for matrix factorization
+ * (its test loss is the mean squared error), and nothing beyond the loss for k-means (its test loss
+ * is the within-cluster sum of squares per row; it has no labels to be accurate about).
+ */
+function qualityOf(model: unknown): { label: string; format(testLoss: number, testAccuracy: number): string } | undefined {
+  if (model === 'kmeans') return undefined;
+  if (model === 'mf') return { label: 'test RMSE', format: (loss) => (Number.isNaN(loss) ? 'none (no test rows)' : Math.sqrt(loss).toFixed(4)) };
+  return { label: 'test accuracy', format: (_loss, accuracy) => percent(accuracy) };
+}
+
 /** Exit codes of a run stopped by a signal (128 + its number, as shells report it). */
 const SIGNAL_EXIT: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
 
@@ -76,11 +87,12 @@ export function addTrainCommand(program: Command): void {
     .action(async (config: string, o: { set: string[]; save?: string; tfjs?: string; json?: boolean }) => {
       const params = applyOverrides(readConfig(config), o.set);
       const epochs = typeof params.epochs === 'number' ? params.epochs : 5;
-      const bar = o.json || !process.stderr.isTTY ? undefined : new cliProgress.SingleBar({ format: 'train {bar} epoch {value}/{total} | loss {loss} | acc {acc} | {secs}s', hideCursor: true }, cliProgress.Presets.shades_classic);
-      bar?.start(epochs, 0, { loss: '-', acc: '-', secs: 0 });
+      const quality = qualityOf(params.model);
+      const bar = o.json || !process.stderr.isTTY ? undefined : new cliProgress.SingleBar({ format: `train {bar} epoch {value}/{total} | loss {loss}${quality ? ` | ${quality.label.replace('test ', '')} {quality}` : ''} | {secs}s`, hideCursor: true }, cliProgress.Presets.shades_classic);
+      bar?.start(epochs, 0, { loss: '-', quality: '-', secs: 0 });
       const progress = (epoch: number, l: { testLoss: number; testAccuracy: number; wallSeconds: number }) => {
-        bar?.update(epoch, { loss: l.testLoss.toFixed(4), acc: percent(l.testAccuracy), secs: l.wallSeconds.toFixed(1) });
-        if (!bar && !o.json) process.stderr.write(`epoch ${epoch}: test loss ${l.testLoss.toFixed(4)}, test accuracy ${percent(l.testAccuracy)} (${l.wallSeconds.toFixed(1)} s)\n`);
+        bar?.update(epoch, { loss: l.testLoss.toFixed(4), quality: quality?.format(l.testLoss, l.testAccuracy) ?? '', secs: l.wallSeconds.toFixed(1) });
+        if (!bar && !o.json) process.stderr.write(`epoch ${epoch}: test loss ${l.testLoss.toFixed(4)}${quality ? `, ${quality.label} ${quality.format(l.testLoss, l.testAccuracy)}` : ''} (${l.wallSeconds.toFixed(1)} s)\n`);
       };
       // Local workers start while the training modules load (prewarm.ts); a config error kills them.
       const warm = prewarmPlan(params);
@@ -118,8 +130,8 @@ export function addTrainCommand(program: Command): void {
       process.stdout.write(
         '\n' +
           formatTable(
-            ['job', 'time s', 'test accuracy', 'test loss', 'train loss', 'epochs', 'updates/s', 'cost $'],
-            [[result.jobId, m.wallSeconds, percent(m.testAccuracy), m.testLoss, m.trainLoss, m.epochs, m.updatesPerSec, result.cost.usd]],
+            ['job', 'time s', ...(quality ? [quality.label] : []), 'test loss', 'train loss', 'epochs', 'updates/s', 'cost $'],
+            [[result.jobId, m.wallSeconds, ...(quality ? [quality.format(m.testLoss, m.testAccuracy)] : []), m.testLoss, m.trainLoss, m.epochs, m.updatesPerSec, result.cost.usd]],
           ) +
           `\n${o.save ? `model saved to ${o.save}\n` : ''}`,
       );

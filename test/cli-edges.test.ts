@@ -71,3 +71,28 @@ test('no test rows: a warning at preprocess, an error for a run with a target ac
   assert.match(plain.stdout, /none \(no test rows\)/);
   assert.doesNotMatch(plain.stdout + plain.stderr, /NaN%/);
 });
+
+test('k-means and MF runs report what they measure: no accuracy for k-means, the test RMSE for MF', async () => {
+  const pre = await cirrus('preprocess', 'small.csv', '--format', 'csv', '--name', 'km', '--shard-rows', '100');
+  assert.equal(pre.code, 0, pre.stderr);
+  writeFileSync(join(home, 'km.json'), JSON.stringify({ dataset: 'km', model: 'kmeans', clusters: 3, workers: 2, epochs: 2 }));
+  const km = await cirrus('train', 'km.json');
+  assert.equal(km.code, 0, km.stderr);
+  assert.match(km.stderr, /^epoch 2: test loss \d+\.\d{4} \(\d+\.\d s\)$/m);
+  assert.match(km.stdout, /^job +time s +test loss +train loss +epochs/m);
+  assert.doesNotMatch(km.stdout + km.stderr, /accuracy/);
+
+  const gen = await cirrus('datasets', 'generate', 'ratings', 'r.csv', '--rows', '3000');
+  assert.equal(gen.code, 0, gen.stderr);
+  const preR = await cirrus('preprocess', 'r.csv', '--format', 'ratings', '--name', 'r', '--shard-rows', '1000');
+  assert.equal(preR.code, 0, preR.stderr);
+  writeFileSync(join(home, 'mf.json'), JSON.stringify({ dataset: 'r', model: 'mf', factors: 2, workers: 2, epochs: 2 }));
+  const mf = await cirrus('train', 'mf.json');
+  assert.equal(mf.code, 0, mf.stderr);
+  const line = /^epoch 2: test loss (\d+\.\d{4}), test RMSE (\d+\.\d{4}) \(/m.exec(mf.stderr);
+  assert.ok(line, mf.stderr);
+  // The RMSE is the root of the test loss (the mean squared error), both as printed.
+  assert.ok(Math.abs(Math.sqrt(Number(line[1])) - Number(line[2])) < 1e-3, line[0]);
+  assert.match(mf.stdout, /^job +time s +test RMSE +test loss/m);
+  assert.doesNotMatch(mf.stdout + mf.stderr, /accuracy/);
+});
