@@ -8,7 +8,7 @@ export * from './errors.js';
 export { decodeFloat32, decodeTensor, dtypeOf, encodeTensor, isTensorFrame, readFrameHeader, type DType, type FrameHeader, type Tensor, type TypedArray } from './codec.js';
 export { msgpackrPath, packMessage, unpackMessage } from './messages.js';
 export { assertJobId, assertKey, jobKey, jobPrefix } from './keys.js';
-export { aspKey, checkpointKey, epochModelKey, finalModelKey, modelLatestKey, progressKey, psDoneKey, psModelName, psStopKey } from './job-keys.js';
+export { aspKey, checkpointKey, epochModelKey, finalModelKey, modelLatestKey, progressKey, psDoneKey, psModelName, psPushedKey, psStopKey } from './job-keys.js';
 export { claimKey, heartbeatKey, ownerKey, packRecord, readRecord, resultKey, type HeartbeatRecord, type OwnerRecord, type ResultRecord } from './control.js';
 export { CHANNEL_KINDS, channelSpec, parseChannelSpec, parseChannelUrl, s3Spec, type ChannelSpec, type ChannelSpecInput, type MemcachedSpec, type PsSpec, type S3Spec } from './spec.js';
 export { openChannel } from './factory.js';

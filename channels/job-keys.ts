@@ -22,3 +22,5 @@ export const epochModelKey = (jobId: string, epoch: number) => jobKey(jobId, 'mo
 export const psModelName = (jobId: string) => jobKey(jobId, 'ps', 'model');
 export const psStopKey = (jobId: string, generation: number) => jobKey(jobId, 'ps', 'stop', generation);
 export const psDoneKey = (jobId: string, generation: number, rank: number) => jobKey(jobId, 'ps', 'done', generation, rank);
+/** async-sgd: how many pushes of a rank the server has taken (u32 LE), so a relaunch does not push them twice. */
+export const psPushedKey = (jobId: string, rank: number) => jobKey(jobId, 'ps', 'pushed', rank);

@@ -18,6 +18,7 @@ import { openStore, type StoreHandle } from '../client/store.js';
 import { train, type TrainResult } from '../client/train.js';
 import type { TrainParamsInput } from '../client/train-params.js';
 import { ChaosLauncher, Killer } from '../client/launchers/chaos.js';
+import { startParamServer } from '../paramserver/index.js';
 import { fashionMnistMissing, writeFashionSubset } from '../client/datasets/fashion-subset.js';
 import { memcachedForTests } from './support/servers.js';
 import { inCi, skipOrFail } from './support/skip-or-fail.js';
@@ -116,6 +117,30 @@ describe('NumPyWren-style killer (kill -9 a random worker every ~2 s with p = 0.
       assert.ok(Math.abs(r.metrics.testAccuracy - clean.metrics.testAccuracy) <= 0.01, `accuracy ${r.metrics.testAccuracy} vs ${clean.metrics.testAccuracy} fault-free`);
     });
   }
+
+  test('async-sgd (seed 22): a relaunched rank does not push again what it pushed before it was lost', async (t) => {
+    if (skipOrFail(t, missing)) return;
+    // An external server, so its count of applied updates can be read after each run.
+    const server = await startParamServer();
+    try {
+      const params: TrainParamsInput = { ...chaosParams, learningRate: 0.03, algorithm: 'async-sgd', sync: 'async', channel: `ps://${server.address}` };
+      // 12,000 rows in 1,500-row shards, batch 100: 120 batches an epoch over the four ranks.
+      const batches = 120 * (chaosParams.epochs as number);
+      const before = server.stats().updatesApplied;
+      await train(params, { store });
+      const clean = server.stats().updatesApplied - before;
+      assert.equal(clean, batches, 'a fault-free run applies each batch once');
+      const { r, kills } = await underKiller(params, 22);
+      const faulty = server.stats().updatesApplied - before - clean;
+      t.diagnostic(`${kills} kills, ${r.relaunches.length} relaunches: ${faulty} updates applied for ${batches} batches`);
+      assert.ok(kills >= 1 && r.relaunches.length >= 1, `expected a relaunch: ${kills} kills`);
+      // Each loss may cost at most the one batch whose count had not reached the server yet; the
+      // batches since the rank's last checkpoint (up to checkpointEvery, 1 s) are not pushed again.
+      assert.ok(faulty >= batches && faulty <= batches + r.relaunches.length, `${faulty} updates for ${batches} batches and ${r.relaunches.length} relaunches`);
+    } finally {
+      await server.stop();
+    }
+  });
 });
 
 /** A fault-free run, then the same run with `restart` (a channel server killed and started again) at the end of epoch 3. */

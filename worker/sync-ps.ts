@@ -22,7 +22,7 @@
  * every rank checks it every STOP_CHECK_EVERY steps and while it waits at the end, so all ranks of
  * a generation return 'checkpointed' together (the model itself stays on the server).
  */
-import { psDoneKey, psModelName, psStopKey, CollectiveTimeoutError } from '../channels/index.js';
+import { psDoneKey, psModelName, psPushedKey, psStopKey, CollectiveTimeoutError } from '../channels/index.js';
 import { SPARSE_GRADIENT_MODELS, SupportFinder } from '../algorithms/index.js';
 import type { ModelConfig, OptimizerConfig, SyncConfig } from '../paramserver/index.js';
 import { DeadlineWatch, WorkerTrainError, checkFinite, publishModel, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
@@ -50,6 +50,13 @@ const DONE_WAIT_SLICE_MS = 250;
 const FLAG = new Uint8Array([1]);
 const EMPTY_INDICES = new Uint32Array(0);
 const EMPTY_VALUES = new Float32Array(0);
+
+/** A u32, little-endian, as the pushed-count key holds it. */
+function u32(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n, true);
+  return b;
+}
 
 /** The server-side optimizer for the task's optimizer spec and L2. */
 function psOptimizerConfig(task: Pick<TrainTask, 'optimizer' | 'l2'>): OptimizerConfig {
@@ -97,10 +104,16 @@ export async function runPsSgd(ctx: TrainContext, state: TrainState, watch: Dead
       ctx.timings.commMs += performance.now() - t0;
     }
   };
+  // async: each push is followed by the count of pushes sent, on the server. Sent right behind the
+  // push (on the same connection unless the model is sharded), the count never runs ahead of the
+  // pushes the server applied, and lags them by at most one when a worker dies between the two.
+  const pushedKey = psPushedKey(jobId, rank);
+  const countPushes = mode === 'async';
   const push = (indices: Uint32Array, values: Float32Array): void => {
     inflight.push(ps.push(name, { rank, clock, indices, values }));
     ctx.updateBytes += indices.byteLength + values.byteLength;
     clock++;
+    if (countPushes) inflight.push(ps.set(pushedKey, u32(clock)));
   };
   // MLLess's significance filter: only the coordinates whose accumulated update matters go out.
   const filter = task.filterThreshold > 0 ? new SignificanceFilter(model.size, task.filterThreshold, task.optimizer.lr) : undefined;
@@ -121,13 +134,25 @@ export async function runPsSgd(ctx: TrainContext, state: TrainState, watch: Dead
     // Every rank creates the model with the same config and initial weights: the server keeps the
     // first and accepts identical repeats, so no rank has to go first.
     await timed(() => ps.createModel(name, psModelConfig(task, model.size, world), model.init(task.seed)));
+    // A relaunched rank resumes from its checkpoint, but the pushes it sent after that checkpoint
+    // were applied already: it passes over those batches (reading them, to keep its data order)
+    // instead of applying them twice. Their loss is not in the epoch's train loss.
+    let skipUntil = clock;
+    if (countPushes) {
+      const sent = await timed(() => ps.get(pushedKey));
+      if (sent !== undefined && sent.byteLength === 4) skipUntil = Math.max(clock, new DataView(sent.buffer, sent.byteOffset, 4).getUint32(0, true));
+    }
 
     const outcome = await runEpochs(
       ctx,
       state,
       async (reader) => {
         while (state.slot < rounds) {
-          if (state.slot < own) {
+          if (state.slot < own && clock < skipUntil) {
+            await reader.next();
+            clock++;
+            state.step++;
+          } else if (state.slot < own) {
             const batch = await reader.next();
             const indices = finder.find(batch).slice();
             const { values } = await timed(() => ps.pullSparse(name, indices, { minClock: minClock(), timeoutMs }));
@@ -163,7 +188,7 @@ export async function runPsSgd(ctx: TrainContext, state: TrainState, watch: Dead
           }
           state.slot++;
           state.round = clock;
-          await drain(PUSH_WINDOW);
+          await drain(countPushes ? 2 * PUSH_WINDOW : PUSH_WINDOW); // each push has its count behind it
           watch.lap();
           if (!stopMine && watch.shouldStop()) {
             stopMine = true;
