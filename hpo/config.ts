@@ -122,6 +122,23 @@ function validateTrial(kind: 'grid' | 'random', base: Record<string, unknown>, o
   }
 }
 
+/** Models whose runs have no accuracy to compare: k-means (no labels) and matrix factorization (a regression). */
+const LOSS_ONLY_MODELS: readonly unknown[] = ['kmeans', 'mf'];
+
+/**
+ * The search's objective: the one given, or test accuracy, or for k-means and matrix factorization
+ * the test loss (their accuracy is always 0, so every trial would tie). Accuracy or AUC given for
+ * them is refused, naming the field.
+ */
+function objectiveFor(trials: PlannedTrial[], given: Objective | undefined): Objective {
+  const lossOnly = [...new Set(trials.map((t) => t.params.model).filter((m) => LOSS_ONLY_MODELS.includes(m)))];
+  if (given === undefined) return lossOnly.length > 0 ? { metric: 'testLoss', mode: 'min' } : DEFAULT_OBJECTIVE;
+  if (lossOnly.length > 0 && (given.metric === 'testAccuracy' || given.metric === 'testAuc')) {
+    throw new SearchError('SEARCH_CONFIG', `search.objective.metric: '${given.metric}' is not measured for ${lossOnly.join(' or ')} (always 0: no labels to match); use 'testLoss' (k-means: the within-cluster sum of squares per row; mf: the mean squared error)`);
+  }
+  return given;
+}
+
 /** The default budget: the workers the hungriest `maxConcurrent` trials need together. */
 function defaultBudget(trials: PlannedTrial[], maxConcurrent: number): number {
   const needs = trials.map((t) => t.params.workers).sort((a, b) => b - a);
@@ -149,7 +166,7 @@ function finishPlan(
     kind,
     base: common.base,
     ...extra,
-    objective: common.objective ?? DEFAULT_OBJECTIVE,
+    objective: objectiveFor(trials, common.objective),
     maxConcurrentTrials,
     workerBudget,
     ...(common.earlyStopping ? { earlyStopping: common.earlyStopping } : {}),

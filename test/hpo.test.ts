@@ -11,6 +11,7 @@ import { generateHiggsLike } from '../client/datasets/higgs.js';
 import { readJobRecord } from '../client/job/record.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
 import { openStore } from '../client/store.js';
+import { planGridSearch } from '../hpo/config.js';
 import cirrus, { SuccessiveHalving, expandGrid, readSearchState, sampleSpace, type SearchEvent, type TrialState } from '../hpo/index.js';
 
 let home: string;
@@ -246,6 +247,14 @@ test('bad input fails before anything starts, naming the field', () => {
   assert.throws(bad({ base, grid: { workers: [1, 3] }, workerBudget: 2 }), { code: 'SEARCH_BUDGET', message: 'search.workerBudget: a budget of 2 worker(s) is smaller than trial t001 needs (3 workers; workers=3)' });
   assert.throws(bad({ base, grid: { learningRate: [0.1] }, earlyStopping: { successiveHalving: { minEpochs: 1, reduction: 1 } } }), { code: 'SEARCH_CONFIG', message: 'search.earlyStopping.successiveHalving.reduction: expected an integer reduction factor >= 2' });
   assert.throws(() => cirrus.randomSearch({ base, space: { learningRate: { logUniform: [0, 1] } }, trials: 3, seed: 1 }), { code: 'SEARCH_CONFIG', message: 'search.space.learningRate.logUniform: expected bounds > 0' });
+  // k-means and MF have no accuracy (always 0): asking for it is refused, and their default is the test loss.
+  const kmeans = { ...base, model: 'kmeans', clusters: 3 };
+  assert.throws(bad({ base: kmeans, grid: { clusters: [2, 3] }, objective: { metric: 'testAccuracy' } }), {
+    code: 'SEARCH_CONFIG',
+    message: "search.objective.metric: 'testAccuracy' is not measured for kmeans (always 0: no labels to match); use 'testLoss' (k-means: the within-cluster sum of squares per row; mf: the mean squared error)",
+  });
+  assert.deepEqual(planGridSearch({ base: kmeans, grid: { clusters: [2, 3] } }).config.objective, { metric: 'testLoss', mode: 'min' });
+  assert.deepEqual(planGridSearch({ base, grid: { learningRate: [0.1] } }).config.objective, { metric: 'testAccuracy', mode: 'max' });
 });
 
 test('grids expand in key order and random spaces sample reproducibly', () => {
