@@ -3,10 +3,11 @@
  * nested key, malformed config JSON, a dataset name clash, a dataset without test rows.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { loadModel } from '../client/model-io.js';
 import { applyOverrides, parseTrainParams } from '../client/train-params.js';
 import { runCli, type CliRun } from './support/cli.js';
 
@@ -72,15 +73,37 @@ test('no test rows: a warning at preprocess, an error for a run with a target ac
   assert.doesNotMatch(plain.stdout + plain.stderr, /NaN%/);
 });
 
-test('k-means and MF runs report what they measure: no accuracy for k-means, the test RMSE for MF', async () => {
+test('k-means and MF runs report what they measure: no accuracy for k-means (its predictions are clusters), the test RMSE for MF', async () => {
   const pre = await cirrus('preprocess', 'small.csv', '--format', 'csv', '--name', 'km', '--shard-rows', '100');
   assert.equal(pre.code, 0, pre.stderr);
   writeFileSync(join(home, 'km.json'), JSON.stringify({ dataset: 'km', model: 'kmeans', clusters: 3, workers: 2, epochs: 2 }));
-  const km = await cirrus('train', 'km.json');
+  const km = await cirrus('train', 'km.json', '--save', 'km-model');
   assert.equal(km.code, 0, km.stderr);
   assert.match(km.stderr, /^epoch 2: test loss \d+\.\d{4} \(\d+\.\d s\)$/m);
   assert.match(km.stdout, /^job +time s +test loss +train loss +epochs/m);
   assert.doesNotMatch(km.stdout + km.stderr, /accuracy/);
+
+  // Predicting with it gives each row its nearest centroid and the mean squared distance, as
+  // computed here from the saved centroids; not labels, accuracy or probabilities.
+  const pr = await cirrus('predict', 'km-model', 'small.csv', '--out', 'clusters.csv', '--json');
+  assert.equal(pr.code, 0, pr.stderr);
+  const report = JSON.parse(pr.stdout) as { rows: number; ssePerRow: number; accuracy?: number };
+  const centroids = (await loadModel(join(home, 'km-model'))).centroids();
+  const rows = readFileSync(join(home, 'small.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').slice(0, 2).map(Number));
+  let sse = 0;
+  const nearest = rows.map((x) => {
+    const d = centroids.map((c) => (x[0]! - c[0]!) ** 2 + (x[1]! - c[1]!) ** 2);
+    const j = d.indexOf(Math.min(...d));
+    sse += d[j]!;
+    return j;
+  });
+  assert.equal(report.rows, 400);
+  assert.equal(report.accuracy, undefined);
+  assert.ok(Math.abs(report.ssePerRow - sse / rows.length) < 1e-4, `${report.ssePerRow} vs ${sse / rows.length}`);
+  assert.deepEqual(readFileSync(join(home, 'clusters.csv'), 'utf8').trim().split('\n'), ['cluster', ...nearest.map(String)]);
+  const proba = await cirrus('predict', 'km-model', 'small.csv', '--proba');
+  assert.equal(proba.code, 1);
+  assert.match(proba.stderr, /^cirrus: MODEL_QUERY: --proba: a k-means model assigns each row a cluster id; it has no class probabilities$/m);
 
   const gen = await cirrus('datasets', 'generate', 'ratings', 'r.csv', '--rows', '3000');
   assert.equal(gen.code, 0, gen.stderr);

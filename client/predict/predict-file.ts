@@ -8,7 +8,8 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { Evaluator, InputError, quote, isBlank, parseNumber, readLineBatches, CsvParser } from '../../algorithms/index.js';
 import type { InputPipeline } from './pipeline.js';
 import { RowPreparer, type RawRow } from './prepare.js';
-import { isBinaryModel, toPrediction, type PredictingModel } from './predict-rows.js';
+import { ModelQueryError } from '../model-queries.js';
+import { isBinaryModel, isClusterModel, toPrediction, type PredictingModel } from './predict-rows.js';
 
 export interface PredictFileOptions {
   /** Input format; default the one the model was trained from. */
@@ -22,6 +23,8 @@ export interface PredictFileResult {
   rows: number;
   /** Rows that carried a label. */
   labeled: number;
+  /** k-means: the within-cluster sum of squares per row, over every row (labels play no part). */
+  ssePerRow?: number;
   /** Over the labeled rows, when every row had its label. */
   accuracy?: number;
   logLoss?: number;
@@ -33,6 +36,8 @@ export async function predictFile(model: PredictingModel, pipeline: InputPipelin
   if (format !== pipeline.format) {
     throw new InputError('INPUT_FORMAT', file, `expected ${pipeline.format} input (the format the model was trained from), found --format ${format}`);
   }
+  const clusters = isClusterModel(model);
+  if (clusters && options.proba) throw new ModelQueryError('--proba: a k-means model assigns each row a cluster id; it has no class probabilities');
   const preparer = new RowPreparer(pipeline, file);
   const header = format === 'csv' ? new CsvHeader(pipeline, file) : undefined;
   const ev = new Evaluator(false);
@@ -41,7 +46,7 @@ export async function predictFile(model: PredictingModel, pipeline: InputPipelin
   const out = typeof options.out === 'string' ? createWriteStream(options.out) : options.out;
   const names = Array.from({ length: isBinaryModel(model) ? 2 : model.spec.classes }, (_, c) => String(pipeline.labelNames?.[c] ?? c));
   try {
-    if (out) await write(out, ['label', ...(options.proba ? names.map((n) => `p_${n}`) : [])].map(csvCell).join(',') + '\n');
+    if (out) await write(out, [clusters ? 'cluster' : 'label', ...(options.proba ? names.map((n) => `p_${n}`) : [])].map(csvCell).join(',') + '\n');
     for await (const batch of readLineBatches(file)) {
       const raw: RawRow[] = [];
       const lines: number[] = [];
@@ -62,7 +67,7 @@ export async function predictFile(model: PredictingModel, pipeline: InputPipelin
       rows += raw.length;
       const withLabel = prepared.labeled.filter(Boolean).length;
       labeled += withLabel;
-      if (withLabel === raw.length) ev.add(model.evaluate(prepared.batch), prepared.batch.labels);
+      if (clusters || withLabel === raw.length) ev.add(model.evaluate(prepared.batch), prepared.batch.labels);
       if (out) {
         let text = '';
         for (let i = 0; i < raw.length; i++) {
@@ -78,7 +83,9 @@ export async function predictFile(model: PredictingModel, pipeline: InputPipelin
   }
   if (rows === 0) throw new InputError('INPUT_EMPTY', file, 'expected at least one data row to predict, found none');
   const result: PredictFileResult = { rows, labeled };
-  if (labeled === rows) {
+  if (clusters) {
+    result.ssePerRow = ev.result().loss;
+  } else if (labeled === rows) {
     const r = ev.result();
     result.accuracy = r.accuracy;
     result.logLoss = r.loss;

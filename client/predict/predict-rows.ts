@@ -1,6 +1,7 @@
 /**
  * Predictions from raw rows: prepare (the model's pipeline) -> class probabilities -> labels.
- * Binary models give P(class 1); the probabilities per row are always one per class.
+ * Binary models give P(class 1); the probabilities per row are always one per class. A k-means
+ * model gives cluster ids instead (as labels and classes, with no probabilities).
  */
 import type { Batch, EvalResult } from '../../algorithms/index.js';
 import type { InputPipeline } from './pipeline.js';
@@ -26,9 +27,23 @@ export function isBinaryModel(model: PredictingModel): boolean {
   return model.spec.type !== 'softmax' && model.spec.type !== 'mlp';
 }
 
+/** Whether the model assigns clusters (k-means) rather than classes. */
+export function isClusterModel(model: PredictingModel): boolean {
+  return model.spec.type === 'kmeans';
+}
+
 /** Probabilities (flat, as the model gives them) -> per-row classes and probabilities. */
 export function toPrediction(model: PredictingModel, pipeline: InputPipeline, rows: number, flat: Float32Array): Prediction {
   const out: Prediction = { labels: [], classes: [], probabilities: [] };
+  if (isClusterModel(model)) {
+    // k-means gives each row its cluster id (0..k-1): no class names, no probabilities.
+    for (let i = 0; i < rows; i++) {
+      out.classes.push(flat[i]!);
+      out.labels.push(flat[i]!);
+      out.probabilities.push([]);
+    }
+    return out;
+  }
   const binary = isBinaryModel(model);
   const C = binary ? 2 : model.spec.classes;
   for (let i = 0; i < rows; i++) {
