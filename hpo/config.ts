@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { parseTrainParams, trainParamsSchema, TrainError, type TrainParams } from '../client/index.js';
 import { SearchError } from './errors.js';
-import { DEFAULT_OBJECTIVE, objectiveSchema, type Objective } from './objective.js';
+import { DEFAULT_OBJECTIVE, isLossOnlyModel, objectiveSchema, type Objective } from './objective.js';
 import type { HalvingConfig } from './halving.js';
 import { applyTrialOverrides, distributionSchema, expandGrid, sampleSpace, trialId, type Distribution, type TrialOverrides } from './space.js';
 
@@ -122,16 +122,13 @@ function validateTrial(kind: 'grid' | 'random', base: Record<string, unknown>, o
   }
 }
 
-/** Models whose runs have no accuracy to compare: k-means (no labels) and matrix factorization (a regression). */
-const LOSS_ONLY_MODELS: readonly unknown[] = ['kmeans', 'mf'];
-
 /**
  * The search's objective: the one given, or test accuracy, or for k-means and matrix factorization
  * the test loss (their accuracy is always 0, so every trial would tie). Accuracy or AUC given for
  * them is refused, naming the field.
  */
 function objectiveFor(trials: PlannedTrial[], given: Objective | undefined): Objective {
-  const lossOnly = [...new Set(trials.map((t) => t.params.model).filter((m) => LOSS_ONLY_MODELS.includes(m)))];
+  const lossOnly = [...new Set(trials.map((t) => t.params.model).filter(isLossOnlyModel))];
   if (given === undefined) return lossOnly.length > 0 ? { metric: 'testLoss', mode: 'min' } : DEFAULT_OBJECTIVE;
   if (lossOnly.length > 0 && (given.metric === 'testAccuracy' || given.metric === 'testAuc')) {
     throw new SearchError('SEARCH_CONFIG', `search.objective.metric: '${given.metric}' is not measured for ${lossOnly.join(' or ')} (always 0: no labels to match); use 'testLoss' (k-means: the within-cluster sum of squares per row; mf: the mean squared error)`);

@@ -12,6 +12,11 @@ export interface Objective {
 
 export const DEFAULT_OBJECTIVE: Objective = { metric: 'testAccuracy', mode: 'max' };
 
+/** Models whose runs have no accuracy to compare: k-means (no labels) and matrix factorization (a regression). */
+export function isLossOnlyModel(model: unknown): boolean {
+  return model === 'kmeans' || model === 'mf';
+}
+
 /** Accuracy and AUC are maximised, losses minimised, unless the mode says otherwise. */
 export const objectiveSchema = z
   .object({ metric: z.enum(OBJECTIVE_METRICS), mode: z.enum(['max', 'min']).optional() })

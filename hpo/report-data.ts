@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { ObjectStore } from '../channels/index.js';
 import { CirrusError } from '../paramserver/index.js';
+import { isLossOnlyModel } from './objective.js';
 
 export type ReportErrorCode =
   /** Neither a search state nor a job record exists under that id. */
@@ -62,6 +63,8 @@ export interface ReportData {
   source: string;
   status: string;
   objective: ReportObjective;
+  /** False when every run's model has no accuracy (k-means, matrix factorization): the page shows losses only. Default true. */
+  accuracy?: boolean;
   createdAt?: string;
   updatedAt?: string;
   runs: ReportRun[];
@@ -211,6 +214,7 @@ function fromSearch(s: z.infer<typeof searchState>, source: string): ReportData 
     source,
     status: s.status,
     objective: s.objective,
+    ...(s.trials.length > 0 && s.trials.every((t) => isLossOnlyModel(t.params.model)) ? { accuracy: false } : {}),
     ...(createdAt ? { createdAt } : {}),
     ...(updatedAt ? { updatedAt } : {}),
     runs: s.trials.map((t) => runOf(t)),
@@ -226,7 +230,7 @@ function fromJob(j: z.infer<typeof jobRecord>, source: string): ReportData {
     id: j.jobId,
     source,
     status: j.status,
-    objective: { metric: 'testAccuracy', mode: 'max' },
+    ...(isLossOnlyModel(j.params.model) ? { objective: { metric: 'testLoss', mode: 'min' }, accuracy: false } : { objective: { metric: 'testAccuracy', mode: 'max' } }),
     ...(createdAt ? { createdAt } : {}),
     ...(updatedAt ? { updatedAt } : {}),
     runs: [runOf({ ...j, id: j.jobId })],

@@ -139,7 +139,9 @@ function legend(styled: Styled[]): string {
 }
 
 function table(data: ReportData, ranked: ReportRun[], styled: Map<string, Styled>, bestId: string | undefined): string {
-  const head = ['#', 'Trial', 'Params', 'Status', 'Epochs', 'Final accuracy', 'Best accuracy', 'Final test loss', 'Cost', 'Worker-seconds', 'Note'];
+  // k-means and matrix factorization have no accuracy (always 0): their table shows losses only.
+  const accuracy = data.accuracy !== false;
+  const head = ['#', 'Trial', 'Params', 'Status', 'Epochs', ...(accuracy ? ['Final accuracy', 'Best accuracy'] : []), 'Final test loss', 'Cost', 'Worker-seconds', 'Note'];
   const rows = ranked.map((run, i) => {
     const s = styled.get(run.id)!;
     const epochs = run.metrics?.epochs ?? (run.history.length ? Math.max(...run.history.map((p) => p.epoch)) : undefined);
@@ -149,8 +151,7 @@ function table(data: ReportData, ranked: ReportRun[], styled: Map<string, Styled
       `<code>${esc(run.label)}</code>`,
       `<span class="status status-${esc(run.status)}">${esc(run.status)}</span>`,
       epochs === undefined ? '&ndash;' : String(epochs),
-      opt(lastAccuracy(run), pct),
-      opt(bestAccuracy(run), pct),
+      ...(accuracy ? [opt(lastAccuracy(run), pct), opt(bestAccuracy(run), pct)] : []),
       opt(finalLoss(run), (v) => v.toFixed(4)),
       opt(run.costUsd, usd),
       opt(run.workerSeconds, (v) => v.toFixed(1)),
@@ -249,8 +250,12 @@ ${summary(data, ranked, bestId)}
 ${legend(styled)}
 <div class="charts">
 <figure><figcaption>Test loss vs time</figcaption>${lineChart(styled, 'testLoss', 'test loss')}</figure>
-<figure><figcaption>Test accuracy vs time</figcaption>${lineChart(styled, 'testAccuracy', 'test accuracy')}</figure>
-<figure><figcaption>Cost vs final accuracy (finished trials)</figcaption>${scatter(styled, bestId)}</figure>
+${
+  data.accuracy === false
+    ? ''
+    : `<figure><figcaption>Test accuracy vs time</figcaption>${lineChart(styled, 'testAccuracy', 'test accuracy')}</figure>
+<figure><figcaption>Cost vs final accuracy (finished trials)</figcaption>${scatter(styled, bestId)}</figure>`
+}
 </div>
 <h2>Trials</h2>
 ${table(data, ranked, byId, bestId)}

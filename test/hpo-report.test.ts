@@ -216,6 +216,23 @@ describe('report: renderer', () => {
     assert.equal(page.match(/<tr data-trial=/g)!.length, 2);
     assert.ok(!page.includes('class="best"'), 'nothing to rank, nothing highlighted');
   });
+
+  it('shows a k-means job by its loss only: no accuracy curve, scatter or columns', async () => {
+    const store = new MemoryObjectStore();
+    await store.put(`jobs/${JOB_ID}/record.json`, bytes({ ...jobRecord, params: { ...jobRecord.params, model: 'kmeans', clusters: 10 } }));
+    const job = await loadReportData(store, JOB_ID);
+    assert.equal(job.accuracy, false);
+    assert.deepEqual(job.objective, { metric: 'testLoss', mode: 'min' });
+    const html = renderReport(job);
+    assert.deepEqual(curvesIn(html, 'testLoss'), { [JOB_ID]: 4 });
+    assert.deepEqual(curvesIn(html, 'testAccuracy'), {});
+    assert.equal(html.match(/<circle class="point"/g), null);
+    assert.ok(!html.includes('Final accuracy') && !html.includes('Test accuracy vs time'), 'no accuracy anywhere');
+    // The softmax job of the same record keeps them.
+    await store.put(`jobs/${JOB_ID}/record.json`, bytes(jobRecord));
+    const softmax = renderReport(await loadReportData(store, JOB_ID));
+    assert.ok(softmax.includes('Final accuracy') && softmax.includes('Test accuracy vs time'));
+  });
 });
 
 describe('report: loading', () => {
