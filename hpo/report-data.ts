@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { ObjectStore } from '../channels/index.js';
 import { CirrusError } from '../paramserver/index.js';
-import { isLossOnlyModel } from './objective.js';
+import { OBJECTIVE_METRICS, isLossOnlyModel, type ObjectiveMetric } from './objective.js';
 
 export type ReportErrorCode =
   /** Neither a search state nor a job record exists under that id. */
@@ -18,7 +18,6 @@ export type ReportErrorCode =
 
 export class ReportError extends CirrusError<ReportErrorCode> {}
 
-type ObjectiveMetric = 'testAccuracy' | 'testLoss';
 
 export interface ReportObjective {
   metric: ObjectiveMetric;
@@ -33,11 +32,15 @@ export interface ReportPoint {
   trainLoss: number | null;
   testLoss: number | null;
   testAccuracy: number | null;
+  /** Binary models only. */
+  testAuc?: number | null;
 }
 
 export interface ReportMetrics {
   testAccuracy: number | null;
   testLoss: number | null;
+  testAuc?: number | null;
+  trainLoss?: number | null;
   epochs?: number;
   wallSeconds?: number;
 }
@@ -81,10 +84,13 @@ const epochLogs = z.object({
   trainLoss: maybeNum,
   testLoss: maybeNum,
   testAccuracy: maybeNum,
+  testAuc: maybeNum.optional(),
 });
 const metrics = z.object({
   testAccuracy: maybeNum,
   testLoss: maybeNum,
+  testAuc: maybeNum.optional(),
+  trainLoss: maybeNum.optional(),
   epochs: num.optional(),
   wallSeconds: num.optional(),
 });
@@ -96,7 +102,8 @@ const errorField = z.union([z.string(), z.object({ message: z.string() })]);
 const searchState = z.object({
   searchId: z.string(),
   kind: z.enum(['grid', 'random']),
-  objective: z.object({ metric: z.enum(['testAccuracy', 'testLoss']), mode: z.enum(['max', 'min']) }),
+  // Every metric a search may optimise (objective.ts), so any search can be reported.
+  objective: z.object({ metric: z.enum(OBJECTIVE_METRICS), mode: z.enum(['max', 'min']) }),
   createdAt: time.optional(),
   updatedAt: time.optional(),
   status: z.string(),

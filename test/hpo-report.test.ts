@@ -253,6 +253,19 @@ describe('report: loading', () => {
     await assert.rejects(loadReportData(store, 'j2'), reportError('REPORT_BAD_RECORD', 'jobs/j2/record.json', "'history'"));
   });
 
+  it('loads a search by AUC: its best trial is the one with the highest test AUC', async () => {
+    const store = new MemoryObjectStore();
+    const withAuc = (h: typeof h1, auc: number) => h.map((p, i) => ({ ...p, testAuc: auc - 0.01 * (h.length - 1 - i) }));
+    const trials = [
+      { ...searchState.trials[0]!, history: withAuc(h1, 0.8), metrics: { ...metricsOf(h1), testAuc: 0.8 } },
+      { ...searchState.trials[1]!, history: withAuc(h2, 0.9), metrics: { ...metricsOf(h2), testAuc: 0.9 } },
+    ];
+    await store.put('searches/auc/state.json', bytes({ ...searchState, searchId: 'auc', objective: { metric: 'testAuc', mode: 'max' }, trials }));
+    const data = await loadReportData(store, 'auc');
+    assert.deepEqual(data.objective, { metric: 'testAuc', mode: 'max' });
+    assert.match(renderReport(data), /<b>t002<\/b>: testAuc 0\.9000/);
+  });
+
   it('refuses ids that would read another key', async () => {
     await assert.rejects(loadReportData(new MemoryObjectStore(), '../x'), reportError('REPORT_BAD_ID', "'../x'"));
     await assert.rejects(loadReportData(new MemoryObjectStore(), ''), reportError('REPORT_BAD_ID'));
