@@ -10,6 +10,7 @@ import { SearchError } from './errors.js';
 import { createLiveView } from './live-view.js';
 import { writeResultFiles } from './results-files.js';
 import { describeOverrides } from './config.js';
+import { formatObjective, objectiveValue } from './objective.js';
 import { gridSearch, randomSearch, resumeSearch, type SearchRun } from './search.js';
 import { searchStateKey } from './state.js';
 
@@ -65,7 +66,7 @@ export async function runGridSearch(file: string | undefined, flags: GridSearchF
   const trials = search.trials();
   const pending = trials.filter((t) => t.status === 'pending').length;
   log(`search ${search.searchId}: ${trials.length} trials (${pending} to run), up to ${search.config.maxConcurrentTrials} at once on ${search.config.workerBudget} workers; state in ${searchStateKey(search.searchId)}`);
-  const view = createLiveView({ trials, paramsOf: (id) => search.trainParams(id), tty, write: log });
+  const view = createLiveView({ trials, paramsOf: (id) => search.trainParams(id), objective: search.config.objective, tty, write: log });
   search.on('update', (e) => view.update(e));
 
   let interrupted = false;
@@ -90,7 +91,8 @@ export async function runGridSearch(file: string | undefined, flags: GridSearchF
   } else {
     const b = result.best;
     log('');
-    log(b ? `best: ${b.id} (${describeOverrides(b.params)}): test accuracy ${(100 * b.metrics!.testAccuracy).toFixed(2)}%, test loss ${b.metrics!.testLoss.toFixed(4)}, job ${b.jobId}` : 'best: no trial finished');
+    const objective = search.config.objective;
+    log(b ? `best: ${b.id} (${describeOverrides(b.params)}): ${objective.metric} ${formatObjective(objective, objectiveValue(objective, b.metrics))}${objective.metric === 'testLoss' ? '' : `, test loss ${b.metrics!.testLoss.toFixed(4)}`}, job ${b.jobId}` : 'best: no trial finished');
     log(`search ${result.searchId} ${result.status}; results written to ${files.json} and ${files.csv}`);
     if (result.status === 'stopped') log(`resume with: cirrus grid-search --resume ${result.searchId}${flags.store ? ` --store ${flags.store}` : ''}`);
   }

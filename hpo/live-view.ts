@@ -5,6 +5,7 @@
  */
 import cliProgress from 'cli-progress';
 import { channelKindOf, loadPrices, trainCost, type Prices, type TrainParams } from '../client/index.js';
+import { compareByObjective, formatObjective, isLossOnlyModel, objectiveValue, type Objective } from './objective.js';
 import type { SearchEvent } from './search.js';
 import type { TrialState } from './state.js';
 
@@ -69,7 +70,8 @@ function rowOf(t: TrialState, params: TrainParams, prices: Prices): Row {
     status: t.status,
     epoch: t.epoch !== undefined ? `${t.epoch}/${params.epochs}` : '-',
     loss: m ? m.testLoss.toFixed(4) : last ? last.testLoss.toFixed(4) : '-',
-    acc: m ? `${(100 * m.testAccuracy).toFixed(2)}%` : last ? `${(100 * last.testAccuracy).toFixed(2)}%` : '-',
+    // k-means and MF have no accuracy (always 0).
+    acc: isLossOnlyModel(params.model) ? '-' : m ? `${(100 * m.testAccuracy).toFixed(2)}%` : last ? `${(100 * last.testAccuracy).toFixed(2)}%` : '-',
     ups: currentRate(t.history) ?? (m ? m.updatesPerSec.toFixed(1) : '-'),
     cost: cost !== undefined ? `$${cost.toExponential(2)}` : '-',
   };
@@ -86,7 +88,7 @@ const COLUMNS: Array<[keyof Row, string, number]> = [
   ['cost', 'cost', 10],
 ];
 
-export function createLiveView(opts: { trials: TrialState[]; paramsOf: (id: string) => TrainParams; tty: boolean; write: (line: string) => void; stream?: NodeJS.WritableStream }): LiveView {
+export function createLiveView(opts: { trials: TrialState[]; paramsOf: (id: string) => TrainParams; objective: Objective; tty: boolean; write: (line: string) => void; stream?: NodeJS.WritableStream }): LiveView {
   const prices = loadPrices();
   const trials = new Map(opts.trials.map((t) => [t.id, t]));
   const finished = () => [...trials.values()].filter((t) => DONE.includes(t.status)).length;
@@ -110,15 +112,20 @@ export function createLiveView(opts: { trials: TrialState[]; paramsOf: (id: stri
   // Table lines are bars whose format ignores the bar and prints the row (pre-padded).
   multi.create(1, 0, {}, { format: line(Object.fromEntries(COLUMNS.map(([k, h]) => [k, h]))) });
   const rows = new Map(opts.trials.map((t) => [t.id, multi.create(1, 0, { text: line({ ...rowOf(t, opts.paramsOf(t.id), prices) }) }, { format: '{text}' })]));
-  const overall = multi.create(opts.trials.length, finished(), { best: '-' }, { format: 'search {bar} {value}/{total} trials finished | best accuracy {best}' });
-  let best: { id: string; acc: number } | undefined;
+  // The best finished trial by the search's objective, as the search ranks them.
+  const objective = opts.objective;
+  const overall = multi.create(opts.trials.length, finished(), { best: '-' }, { format: `search {bar} {value}/{total} trials finished | best ${objective.metric} {best}` });
+  let best: { id: string; value: number } | undefined;
   return {
     update(e) {
       if (e.type === 'search') return;
       trials.set(e.trial.id, e.trial);
       rows.get(e.trial.id)?.update(0, { text: line({ ...rowOf(e.trial, opts.paramsOf(e.trial.id), prices) }) });
-      if (e.trial.status === 'done' && e.trial.metrics && (!best || e.trial.metrics.testAccuracy > best.acc)) best = { id: e.trial.id, acc: e.trial.metrics.testAccuracy };
-      overall.update(finished(), { best: best ? `${best.id} ${(100 * best.acc).toFixed(2)}%` : '-' });
+      if (e.trial.status === 'done' && e.trial.metrics) {
+        const value = objectiveValue(objective, e.trial.metrics);
+        if (!best || compareByObjective(objective, value, best.value, 0) < 0) best = { id: e.trial.id, value };
+      }
+      overall.update(finished(), { best: best ? `${best.id} ${formatObjective(objective, best.value)}` : '-' });
     },
     stop() {
       multi.stop();

@@ -40,3 +40,9 @@ export function compareByObjective(objective: Objective, a: number, b: number, t
   if (a === b) return tieBreak;
   return objective.mode === 'max' ? b - a : a - b;
 }
+
+/** An objective's value as people read it: accuracy in percent, the others (AUC, losses) to four decimals. */
+export function formatObjective(objective: Objective, value: number): string {
+  if (Number.isNaN(value)) return '-';
+  return objective.metric === 'testAccuracy' ? `${(100 * value).toFixed(2)}%` : value.toFixed(4);
+}

@@ -11,7 +11,10 @@ import { generateHiggsLike } from '../client/datasets/higgs.js';
 import { readJobRecord } from '../client/job/record.js';
 import { preprocess } from '../client/preprocess/preprocess.js';
 import { openStore } from '../client/store.js';
+import { Writable } from 'node:stream';
+import { parseTrainParams, type TrainMetrics } from '../client/index.js';
 import { planGridSearch } from '../hpo/config.js';
+import { createLiveView } from '../hpo/live-view.js';
 import cirrus, { SuccessiveHalving, expandGrid, readSearchState, sampleSpace, type SearchEvent, type TrialState } from '../hpo/index.js';
 
 let home: string;
@@ -280,4 +283,20 @@ test('grids expand in key order and random spaces sample reproducibly', () => {
     assert.equal(r.status, 'stopped');
     assert.deepEqual(r.trials.map((t) => t.status), ['killed', 'killed', 'killed', 'killed', 'killed']);
   });
+});
+
+test('the live view ranks finished trials by the search objective (lowest test loss here), and shows no accuracy for k-means', () => {
+  let out = '';
+  const stream = Object.assign(new Writable({ write: (c, _e, cb) => ((out += String(c)), cb()) }), { isTTY: true, columns: 200, cursorTo: () => true, moveCursor: () => true, clearLine: () => true, clearScreenDown: () => true });
+  const metrics = (testLoss: number, testAccuracy: number): TrainMetrics => ({ testAccuracy, testLoss, trainLoss: testLoss, epochs: 1, steps: 1, wallSeconds: 1, updatesPerSec: 1, generations: 1, updateBytes: 0 });
+  const trials: TrialState[] = ['t000', 't001', 't002'].map((id) => ({ id, params: { clusters: 2 }, status: 'pending', history: [] }));
+  const params = parseTrainParams({ dataset: 'd', model: 'kmeans', clusters: 2 });
+  const view = createLiveView({ trials, paramsOf: () => params, objective: { metric: 'testLoss', mode: 'min' }, tty: true, write: () => undefined, stream });
+  view.update({ type: 'trial', trial: { ...trials[0]!, status: 'done', metrics: metrics(2.5, 0.9) } });
+  view.update({ type: 'trial', trial: { ...trials[1]!, status: 'done', metrics: metrics(1.25, 0.1) } });
+  view.update({ type: 'trial', trial: { ...trials[2]!, status: 'done', metrics: metrics(3, 0.99) } });
+  view.stop();
+  const last = out.split(/\r|\n|\x1b\[[0-9;]*[A-Za-z]/).filter((l) => l.includes('trials finished')).pop() ?? '';
+  assert.match(last, /3\/3 trials finished \| best testLoss t001 1\.2500$/);
+  assert.doesNotMatch(out, /\d+\.\d\d%/, 'k-means rows show no accuracy');
 });
