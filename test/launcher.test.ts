@@ -4,7 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { LocalLauncher, type LocalLauncherOptions } from '../client/launchers/local.js';
@@ -185,6 +187,41 @@ test('kill() and close(): queued and running workers end as killed, nothing is l
   assert.equal(alive(running.pid), false);
   if (queued.pid !== undefined) assert.equal(alive(queued.pid), false);
   await assert.rejects(l.launch(event({ type: 'noop' })), (e: unknown) => (e as { code?: string }).code === 'LAUNCHER_CLOSED');
+});
+
+test('each worker has a /tmp of its own, as a Lambda sandbox does: removed when it ends, also by kill -9', async () => {
+  // Rank 0 sleeps (and is killed), rank 1 ends by itself; each logs the file it wrote.
+  const tmpDirs = new Map<number, string>();
+  const l = launcher({ timeoutS: 60, memoryMb: 256, concurrency: 2, onLog: (line, w) => line.startsWith('tmp ') && tmpDirs.set(w.rank, dirname(line.slice(4))) });
+  const killed = await l.launch(event({ type: 'noop', writeTmp: true, sleepMs: 30_000 }, 0, 2));
+  const done = await l.launch(event({ type: 'noop', writeTmp: true }, 1, 2));
+  assert.equal((await done.result).status, 'ok');
+  while (tmpDirs.size < 2) await new Promise((r) => setTimeout(r, 10));
+  const [sleeping, finished] = [tmpDirs.get(0)!, tmpDirs.get(1)!];
+  for (const d of [sleeping, finished]) assert.match(basename(d), /^cirrus-worker-tmp-/);
+  assert.notEqual(sleeping, finished, 'one directory per worker');
+  assert.equal(existsSync(finished), false, "a finished worker's /tmp is gone");
+  assert.ok(readdirSync(sleeping).includes('scratch.bin'), 'the running worker wrote into its own /tmp');
+  killed.kill('test');
+  assert.equal((await killed.result).status, 'killed');
+  assert.equal(existsSync(sleeping), false, "a killed worker's /tmp is gone");
+});
+
+test("a launcher's first worker /tmp sweeps the ones a dead launcher left (the pid in their name), not a live one's", async () => {
+  const dead = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => dead.once('exit', r));
+  const left = mkdtempSync(join(tmpdir(), `cirrus-worker-tmp-${dead.pid}-`));
+  const kept = mkdtempSync(join(tmpdir(), `cirrus-worker-tmp-${process.pid}-`));
+  try {
+    const module = fileURLToPath(new URL('../client/launchers/sandbox-tmp.js', import.meta.url));
+    const child = spawn(process.execPath, ['--input-type=module', '-e', `const { makeWorkerTmp } = await import(${JSON.stringify(module)}); makeWorkerTmp();`], { stdio: 'inherit' });
+    assert.equal(await new Promise((r) => child.once('exit', r)), 0);
+    assert.equal(existsSync(left), false, "a dead launcher's worker /tmp is swept");
+    assert.equal(existsSync(kept), true, "a live launcher's is not");
+  } finally {
+    rmSync(left, { recursive: true, force: true });
+    rmSync(kept, { recursive: true, force: true });
+  }
 });
 
 /** Runs a parent process that launches a 30 s worker, then ends as `how`; returns the worker's pid. */

@@ -11,11 +11,15 @@
  * remaining time counts down to CIRRUS_WORKER_DEADLINE_MS, the instant the launcher kills the
  * child, as Lambda's does to the function's timeout.
  */
+import { rmSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { WorkerContext } from './handler.js';
 
 export type WorkerHandler = (event: unknown, context?: WorkerContext) => Promise<unknown>;
 
 const KEY = 'cirrusWorker';
+/** The local launcher's per-worker temp dirs (client/launchers/sandbox-tmp.ts) start so. */
+const WORKER_TMP_PREFIX = 'cirrus-worker-tmp-';
 /** How often an orphaned worker notices that its parent is gone. */
 const PARENT_POLL_MS = 500;
 
@@ -78,7 +82,12 @@ export async function runWorkerChild(handler: WorkerHandler): Promise<void> {
   // Exits when the parent dies (its pid changes once we are re-parented), so no worker outlives its launcher.
   const parent = process.ppid;
   setInterval(() => {
-    if (process.ppid !== parent) process.exit(137);
+    if (process.ppid !== parent) {
+      // The launcher that made this worker's /tmp is gone, so the worker removes it itself.
+      const own = process.env.TMPDIR;
+      if (own && basename(own).startsWith(WORKER_TMP_PREFIX)) rmSync(own, { recursive: true, force: true });
+      process.exit(137);
+    }
   }, PARENT_POLL_MS).unref();
 
   const text = await readStdin();

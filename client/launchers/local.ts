@@ -24,6 +24,7 @@ import { StartQueue } from './start-queue.js';
 import { defaultLocalEntry } from './local-bundle.js';
 import { takePrewarmed } from './prewarm.js';
 import { Standby } from './local/standby.js';
+import { makeWorkerTmp, removeWhenGone } from './sandbox-tmp.js';
 
 export interface LocalLauncherOptions {
   /** Time limit per worker in seconds. Default 900 (Lambda's maximum). */
@@ -254,13 +255,18 @@ class LocalWorker implements LocalWorkerHandle {
     // So is a spare of the launcher's standby.
     const warm = takePrewarmed({ entry: this.opts.entry, memoryMb: this.opts.memoryMb, nodeArgs: this.opts.nodeArgs, env: this.opts.env }) ?? this.standby?.take();
     try {
-      child = warm ?? spawn(process.execPath, [...this.opts.nodeArgs, `--max-old-space-size=${this.opts.memoryMb}`, this.opts.entry], {
-        stdio: ['pipe', 'pipe', 'pipe'],
-        // Its own process group, like a Lambda function: a Ctrl-C to the client reaches the client
-        // alone, which stops the workers itself; a dead client is noticed by the worker (ppid).
-        detached: true,
-        env: { ...process.env, ...this.opts.env, CIRRUS_WORKER_MEMORY_MB: String(this.opts.memoryMb), CIRRUS_WORKER_TIMEOUT_MS: String(this.opts.timeoutMs), CIRRUS_WORKER_DEADLINE_MS: String(deadline) },
-      });
+      if (warm) child = warm;
+      else {
+        const tmp = makeWorkerTmp();
+        child = spawn(process.execPath, [...this.opts.nodeArgs, `--max-old-space-size=${this.opts.memoryMb}`, this.opts.entry], {
+          stdio: ['pipe', 'pipe', 'pipe'],
+          // Its own process group, like a Lambda function: a Ctrl-C to the client reaches the client
+          // alone, which stops the workers itself; a dead client is noticed by the worker (ppid).
+          detached: true,
+          env: { ...process.env, ...this.opts.env, CIRRUS_WORKER_MEMORY_MB: String(this.opts.memoryMb), CIRRUS_WORKER_TIMEOUT_MS: String(this.opts.timeoutMs), CIRRUS_WORKER_DEADLINE_MS: String(deadline), TMPDIR: tmp },
+        });
+        removeWhenGone(child, tmp);
+      }
     } catch (err) {
       this.finish({ status: 'error', error: { code: 'SPAWN_FAILED', message: `could not start worker ${this.id}: ${(err as Error).message}` }, durationMs: 0, coldStartMs: 0 });
       return Promise.resolve();

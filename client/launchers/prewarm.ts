@@ -14,6 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { setPriority } from 'node:os';
+import { makeWorkerTmp, removeWhenGone } from './sandbox-tmp.js';
 
 export interface PrewarmSpec {
   entry: string;
@@ -76,11 +77,13 @@ export class WarmPool {
   spawn(count: number, nice = 0): void {
     const s = this.spec;
     for (let i = 0; i < count; i++) {
+      const tmp = makeWorkerTmp();
       const child = spawn(process.execPath, [...(s.nodeArgs ?? []), `--max-old-space-size=${s.memoryMb}`, s.entry], {
         stdio: ['pipe', 'pipe', 'pipe'],
         detached: true,
-        env: { ...process.env, ...(s.env ?? {}), CIRRUS_WORKER_MEMORY_MB: String(s.memoryMb), CIRRUS_WORKER_PREWARMED: '1' },
+        env: { ...process.env, ...(s.env ?? {}), CIRRUS_WORKER_MEMORY_MB: String(s.memoryMb), CIRRUS_WORKER_PREWARMED: '1', TMPDIR: tmp },
       });
+      removeWhenGone(child, tmp);
       child.on('error', () => undefined);
       child.stdin!.on('error', () => undefined);
       if (nice > 0 && child.pid !== undefined) {

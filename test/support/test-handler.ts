@@ -4,6 +4,9 @@
  * ships: the Lambda package of tests is built from this entry, the production package from
  * worker/handler.ts.
  */
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { eventSchema, handler as productionHandler, parseEventWith, TASK_TYPES, type WorkerContext } from '../../worker/index.js';
 
@@ -21,6 +24,8 @@ export const noopTask = z
     exitCode: z.number().int().min(0).max(255).optional(),
     /** Lines printed to stdout first (logs). */
     log: z.array(z.string()).default([]),
+    /** Write a file into os.tmpdir() first and log 'tmp <path>' (the launcher's per-worker /tmp). */
+    writeTmp: z.boolean().default(false),
   })
   .strict();
 
@@ -51,6 +56,11 @@ async function runNoop(task: z.infer<typeof noopTask>, context: WorkerContext | 
   const startedAt = Date.now();
   const remainingMs = context?.getRemainingTimeInMillis();
   for (const line of task.log) console.log(line);
+  if (task.writeTmp) {
+    const file = join(tmpdir(), 'scratch.bin');
+    writeFileSync(file, Buffer.alloc(1024, 7));
+    console.log(`tmp ${file}`);
+  }
   const held: unknown[] = [];
   for (let mb = 0; mb < task.allocateMb; mb++) {
     if (task.allocate === 'buffer') held.push(Buffer.alloc(1024 * 1024, 1));
