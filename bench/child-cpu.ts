@@ -1,24 +1,10 @@
 /**
- * CPU-seconds of every process a bench's child started, from the kernel's own accounting: once a
- * child has been waited for, its CPU time and that of all its waited-for descendants (workers,
- * spares, servers it started) is added to this process's cutime + cstime (/proc/self/stat). The
- * difference across one child's run is then the whole run's CPU, whatever the child reports.
+ * Making a bench child's CPU count in full: the kernel adds a child's CPU time, and that of its
+ * waited-for descendants (workers, spares, servers it started), to its parent's once the child has
+ * been waited for (client/cpu.ts, reapedChildrenCpuSeconds). A child therefore waits for its own
+ * children before it exits.
  */
 import { readFileSync } from 'node:fs';
-
-const CLK_TCK = 100;
-
-/** CPU-seconds of this process's waited-for children so far (Linux; NaN elsewhere). */
-export function reapedChildrenCpuSeconds(): number {
-  try {
-    const stat = readFileSync('/proc/self/stat', 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // cutime and cstime are fields 16 and 17 of the line, so 14 and 15 after the name.
-    return (Number(fields[13]) + Number(fields[14])) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
 
 /** Live children of this process (Linux; [] where /proc cannot tell). */
 function liveChildren(): string[] {

@@ -3,7 +3,7 @@
  * a target accuracy against the plain process's (train-plain.ts), and the parallel efficiency
  * plain CPU-s / run CPU-s for W = 1, 2, 4, 8. Each run is a process of its own (the plain process,
  * or cirrus.train in efficiency-train-child.ts, as a user's `cirrus train`), and its CPU-s is what
- * the kernel accounts to it and to every process it started (child-cpu.ts): the client with its
+ * the kernel accounts to it and to every process it started (reapedChildrenCpuSeconds): the client with its
  * start-up, the workers, servers and spares. Both sides read their shards from one object store in
  * a process of its own (store-process.ts), whose CPU-s is shown per row and counted on neither side.
  * Workloads: the Fashion-MNIST MLP and Higgs-like dense LR, both with MA-SGD.
@@ -13,9 +13,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ModelSpec } from '../algorithms/index.js';
-import { formatTable, generateHiggsLike, preprocess, type TrainParamsInput } from '../client/index.js';
+import { formatTable, generateHiggsLike, preprocess, reapedChildrenCpuSeconds, type TrainParamsInput } from '../client/index.js';
 import { FASHION_MNIST_DIR } from './data.js';
-import { reapedChildrenCpuSeconds } from './child-cpu.js';
 import type { TrainChildReport } from './efficiency-train-child.js';
 import type { StoreProcess } from './store-process.js';
 import type { PlainReport, PlainSpec } from './train-plain.js';

@@ -1,40 +1,16 @@
 /** What a bench that trains needs around it: a scratch CIRRUS_HOME of its own, and its JSON result file. */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { processAlive } from '../client/index.js';
+import { makeOwnedTmpDir } from '../client/index.js';
 import { DEFAULT_RESULTS_DIR } from './channels.js';
 import { machineInfo } from './machine.js';
 
-/** Names the process that made a scratch dir, so a later bench can tell a dead bench's dir. */
-const OWNER_FILE = 'owner.pid';
-const SCRATCH_PREFIX = 'cirrus-bench-';
-
-
-/** Removes the scratch dirs of benches that died without cleaning up (killed with SIGKILL). */
-function sweepStaleScratch(): void {
-  for (const entry of readdirSync(tmpdir())) {
-    if (!entry.startsWith(SCRATCH_PREFIX)) continue;
-    const dir = join(tmpdir(), entry);
-    let pid: number;
-    try {
-      pid = Number(readFileSync(join(dir, OWNER_FILE), 'utf8'));
-    } catch {
-      continue; // not marked (or not a dir): not ours to judge
-    }
-    if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 /**
- * A fresh temp dir for one bench run (cirrus-bench-<name>-*), marked with this process's pid; what
- * earlier benches left when they were killed is swept first. The caller removes it when done.
+ * A fresh temp dir for one bench run (cirrus-bench-<pid>-<name>-*); what earlier benches left when
+ * they were killed (their pid is gone) is swept first. The caller removes it when done.
  */
 export function scratchDir(name: string): string {
-  sweepStaleScratch();
-  const dir = mkdtempSync(join(tmpdir(), `${SCRATCH_PREFIX}${name}-`));
-  writeFileSync(join(dir, OWNER_FILE), String(process.pid));
-  return dir;
+  return makeOwnedTmpDir('cirrus-bench-', `${name}-`);
 }
 
 /** Runs `body` with CIRRUS_HOME in a fresh temp dir (its embedded store), then restores it and removes the dir. */

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { formatTable } from './cli/table.js';
 import { jsonErrorAt } from './json-position.js';
 import { defaultLocalEntry } from './launchers/local-bundle.js';
+import { hasAccuracy } from './model-kinds.js';
 import { applyOverrides, TrainError, type TrainParamsInput } from './train-params.js';
 
 function readConfig(file: string): Record<string, unknown> {
@@ -48,9 +49,9 @@ function percent(accuracy: number): string {
  * is the within-cluster sum of squares per row; it has no labels to be accurate about).
  */
 function qualityOf(model: unknown): { label: string; format(testLoss: number, testAccuracy: number): string } | undefined {
-  if (model === 'kmeans') return undefined;
+  if (hasAccuracy(model)) return { label: 'test accuracy', format: (_loss, accuracy) => percent(accuracy) };
   if (model === 'mf') return { label: 'test RMSE', format: (loss) => (Number.isNaN(loss) ? 'none (no test rows)' : Math.sqrt(loss).toFixed(4)) };
-  return { label: 'test accuracy', format: (_loss, accuracy) => percent(accuracy) };
+  return undefined;
 }
 
 /** Exit codes of a run stopped by a signal (128 + its number, as shells report it). */

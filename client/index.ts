@@ -11,8 +11,9 @@ import { openStore } from './store.js';
 
 export { billedMs, channelCostUsd, channelKindOf, lambdaCost, loadPrices, nodeHoursUsd, s3RequestsUsd, trainCost, DEFAULT_PRICES_FILE, PricesError, type CostInputs, type Prices, type RequestCounts } from './cost.js';
 export { buildProgram, main } from './cli.js';
-export { processCpuSeconds } from './cpu.js';
-export { processAlive } from './process-alive.js';
+export { processCpuSeconds, reapedChildrenCpuSeconds } from './cpu.js';
+export { makeOwnedTmpDir } from './owned-tmp.js';
+export { hasAccuracy } from './model-kinds.js';
 export { openStore, cirrusHome, EMBEDDED_BUCKET, type StoreHandle } from './store.js';
 export { preprocess, type PreprocessOptions } from './preprocess/preprocess.js';
 export { generateRatings, type RatingsGenOptions, type RatingsTruth } from './datasets/ratings.js';

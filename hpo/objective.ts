@@ -1,6 +1,6 @@
 /** What a search optimises, and how trials compare on it. */
 import { z } from 'zod';
-import type { EpochLogs, TrainMetrics } from '../client/index.js';
+import { hasAccuracy, type EpochLogs, type TrainMetrics } from '../client/index.js';
 
 export const OBJECTIVE_METRICS = ['testAccuracy', 'testLoss', 'testAuc', 'trainLoss'] as const;
 export type ObjectiveMetric = (typeof OBJECTIVE_METRICS)[number];
@@ -12,9 +12,9 @@ export interface Objective {
 
 export const DEFAULT_OBJECTIVE: Objective = { metric: 'testAccuracy', mode: 'max' };
 
-/** Models whose runs have no accuracy to compare: k-means (no labels) and matrix factorization (a regression). */
+/** Models whose runs have no accuracy to compare (client's hasAccuracy): k-means and matrix factorization. */
 export function isLossOnlyModel(model: unknown): boolean {
-  return model === 'kmeans' || model === 'mf';
+  return !hasAccuracy(model);
 }
 
 /** Accuracy and AUC are maximised, losses minimised, unless the mode says otherwise. */

@@ -5,31 +5,18 @@
  * scratch files (a preprocessing chunk, say) never pile up in the machine's /tmp.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { processAlive } from '../process-alive.js';
+import { rmSync } from 'node:fs';
+import { makeOwnedTmpDir } from '../owned-tmp.js';
 
-const PREFIX = 'cirrus-worker-tmp-';
 const live = new Set<string>();
 let hooked = false;
 
 /**
- * Removes the dirs of launchers that died without cleaning up (a client killed with SIGKILL: its
- * workers exit on their own and remove theirs, but not the spares that never ran). The launcher's
- * pid is in each dir's name.
+ * Makes a worker's temp dir (its name carries the client's pid, so the dirs of a client killed with
+ * kill -9 are swept by the next one); pass it as TMPDIR and hand the child to removeWhenGone().
  */
-function sweepDeadLaunchers(): void {
-  for (const entry of readdirSync(tmpdir())) {
-    const pid = new RegExp(`^${PREFIX}(\\d+)-`).exec(entry)?.[1];
-    if (pid !== undefined && !processAlive(Number(pid))) rmSync(join(tmpdir(), entry), { recursive: true, force: true });
-  }
-}
-
-/** Makes a worker's temp dir; pass it as TMPDIR and hand the child to removeWhenGone(). */
 export function makeWorkerTmp(): string {
-  if (!hooked) sweepDeadLaunchers();
-  const dir = mkdtempSync(join(tmpdir(), `${PREFIX}${process.pid}-`));
+  const dir = makeOwnedTmpDir('cirrus-worker-tmp-');
   live.add(dir);
   if (!hooked) {
     hooked = true;
