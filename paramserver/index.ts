@@ -25,7 +25,7 @@ export {
   opName,
   statusName,
 } from './protocol.js';
-export { MAX_KEY_BYTES, PayloadReader, encodeKey, encodeKeyList, encodeWait } from './payload.js';
+export { MAX_KEY_BYTES, PayloadReader, decodeU32, encodeKey, encodeKeyList, encodeU32, encodeWait } from './payload.js';
 export { startParamServer, type ParamServer, type ParamServerOptions, type ParamServerStats, type SnapshotStoreLike } from './server.js';
 export { ParamClient, parseAddress, type ParamClientOptions, type PullOptions, type PushGradient, type Reply } from './client.js';
 export { clientProof, serverProof, isLoopbackHost, NONCE_BYTES, MAC_BYTES } from './auth.js';

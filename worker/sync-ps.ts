@@ -24,7 +24,7 @@
  */
 import { psDoneKey, psModelName, psPushedKey, psStopKey, CollectiveTimeoutError } from '../channels/index.js';
 import { SPARSE_GRADIENT_MODELS, SupportFinder } from '../algorithms/index.js';
-import type { ModelConfig, OptimizerConfig, SyncConfig } from '../paramserver/index.js';
+import { decodeU32, encodeU32, type ModelConfig, type OptimizerConfig, type SyncConfig } from '../paramserver/index.js';
 import { DeadlineWatch, WorkerTrainError, checkFinite, publishModel, runEpochs, type LoopOutcome, type TrainContext, type TrainState } from './train-common.js';
 import type { TrainTask } from './event.js';
 import { SignificanceFilter } from './significance-filter.js';
@@ -50,13 +50,6 @@ const DONE_WAIT_SLICE_MS = 250;
 const FLAG = new Uint8Array([1]);
 const EMPTY_INDICES = new Uint32Array(0);
 const EMPTY_VALUES = new Float32Array(0);
-
-/** A u32, little-endian, as the pushed-count key holds it. */
-function u32(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n, true);
-  return b;
-}
 
 /** The server-side optimizer for the task's optimizer spec and L2. */
 function psOptimizerConfig(task: Pick<TrainTask, 'optimizer' | 'l2'>): OptimizerConfig {
@@ -113,7 +106,7 @@ export async function runPsSgd(ctx: TrainContext, state: TrainState, watch: Dead
     inflight.push(ps.push(name, { rank, clock, indices, values }));
     ctx.updateBytes += indices.byteLength + values.byteLength;
     clock++;
-    if (countPushes) inflight.push(ps.set(pushedKey, u32(clock)));
+    if (countPushes) inflight.push(ps.set(pushedKey, encodeU32(clock)));
   };
   // MLLess's significance filter: only the coordinates whose accumulated update matters go out.
   const filter = task.filterThreshold > 0 ? new SignificanceFilter(model.size, task.filterThreshold, task.optimizer.lr) : undefined;
@@ -140,7 +133,7 @@ export async function runPsSgd(ctx: TrainContext, state: TrainState, watch: Dead
     let skipUntil = clock;
     if (countPushes) {
       const sent = await timed(() => ps.get(pushedKey));
-      if (sent !== undefined && sent.byteLength === 4) skipUntil = Math.max(clock, new DataView(sent.buffer, sent.byteOffset, 4).getUint32(0, true));
+      if (sent !== undefined && sent.byteLength === 4) skipUntil = Math.max(clock, decodeU32(sent, 'pushed count'));
     }
 
     const outcome = await runEpochs(
