@@ -5,8 +5,8 @@
  */
 import cliProgress from 'cli-progress';
 import { channelKindOf, loadPrices, trainCost, type Prices, type TrainParams } from '../client/index.js';
-import { compareByObjective, formatObjective, isLossOnlyModel, objectiveValue, type Objective } from './objective.js';
-import type { SearchEvent } from './search.js';
+import { formatObjective, isLossOnlyModel, objectiveValue, type Objective } from './objective.js';
+import { sortTrials, type SearchEvent } from './search.js';
 import type { TrialState } from './state.js';
 
 interface LiveView {
@@ -115,17 +115,15 @@ export function createLiveView(opts: { trials: TrialState[]; paramsOf: (id: stri
   // The best finished trial by the search's objective, as the search ranks them.
   const objective = opts.objective;
   const overall = multi.create(opts.trials.length, finished(), { best: '-' }, { format: `search {bar} {value}/{total} trials finished | best ${objective.metric} {best}` });
-  let best: { id: string; value: number } | undefined;
+
   return {
     update(e) {
       if (e.type === 'search') return;
       trials.set(e.trial.id, e.trial);
       rows.get(e.trial.id)?.update(0, { text: line({ ...rowOf(e.trial, opts.paramsOf(e.trial.id), prices) }) });
-      if (e.trial.status === 'done' && e.trial.metrics) {
-        const value = objectiveValue(objective, e.trial.metrics);
-        if (!best || compareByObjective(objective, value, best.value, 0) < 0) best = { id: e.trial.id, value };
-      }
-      overall.update(finished(), { best: best ? `${best.id} ${formatObjective(objective, best.value)}` : '-' });
+      const top = sortTrials(objective, [...trials.values()])[0];
+      const best = top?.status === 'done' ? top : undefined;
+      overall.update(finished(), { best: best ? `${best.id} ${formatObjective(objective, objectiveValue(objective, best.metrics))}` : '-' });
     },
     stop() {
       multi.stop();
